@@ -1,0 +1,37 @@
+# Mittis: `make run` starts everything on embedded defaults; `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install migrate bootstrap clean
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+# A demo account with the sender of the README's curl and a fresh test key, printed last.
+bootstrap: migrate
+	@$(BIN)/python manage.py createapikey --account Demo --sender +18045550142 --name "make run" > var/demo-key
+	@echo
+	@echo "  Mittis is starting on http://127.0.0.1:8000  (API reference: http://127.0.0.1:8000/docs)"
+	@echo "  Your test API key:"
+	@echo
+	@echo "    export MITTIS_API_KEY=$$(cat var/demo-key)"
+	@echo
+
+run: bootstrap
+	$(BIN)/honcho start -f Procfile.dev
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var staticfiles

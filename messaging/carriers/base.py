@@ -1,0 +1,77 @@
+"""The small interface every carrier implements, after GOV.UK Notify's provider clients.
+
+`send_sms` wraps logging and timing around the carrier's own `try_send_sms`. Carriers raise
+`CarrierTemporaryError` for what a retry may fix and `CarrierRejectedError` for what it will not;
+neither ever reaches an API response.
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+import logging
+import time
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutboundSms:
+    reference: str  # our message id, handed to the carrier so its reports map straight back
+    sender: str
+    to: str
+    body: str
+    livemode: bool
+    attempt: int
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    carrier_message_id: str
+    status: str  # one of our statuses: delivered, undelivered or failed
+    carrier_status: str  # the carrier's own code, kept raw for staff
+    error_code: str = ""
+    error_message: str = ""
+
+
+@dataclass(frozen=True)
+class SendResult:
+    carrier_message_id: str
+    # A carrier that reports on its own schedule (the sandbox) hands its report back with a delay;
+    # real carriers leave this empty and call us back.
+    scheduled_report: DeliveryReport | None = None
+    report_delay: float = 0.0
+
+
+class CarrierError(Exception):
+    def __init__(self, code: str, message: str, *, carrier_status: str = ""):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.carrier_status = carrier_status
+
+
+class CarrierTemporaryError(CarrierError):
+    """The carrier could not take the message now (timeout, throttling, outage): retry later."""
+
+
+class CarrierRejectedError(CarrierError):
+    """The carrier refused the message for good: the message fails with `code`."""
+
+
+class SmsClient(ABC):
+    name: str
+
+    def send_sms(self, sms: OutboundSms) -> SendResult:
+        started = time.monotonic()
+        try:
+            result = self.try_send_sms(sms)
+        except CarrierError as error:
+            logger.warning("carrier=%s reference=%s attempt=%s error=%s (%s) in %.0f ms", self.name,
+                           sms.reference, sms.attempt, error.code, type(error).__name__,
+                           (time.monotonic() - started) * 1000)
+            raise
+        logger.info("carrier=%s reference=%s attempt=%s accepted as %s in %.0f ms", self.name, sms.reference,
+                    sms.attempt, result.carrier_message_id, (time.monotonic() - started) * 1000)
+        return result
+
+    @abstractmethod
+    def try_send_sms(self, sms: OutboundSms) -> SendResult: ...

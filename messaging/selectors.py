@@ -1,0 +1,49 @@
+"""Reads for messages. Every query is scoped to one account and mode."""
+
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from messaging.models import Message, MessageEvent
+from mittis.accounts.models import Account
+from mittis.api.exceptions import ApiError
+
+
+def message_scope(*, account: Account, livemode: bool) -> QuerySet[Message]:
+    return Message.objects.filter(account=account, livemode=livemode)
+
+
+def message_get(*, account: Account, livemode: bool, public_id: str) -> Message:
+    message = message_scope(account=account, livemode=livemode).filter(public_id=public_id).first()
+    if message is None:
+        raise ApiError("resource_missing", f"No such message: '{public_id}'.", field="id")
+    return message
+
+
+def message_list(*, account: Account, livemode: bool, status: str | None = None, to: str | None = None,
+                 sender: str | None = None, direction: str | None = None, created_gte: datetime | None = None,
+                 created_lt: datetime | None = None) -> QuerySet[Message]:
+    messages = message_scope(account=account, livemode=livemode)
+    if status:
+        messages = messages.filter(status=status)
+    if to:
+        messages = messages.filter(to=_as_e164(to))
+    if sender:
+        messages = messages.filter(from_number=_as_e164(sender))
+    if direction:
+        messages = messages.filter(direction=direction)
+    if created_gte:
+        messages = messages.filter(created_at__gte=created_gte)
+    if created_lt:
+        messages = messages.filter(created_at__lt=created_lt)
+    return messages
+
+
+def message_events(*, message: Message) -> QuerySet[MessageEvent]:
+    return message.events.select_related("message").order_by("sequence")
+
+
+def _as_e164(value: str) -> str:
+    """`?to=+1804…` arrives as ` 1804…` when the client did not encode `+`: take what was meant."""
+    value = value.strip()
+    return f"+{value}" if value.isdigit() else value

@@ -1,0 +1,217 @@
+from drf_spectacular.utils import extend_schema_field
+import phonenumbers
+from rest_framework import serializers
+
+from billing.pricing import format_amount
+from messaging import statuses
+from messaging.models import Message, MessageEvent
+from mittis.api.pagination import ListParamsSerializer
+from mittis.api.serializers import StrictCharField, StrictSerializer
+
+MAX_BODY_LENGTH = 1600
+METADATA_MAX_KEYS = 20
+METADATA_MAX_KEY_LENGTH = 40
+METADATA_MAX_VALUE_LENGTH = 500
+# Alphanumeric sender ids: GSM allows 11 characters; at least one letter tells them from short codes.
+ALPHANUMERIC_SENDER_MAX = 11
+
+E164_EXAMPLE = "+18045550199"
+
+
+def parse_e164(value: str) -> str | None:
+    """The number if `value` is a valid E.164 number (`+` and digits only), else None."""
+    if not (value.startswith("+") and value[1:].isascii() and value[1:].isdigit() and 8 <= len(value) <= 16):
+        return None
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_alphanumeric_sender(value: str) -> bool:
+    return (
+        1 <= len(value) <= ALPHANUMERIC_SENDER_MAX
+        and value.isascii()
+        and all(c.isalnum() or c == " " for c in value)
+        and any(c.isalpha() for c in value)
+    )
+
+
+class PhoneNumberField(StrictCharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 32)
+        super().__init__(**kwargs)
+
+    def run_validation(self, data=serializers.empty):
+        return self.to_internal_value(data) if data == "" else super().run_validation(data)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        number = parse_e164(value)
+        if number is None:
+            raise serializers.ValidationError(
+                f"'{self.field_name}' must be a phone number in E.164 format, like {E164_EXAMPLE}.",
+                code="invalid_phone_number",
+            )
+        return number
+
+
+class SenderField(StrictCharField):
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if value.startswith("+"):
+            number = parse_e164(value)
+            if number is None:
+                raise serializers.ValidationError(
+                    f"'from' must be a phone number in E.164 format, like {E164_EXAMPLE}, "
+                    "or an alphanumeric sender id.", code="invalid_phone_number")
+            return number
+        if not is_alphanumeric_sender(value):
+            raise serializers.ValidationError(
+                "'from' must be an E.164 phone number or a sender id of 1-11 letters, digits and spaces "
+                "with at least one letter.", code="parameter_invalid")
+        return value
+
+
+class BodyField(StrictCharField):
+    def __init__(self, **kwargs):
+        # Whitespace is content in a text message; the length check is ours, in characters.
+        super().__init__(trim_whitespace=False, **kwargs)
+
+    def run_validation(self, data=serializers.empty):
+        # DRF answers "" before to_internal_value with a generic code; ours is body_empty.
+        return self.to_internal_value(data) if data == "" else super().run_validation(data)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not value:
+            raise serializers.ValidationError("'body' must have at least one character.", code="body_empty")
+        if len(value) > MAX_BODY_LENGTH:
+            raise serializers.ValidationError(
+                f"'body' has {len(value):,} characters; the most is {MAX_BODY_LENGTH:,}.", code="body_too_long")
+        return value
+
+
+class MetadataField(serializers.Field):
+    default_error_messages = {}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("'metadata' must be an object of string keys and values.",
+                                              code="parameter_invalid_type")
+        if len(data) > METADATA_MAX_KEYS:
+            raise serializers.ValidationError(
+                f"'metadata' has {len(data)} keys; the most is {METADATA_MAX_KEYS}.", code="metadata_invalid")
+        errors = {}
+        for key, value in data.items():
+            problem = _metadata_problem(key, value)
+            if problem:
+                errors[key] = [serializers.ErrorDetail(problem, code="metadata_invalid")]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+def _metadata_problem(key: str, value) -> str | None:
+    if not 1 <= len(key) <= METADATA_MAX_KEY_LENGTH:
+        return f"Metadata keys must have 1-{METADATA_MAX_KEY_LENGTH} characters."
+    if not isinstance(value, str):
+        return f"Metadata values must be strings (key '{key}')."
+    if len(value) > METADATA_MAX_VALUE_LENGTH:
+        return f"Metadata values may have at most {METADATA_MAX_VALUE_LENGTH} characters (key '{key}')."
+    if "\x00" in key or "\x00" in value:
+        return "Metadata may not contain NUL characters."
+    return None
+
+
+class MessageCreateSerializer(StrictSerializer):
+    from_ = SenderField(help_text="A phone number (E.164) or alphanumeric sender id registered to your account.")
+    to = PhoneNumberField(help_text="The recipient, in E.164 format.")
+    body = BodyField(help_text="The text, 1-1,600 characters. GSM-7 or UCS-2 is chosen for you.")
+    metadata = MetadataField(required=False, default=dict,
+                             help_text="Up to 20 string keys (1-40 characters) and values (up to 500 characters).")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")  # `from` is a Python keyword
+        return fields
+
+
+class MessageSerializer(serializers.Serializer):
+    """The message object. Also the `data` of every event, so the two never drift apart."""
+
+    object = serializers.SerializerMethodField()
+    id = serializers.CharField(source="public_id")
+    status = serializers.ChoiceField(choices=statuses.ALL)
+    direction = serializers.ChoiceField(choices=[Message.OUTBOUND, Message.INBOUND])
+    from_ = serializers.CharField(source="from_number")
+    to = serializers.CharField()
+    body = serializers.CharField()
+    encoding = serializers.ChoiceField(choices=["GSM-7", "UCS-2"])
+    segments = serializers.IntegerField()
+    price = serializers.SerializerMethodField(help_text="Decimal string: segments x the flat unit price.")
+    currency = serializers.CharField()
+    metadata = serializers.DictField(child=serializers.CharField())
+    error_code = serializers.CharField(allow_null=True, help_text="Why the message failed; null unless it did.")
+    error_message = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    livemode = serializers.BooleanField()
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        # Keep the documented order: `from` before `to`.
+        return {name: fields[name] for name in [
+            "object", "id", "status", "direction", "from", "to", "body", "encoding", "segments", "price",
+            "currency", "metadata", "error_code", "error_message", "created_at", "updated_at", "livemode"]}
+
+    def get_object(self, message) -> str:
+        return "message"
+
+    def get_price(self, message) -> str:
+        return format_amount(message.price)
+
+    def to_representation(self, message):
+        data = super().to_representation(message)
+        data["error_code"] = message.error_code or None
+        data["error_message"] = message.error_message or None
+        return data
+
+
+class MessageEventSerializer(serializers.Serializer):
+    object = serializers.SerializerMethodField()
+    id = serializers.CharField(source="public_id")
+    type = serializers.CharField()
+    sequence = serializers.IntegerField(help_text="Orders the events of one message: 1, 2, 3...")
+    created_at = serializers.DateTimeField()
+    livemode = serializers.BooleanField(source="message.livemode")
+    data = serializers.SerializerMethodField(help_text="The message as it was when the event happened.")
+
+    def get_object(self, event) -> str:
+        return "event"
+
+    @extend_schema_field(MessageSerializer)
+    def get_data(self, event: MessageEvent) -> dict:
+        return event.data  # frozen when the event happened
+
+
+class MessageListParamsSerializer(ListParamsSerializer, StrictSerializer):
+    status = serializers.ChoiceField(choices=statuses.ALL, required=False)
+    to = StrictCharField(required=False, max_length=32)
+    from_ = StrictCharField(required=False, max_length=32)
+    direction = serializers.ChoiceField(choices=[Message.OUTBOUND, Message.INBOUND], required=False)
+    created_gte = serializers.DateTimeField(required=False, help_text="Created at or after (ISO 8601).")
+    created_lt = serializers.DateTimeField(required=False, help_text="Created before (ISO 8601).")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+

@@ -1,0 +1,40 @@
+"""Celery tasks: each takes ids or plain data, calls a service, and owns only its retry policy."""
+
+from datetime import timedelta
+import random
+
+from celery import shared_task
+
+from messaging import services
+from messaging.carriers.base import DeliveryReport
+
+# Retry a temporarily failing carrier after about 5 s, 10 s, 20 s, 40 s (capped), with jitter so
+# that many messages held up by one outage do not return all at once.
+SEND_RETRY_BASE_SECONDS = 5
+SEND_RETRY_MAX_SECONDS = 300
+# A queued message whose task has not run by then is presumed lost and enqueued again.
+STALE_QUEUED_AFTER = timedelta(minutes=2)
+
+
+def send_retry_delay(attempt: int) -> float:
+    delay = min(SEND_RETRY_BASE_SECONDS * 2 ** (attempt - 1), SEND_RETRY_MAX_SECONDS)
+    return delay * random.uniform(0.8, 1.2)
+
+
+@shared_task(name="messaging.send_message", bind=True, max_retries=None)
+def send_message(self, message_id: int, attempt: int = 1) -> None:
+    outcome = services.message_send(message_id=message_id, attempt=attempt)
+    if outcome.retry:
+        # A new task for the next attempt; the attempt number is the claim that keeps it single.
+        self.apply_async(kwargs={"message_id": message_id, "attempt": attempt + 1},
+                         countdown=send_retry_delay(attempt))
+
+
+@shared_task(name="messaging.process_delivery_report")
+def process_delivery_report(carrier: str, report: dict) -> None:
+    services.message_apply_delivery_report(carrier=carrier, report=DeliveryReport(**report))
+
+
+@shared_task(name="messaging.requeue_stale_messages")
+def requeue_stale_messages() -> int:
+    return services.messages_requeue_stale(older_than=STALE_QUEUED_AFTER)

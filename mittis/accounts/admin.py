@@ -1,0 +1,63 @@
+from django.contrib import admin, messages
+
+from mittis.accounts.models import Account, ApiKey
+from mittis.accounts.services import api_key_create, api_key_revoke
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    fields = ["public_id", "prefix", "name", "livemode", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False  # keys are created on their own page, where the secret is shown once
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = ["public_id", "name", "is_active", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["=public_id", "name"]
+    readonly_fields = ["public_id", "created_at"]
+    inlines = [ApiKeyInline]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["prefix", "account", "livemode", "name", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["livemode"]
+    list_select_related = ["account"]
+    search_fields = ["=public_id", "prefix", "=account__public_id", "account__name"]
+    autocomplete_fields = ["account"]
+    actions = ["revoke_keys"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["account", "livemode", "name"]
+        return ["public_id", "account", "livemode", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["public_id", "account", "livemode", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        created = api_key_create(account=obj.account, livemode=obj.livemode, name=obj.name)
+        # The admin goes on with `obj` (log entry, redirect): make it the row the service created.
+        obj.__dict__.update(created.api_key.__dict__)
+        messages.warning(request, f"The new key's secret, shown only this once: {created.secret}")
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: a revoked key keeps its history
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke_keys(self, request, queryset):
+        for api_key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(api_key=api_key)
+        self.message_user(request, "Revoked. Requests with these keys now get 401 invalid_api_key.")

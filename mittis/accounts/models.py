@@ -1,0 +1,44 @@
+from django.db import models
+
+from mittis.api.ids import public_id_default
+
+
+class Account(models.Model):
+    """A customer: owns its senders, API keys, messages and everything else."""
+
+    public_id = models.CharField(max_length=40, unique=True, default=public_id_default("acct"), editable=False)
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True, help_text="An inactive account's keys are refused.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.public_id})"
+
+
+class ApiKey(models.Model):
+    """A secret that authenticates as one account in one mode. Only its hash is kept."""
+
+    public_id = models.CharField(max_length=40, unique=True, default=public_id_default("key"), editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    livemode = models.BooleanField(default=False)
+    # The start of the secret, enough for a person to tell keys apart ("mk_test_Ab3d…").
+    prefix = models.CharField(max_length=16, editable=False)
+    hashed_secret = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({'live' if self.livemode else 'test'})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,0 +1,98 @@
+"""Every error code the API can answer with: the one list behind errors, /docs/errors and the schema.
+
+A code is a promise: once published it keeps its meaning. Add codes; never repurpose one.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    code: str
+    type: str
+    status: int
+    message: str  # the default human message
+    description: str  # what it means and what to do, for the catalogue
+
+
+_CODES = [
+    # --- invalid_request_error: the request itself is wrong -------------------------------------
+    ErrorCode("parameter_missing", "invalid_request_error", 400,
+              "A required parameter is missing.",
+              "A required parameter was not sent, or was sent as null. `field` names it."),
+    ErrorCode("parameter_invalid", "invalid_request_error", 400,
+              "A parameter has an invalid value.",
+              "The value of `field` is not one the parameter accepts; the message says which are."),
+    ErrorCode("parameter_invalid_type", "invalid_request_error", 400,
+              "A parameter has the wrong type.",
+              "The value of `field` is the wrong JSON type, for example a number where a string is expected."),
+    ErrorCode("parameter_unknown", "invalid_request_error", 400,
+              "The request has a parameter this endpoint does not accept.",
+              "`field` is not a parameter of this endpoint. Check its spelling against the reference; "
+              "unknown parameters are refused rather than ignored so that a typo never goes unnoticed."),
+    ErrorCode("parameter_out_of_range", "invalid_request_error", 400,
+              "A parameter is out of range.",
+              "The number or length of `field` is outside the range the reference gives."),
+    ErrorCode("invalid_phone_number", "invalid_request_error", 400,
+              "The phone number is not a valid E.164 number.",
+              "`to` (or `from`) must be a valid phone number in E.164 format: a `+`, the country code and "
+              "the national number, without spaces or punctuation, like `+18045550199`."),
+    ErrorCode("unknown_sender", "invalid_request_error", 400,
+              "The sender is not registered to your account.",
+              "`from` must be a phone number or alphanumeric sender id registered to your account."),
+    ErrorCode("body_empty", "invalid_request_error", 400,
+              "The message body is empty.",
+              "`body` must have at least one character."),
+    ErrorCode("body_too_long", "invalid_request_error", 400,
+              "The message body is longer than 1,600 characters.",
+              "`body` may have at most 1,600 characters. Split longer texts into several messages."),
+    ErrorCode("metadata_invalid", "invalid_request_error", 400,
+              "The metadata is invalid.",
+              "`metadata` is an object of at most 20 keys; keys are strings of 1-40 characters and values "
+              "strings of at most 500 characters. `field` names the key at fault."),
+    ErrorCode("invalid_json", "invalid_request_error", 400,
+              "The request body is not valid JSON.",
+              "The body could not be parsed as JSON. Check quoting and trailing commas."),
+    ErrorCode("invalid_request_body", "invalid_request_error", 400,
+              "The request body must be a JSON object.",
+              "The body parsed, but it is not a JSON object (for example an array or a string)."),
+    ErrorCode("unsupported_media_type", "invalid_request_error", 415,
+              "The request body must be sent as application/json.",
+              "Send `Content-Type: application/json` with a JSON body."),
+    ErrorCode("not_acceptable", "invalid_request_error", 406,
+              "The API answers only in application/json.",
+              "The `Accept` header asked for a format the API does not produce; accept `application/json`."),
+    ErrorCode("method_not_allowed", "invalid_request_error", 405,
+              "This method is not allowed on this URL.",
+              "The URL exists but does not accept this HTTP method; the `Allow` header lists those it does."),
+    # --- authentication_error / permission_error -------------------------------------------------
+    ErrorCode("missing_api_key", "authentication_error", 401,
+              "No API key was provided. Send it as 'Authorization: Bearer <key>'.",
+              "The request had no `Authorization` header. Send your key as a bearer token."),
+    ErrorCode("invalid_api_key", "authentication_error", 401,
+              "The API key is invalid or has been revoked.",
+              "The key is unknown, malformed or revoked, or its account is deactivated. Keys start "
+              "`mk_live_` or `mk_test_`; create a new one if it was revoked."),
+    ErrorCode("permission_denied", "permission_error", 403,
+              "This key may not perform this request.",
+              "The key is valid but not allowed to do this."),
+    # --- not_found_error -------------------------------------------------------------------------
+    ErrorCode("resource_missing", "not_found_error", 404,
+              "No such object.",
+              "No object with this id exists for your account in this mode. Test-mode keys see only "
+              "test objects, live keys only live ones."),
+    ErrorCode("url_not_found", "not_found_error", 404,
+              "Unrecognised request URL.",
+              "No endpoint has this URL. Every endpoint starts with `/v1/`; see the reference at `/docs`."),
+    # --- api_error: ours ----------------------------------------------------------------------------
+    ErrorCode("internal_error", "api_error", 500,
+              "Something went wrong on our side. It has been logged.",
+              "An unexpected error on our side. The request's database changes were rolled back; "
+              "retry, and quote the `request_id` if it persists."),
+]
+
+ERROR_CODES: dict[str, ErrorCode] = {entry.code: entry for entry in _CODES}
+ERROR_TYPES = [
+    "invalid_request_error", "authentication_error", "permission_error", "not_found_error",
+    "idempotency_error", "rate_limit_error", "billing_error", "api_error",
+]

@@ -1,0 +1,43 @@
+"""Public ids: a type prefix and a random base62 tail (`msg_3kTq...`).
+
+Sequential database ids never leave the server; these are what clients see and send back.
+"""
+
+import secrets
+import string
+
+_ALPHABET = string.ascii_letters + string.digits
+# 24 base62 characters carry ~143 bits: unguessable, so an id alone reveals nothing.
+_TAIL_LENGTH = 24
+
+
+def random_token(length: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def new_public_id(prefix: str) -> str:
+    return f"{prefix}_{random_token(_TAIL_LENGTH)}"
+
+
+def public_id_default(prefix: str):
+    """A callable for a model field default; named so migrations can serialise it."""
+    return _DEFAULTS[prefix]
+
+
+def _acct() -> str:
+    return new_public_id("acct")
+
+
+def _key() -> str:
+    return new_public_id("key")
+
+
+def _msg() -> str:
+    return new_public_id("msg")
+
+
+def _evt() -> str:
+    return new_public_id("evt")
+
+
+_DEFAULTS = {"acct": _acct, "key": _key, "msg": _msg, "evt": _evt}

@@ -1,0 +1,58 @@
+"""Stripe-style lists: newest first, `limit`, `starting_after` / `ending_before` object ids."""
+
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+from rest_framework import serializers
+
+from mittis.api.exceptions import ApiError
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+class ListParamsSerializer(serializers.Serializer):
+    """The paging parameters every list accepts; list views extend it with their filters."""
+
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT,
+                                     help_text="How many objects to return, 1-100.")
+    starting_after = serializers.CharField(required=False, max_length=64,
+                                           help_text="An object id: return the objects after it (older).")
+    ending_before = serializers.CharField(required=False, max_length=64,
+                                          help_text="An object id: return the objects before it (newer).")
+
+    def validate(self, attrs):
+        if "starting_after" in attrs and "ending_before" in attrs:
+            raise ApiError("parameter_invalid", "Send at most one of 'starting_after' and 'ending_before'.",
+                           field="ending_before")
+        return attrs
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list
+    has_more: bool
+
+
+def paginate(queryset: QuerySet, *, scope: QuerySet, limit: int, starting_after: str | None = None,
+             ending_before: str | None = None) -> Page:
+    """One page of `queryset`, newest first by internal id.
+
+    Cursor ids are looked up in `scope`, the caller's objects before any filter, so a cursor stays
+    valid when filters change and another account's id is simply unknown.
+    """
+    if starting_after:
+        queryset = queryset.filter(pk__lt=_cursor_pk(scope, starting_after, "starting_after"))
+    if ending_before:
+        cursor = _cursor_pk(scope, ending_before, "ending_before")
+        rows = list(queryset.filter(pk__gt=cursor).order_by("pk")[: limit + 1])
+        return Page(items=list(reversed(rows[:limit])), has_more=len(rows) > limit)
+    rows = list(queryset.order_by("-pk")[: limit + 1])
+    return Page(items=rows[:limit], has_more=len(rows) > limit)
+
+
+def _cursor_pk(queryset: QuerySet, public_id: str, param: str) -> int:
+    pk = queryset.filter(public_id=public_id).values_list("pk", flat=True).first()
+    if pk is None:
+        raise ApiError("parameter_invalid", f"'{param}': no object with id '{public_id}'.", field=param)
+    return pk

@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
+
+from mittis.api import docs
+
+urlpatterns = [
+    path("v1/", include("messaging.urls")),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
+    path("docs", SpectacularRedocView.as_view(url_name="openapi"), name="docs"),
+    path("docs/errors", docs.error_catalogue, name="docs-errors"),
+    path("healthz", docs.health, name="health"),
+    path("admin/", admin.site.urls),
+    path("", RedirectView.as_view(url="/docs", permanent=False)),
+]
+
+handler400 = "mittis.api.errors.bad_request_view"
+handler403 = "mittis.api.errors.permission_denied_view"
+handler404 = "mittis.api.errors.not_found_view"
+handler500 = "mittis.api.errors.server_error_view"

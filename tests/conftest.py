@@ -1,0 +1,50 @@
+import os
+import uuid
+
+import pytest
+from rest_framework.test import APIClient
+
+from mittis.celery import app as celery_app
+from tests.factories import AccountFactory, SenderFactory, api_key_for
+
+SEED = {"from": "+18045550142", "to": "+18045550199", "body": "Your technician is 15 minutes out."}
+
+# Without CELERY_BROKER_URL the tests use an in-process broker; CI points them at the real Redis.
+# A queue of its own per run keeps these tests' tasks apart from anything else on that broker.
+if "CELERY_BROKER_URL" not in os.environ:
+    celery_app.conf.broker_url = "memory://"
+celery_app.conf.task_default_queue = f"mittis-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def account(db):
+    account = AccountFactory(name="Acme Plumbing")
+    SenderFactory(account=account, value="+18045550142")
+    return account
+
+
+@pytest.fixture
+def test_key(account):
+    return api_key_for(account)
+
+
+@pytest.fixture
+def api(test_key):
+    """An API client authenticated with the account's test key."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {test_key}")
+    return client
+
+
+@pytest.fixture
+def anonymous():
+    return APIClient()
+
+
+@pytest.fixture
+def send(api):
+    """POST /v1/messages with the seed body, overridden by keyword."""
+    def _send(client=None, **overrides):
+        body = {**SEED, **overrides}
+        return (client or api).post("/v1/messages", body, format="json")
+    return _send

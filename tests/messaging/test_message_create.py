@@ -1,0 +1,184 @@
+"""POST /v1/messages: the 201 of the contract, and a clear 4xx for every malformed request."""
+
+import json
+import re
+
+import pytest
+
+from messaging.models import Message, MessageEvent
+from tests.conftest import SEED
+
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def test_seed_request_answers_201_in_the_contract_shape(send):
+    response = send()
+
+    assert response.status_code == 201
+    body = response.json()
+    assert list(body) == [
+        "object", "id", "status", "direction", "from", "to", "body", "encoding", "segments", "price",
+        "currency", "metadata", "error_code", "error_message", "created_at", "updated_at", "livemode",
+    ]
+    assert body["object"] == "message"
+    assert re.fullmatch(r"msg_[A-Za-z0-9]{24}", body["id"])
+    assert body | {"id": None, "created_at": None, "updated_at": None} == {
+        "object": "message", "id": None, "status": "queued", "direction": "outbound",
+        "from": "+18045550142", "to": "+18045550199", "body": "Your technician is 15 minutes out.",
+        "encoding": "GSM-7", "segments": 1, "price": "0.008", "currency": "USD", "metadata": {},
+        "error_code": None, "error_message": None, "created_at": None, "updated_at": None, "livemode": False,
+    }
+    assert TIMESTAMP.match(body["created_at"]) and TIMESTAMP.match(body["updated_at"])
+
+
+def test_accepting_records_the_queued_event_and_enqueues_the_send_after_commit(send, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = send(metadata={"order_id": "A-1001"})
+
+    message = Message.objects.get(public_id=response.json()["id"])
+    assert message.metadata == {"order_id": "A-1001"}
+    event = MessageEvent.objects.get(message=message)
+    assert (event.type, event.sequence, event.data["status"]) == ("message.queued", 1, "queued")
+    assert len(callbacks) == 1  # the send task, published only once the message is committed
+
+
+@pytest.mark.parametrize("body, encoding, segments, price", [
+    ("a" * 160, "GSM-7", 1, "0.008"),
+    ("a" * 161, "GSM-7", 2, "0.016"),
+    ("€" * 80, "GSM-7", 1, "0.008"),
+    ("{" * 81, "GSM-7", 2, "0.016"),
+    ("😀", "UCS-2", 1, "0.008"),
+    ("ж" * 70, "UCS-2", 1, "0.008"),
+    ("ж" * 71, "UCS-2", 2, "0.016"),
+    ("a" * 1600, "GSM-7", 11, "0.088"),
+])
+def test_encoding_segments_and_price_follow_gsm_03_38(send, body, encoding, segments, price):
+    response = send(body=body)
+
+    assert response.status_code == 201, response.json()
+    assert (response.json()["encoding"], response.json()["segments"], response.json()["price"]) == (
+        encoding, segments, price)
+
+
+def test_an_alphanumeric_sender_registered_to_the_account_may_send(send, account):
+    account.senders.create(value="Acme", kind="alphanumeric")
+
+    assert send(**{"from": "Acme"}).json()["from"] == "Acme"
+
+
+def _error(response):
+    assert response["Content-Type"] == "application/json"
+    error = response.json()["error"]
+    assert error["request_id"] == response["Request-Id"]
+    assert error["doc_url"] == f"/docs/errors#{error['code']}"
+    assert error["errors"][0] == {"code": error["code"], "message": error["message"], "field": error["field"]}
+    return error
+
+
+@pytest.mark.parametrize("overrides, code, field", [
+    ({"to": None}, "parameter_missing", "to"),
+    ({"to": 18045550199}, "parameter_invalid_type", "to"),
+    ({"to": "8045550199"}, "invalid_phone_number", "to"),
+    ({"to": "+1 804 555 0199"}, "invalid_phone_number", "to"),
+    ({"to": "+1804555019"}, "invalid_phone_number", "to"),
+    ({"to": "+99912345678"}, "invalid_phone_number", "to"),
+    ({"to": ""}, "invalid_phone_number", "to"),
+    ({"to": "+1804555019９"}, "invalid_phone_number", "to"),
+    ({"from": "+18045550100"}, "unknown_sender", "from"),
+    ({"from": "NotOurs"}, "unknown_sender", "from"),
+    ({"from": "Way Too Long Id"}, "parameter_invalid", "from"),
+    ({"from": ["+18045550142"]}, "parameter_invalid_type", "from"),
+    ({"body": ""}, "body_empty", "body"),
+    ({"body": "x" * 1601}, "body_too_long", "body"),
+    ({"body": None}, "parameter_missing", "body"),
+    ({"body": 42}, "parameter_invalid_type", "body"),
+    ({"body": "nul \x00 byte"}, "parameter_invalid", "body"),
+    ({"metadata": "order=1"}, "parameter_invalid_type", "metadata"),
+    ({"metadata": {f"k{i}": "v" for i in range(21)}}, "metadata_invalid", "metadata"),
+    ({"metadata": {"order_id": 1001}}, "metadata_invalid", "metadata.order_id"),
+    ({"metadata": {"note": "x" * 501}}, "metadata_invalid", "metadata.note"),
+    ({"too": "+18045550199"}, "parameter_unknown", "too"),
+])
+def test_malformed_fields_get_a_400_naming_the_field(send, overrides, code, field):
+    response = send(**overrides)
+
+    assert response.status_code == 400
+    error = _error(response)
+    assert (error["type"], error["code"], error["field"]) == ("invalid_request_error", code, field)
+    assert Message.objects.count() == 0
+
+
+def test_a_missing_field_is_named(api):
+    response = api.post("/v1/messages", {"from": SEED["from"], "body": "hi"}, format="json")
+
+    assert response.status_code == 400
+    assert (_error(response)["code"], _error(response)["field"]) == ("parameter_missing", "to")
+
+
+def test_every_field_error_is_listed_and_the_first_leads(api):
+    response = api.post("/v1/messages", {"to": "nope", "body": ""}, format="json")
+
+    errors = _error(response)["errors"]
+    assert {(e["field"], e["code"]) for e in errors} == {
+        ("from", "parameter_missing"), ("to", "invalid_phone_number"), ("body", "body_empty")}
+
+
+@pytest.mark.parametrize("raw, code", [
+    (b'{"from": "+18045550142", "to": ', "invalid_json"),
+    (b"not json at all", "invalid_json"),
+    (b'["+18045550199"]', "invalid_request_body"),
+    (b'"just a string"', "invalid_request_body"),
+    (b'{"from": "+18045550142", "to": "+18045550199", "body": "\\ud800"}', "parameter_invalid"),
+    (b"\xff\xfe{}", "invalid_json"),
+])
+def test_a_body_that_is_not_a_json_object_gets_400(api, raw, code):
+    response = api.post("/v1/messages", raw, content_type="application/json")
+
+    assert response.status_code == 400
+    assert _error(response)["code"] == code
+
+
+def test_a_form_encoded_body_gets_415(api):
+    response = api.post("/v1/messages", "to=%2B18045550199&body=hi", content_type="application/x-www-form-urlencoded")
+
+    assert response.status_code == 415
+    assert _error(response)["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize("header, code", [
+    (None, "missing_api_key"),
+    ("Bearer mk_test_doesnotexist000000000000000000", "invalid_api_key"),
+    ("Bearer ", "invalid_api_key"),
+    ("Token abc", "invalid_api_key"),
+    ("Bearer sk_test_123", "invalid_api_key"),
+])
+def test_a_request_without_a_valid_key_gets_401(anonymous, db, header, code):
+    if header is not None:
+        anonymous.credentials(HTTP_AUTHORIZATION=header)
+
+    response = anonymous.post("/v1/messages", SEED, format="json")
+
+    assert response.status_code == 401
+    error = _error(response)
+    assert (error["type"], error["code"]) == ("authentication_error", code)
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_basic_auth_with_the_key_as_user_name_works_like_curl_u(anonymous, test_key, account):
+    anonymous.credentials(HTTP_AUTHORIZATION="Basic " + __import__("base64").b64encode(f"{test_key}:".encode()).decode())
+
+    assert anonymous.post("/v1/messages", SEED, format="json").status_code == 201
+
+
+def test_a_live_key_creates_live_messages(anonymous, account, send):
+    from tests.factories import api_key_for
+
+    anonymous.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(account, livemode=True)}")
+
+    assert send(client=anonymous).json()["livemode"] is True
+
+
+def test_a_json_body_with_a_charset_is_accepted(api):
+    response = api.post("/v1/messages", json.dumps(SEED), content_type="application/json; charset=utf-8")
+
+    assert response.status_code == 201
