@@ -95,8 +95,9 @@ class BodyField(StrictCharField):
         return value
 
 
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "string", "maxLength": 500},
+                      "maxProperties": 20, "example": {"order_id": "A-1001"}})
 class MetadataField(serializers.Field):
-    default_error_messages = {}
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):

@@ -194,7 +194,7 @@ def _record_event(message: Message, *, carrier_status: str = "") -> MessageEvent
 
 
 # --- Recovery ---------------------------------------------------------------------------------
-def messages_requeue_stale(*, older_than) -> int:
+def messages_requeue_stale(*, older_than) -> list[int]:
     """Enqueue again the queued messages whose send task was lost (broker down, worker killed).
 
     Harmless for a message whose task is merely late: the attempt claim lets only one run send.
@@ -203,4 +203,4 @@ def messages_requeue_stale(*, older_than) -> int:
                  .values_list("pk", flat=True)[:1000])
     for message_id in stale:
         _enqueue_send(message_id)
-    return len(stale)
+    return stale

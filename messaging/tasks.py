@@ -37,4 +37,4 @@ def process_delivery_report(carrier: str, report: dict) -> None:
 
 @shared_task(name="messaging.requeue_stale_messages")
 def requeue_stale_messages() -> int:
-    return services.messages_requeue_stale(older_than=STALE_QUEUED_AFTER)
+    return len(services.messages_requeue_stale(older_than=STALE_QUEUED_AFTER))

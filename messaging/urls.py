@@ -4,6 +4,6 @@ from messaging import views
 
 urlpatterns = [
     path("messages", views.MessagesView.as_view(), name="messages"),
-    path("messages/<str:public_id>", views.MessageDetailView.as_view(), name="message-detail"),
-    path("messages/<str:public_id>/events", views.MessageEventsView.as_view(), name="message-events"),
+    path("messages/<str:id>", views.MessageDetailView.as_view(), name="message-detail"),
+    path("messages/<str:id>/events", views.MessageEventsView.as_view(), name="message-events"),
 ]

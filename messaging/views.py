@@ -83,9 +83,9 @@ class MessageDetailView(APIView):
         responses={200: MessageSerializer, **error_responses(401, 404)},
         tags=["Messages"],
     )
-    def get(self, request, public_id: str):
+    def get(self, request, id: str):
         message = selectors.message_get(account=request.user.account, livemode=request.user.livemode,
-                                        public_id=public_id)
+                                        public_id=id)
         return Response(MessageSerializer(message).data)
 
 
@@ -101,9 +101,9 @@ class MessageEventsView(APIView):
         responses={200: list_response(MessageEventSerializer, "MessageEventList"), **error_responses(401, 404)},
         tags=["Messages"],
     )
-    def get(self, request, public_id: str):
+    def get(self, request, id: str):
         message = selectors.message_get(account=request.user.account, livemode=request.user.livemode,
-                                        public_id=public_id)
+                                        public_id=id)
         events = selectors.message_events(message=message)
         return Response({"object": "list", "url": request.path, "has_more": False,
                          "data": MessageEventSerializer(events, many=True).data})

@@ -13,6 +13,7 @@ SEED = {"from": "+18045550142", "to": "+18045550199", "body": "Your technician i
 # A queue of its own per run keeps these tests' tasks apart from anything else on that broker.
 if "CELERY_BROKER_URL" not in os.environ:
     celery_app.conf.broker_url = "memory://"
+    celery_app.conf.broker_transport_options = {"polling_interval": 0.05}
 celery_app.conf.task_default_queue = f"mittis-test-{uuid.uuid4().hex[:8]}"
 
 

@@ -1,0 +1,27 @@
+"""A URLconf with views that crash, to prove a 500 still answers in the error shape."""
+
+from django.urls import include, path
+from rest_framework.permissions import AllowAny
+from rest_framework.views import APIView
+
+
+class CrashingApiView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    def get(self, request):
+        raise RuntimeError("boom")
+
+
+def crashing_django_view(request):
+    raise RuntimeError("boom")
+
+
+urlpatterns = [
+    path("v1/crash", CrashingApiView.as_view()),
+    path("plain-crash", crashing_django_view),
+    path("", include("mittis.urls")),
+]
+
+handler404 = "mittis.api.errors.not_found_view"
+handler500 = "mittis.api.errors.server_error_view"

@@ -1,0 +1,67 @@
+"""/openapi.json and /docs: the reference a developer reads."""
+
+import pytest
+
+from mittis.api.catalogue import ERROR_CODES
+from tests.conftest import SEED
+
+
+@pytest.fixture
+def schema(client, db):
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_the_schema_documents_the_message_endpoints(schema):
+    assert schema["openapi"].startswith("3.")
+    assert set(schema["paths"]) == {"/v1/messages", "/v1/messages/{id}", "/v1/messages/{id}/events"}
+    assert set(schema["paths"]["/v1/messages"]) == {"get", "post"}
+
+
+def test_the_send_example_is_the_seed_request(schema):
+    post = schema["paths"]["/v1/messages"]["post"]
+    examples = post["requestBody"]["content"]["application/json"]["examples"]
+
+    assert [e["value"] for e in examples.values()] == [SEED]
+    assert "curl http://127.0.0.1:8000/v1/messages" in post["description"]
+    create = schema["components"]["schemas"]["MessageCreateRequest"]
+    assert set(create["required"]) == {"from", "to", "body"}
+    assert set(post["responses"]) >= {"201", "400", "401", "415"}
+
+
+def test_the_auth_scheme_is_bearer_api_keys(schema):
+    assert schema["components"]["securitySchemes"]["ApiKey"] | {"description": None, "bearerFormat": None} == {
+        "type": "http", "scheme": "bearer", "description": None, "bearerFormat": None}
+    assert schema["paths"]["/v1/messages"]["post"]["security"] == [{"ApiKey": []}]
+
+
+def test_the_schema_lists_every_error_code(schema):
+    description = schema["info"]["description"]
+
+    for code in ERROR_CODES:
+        assert f"`{code}`" in description
+
+
+def test_docs_and_the_error_catalogue_are_served(client, db):
+    docs = client.get("/docs")
+    catalogue = client.get("/docs/errors")
+
+    assert docs.status_code == 200 and b"/openapi.json" in docs.content
+    assert catalogue.status_code == 200
+    for code in ERROR_CODES:
+        assert f'id="{code}"'.encode() in catalogue.content
+
+
+def test_the_docs_page_loads_its_assets_locally(client, db):
+    docs = client.get("/docs").content.decode()
+
+    assert "cdn" not in docs.lower()
+    asset = docs.split('src="')[1].split('"')[0]
+    assert client.get(asset).status_code == 200
+
+
+def test_the_schema_generates_without_warnings_and_validates(db, tmp_path):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))

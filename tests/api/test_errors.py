@@ -1,0 +1,63 @@
+"""Errors from the framework itself leave in the contract's shape, with a Request-Id."""
+
+import re
+
+from django.test import Client
+import pytest
+
+from mittis.api.catalogue import ERROR_CODES
+
+
+def assert_error_shape(response, status, code, error_type):
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/json"
+    assert re.fullmatch(r"req_[A-Za-z0-9]{24}", response["Request-Id"])
+    error = response.json()["error"]
+    assert (error["code"], error["type"]) == (code, error_type)
+    assert error["request_id"] == response["Request-Id"]
+    assert error["doc_url"] == f"/docs/errors#{code}"
+    assert code in ERROR_CODES
+    return error
+
+
+@pytest.mark.parametrize("path", ["/v1/nothing-here", "/v1/messages/", "/v2/messages", "/favicon.ico"])
+def test_an_unknown_url_is_a_404_in_the_error_shape(client, db, path):
+    assert_error_shape(client.get(path), 404, "url_not_found", "not_found_error")
+
+
+def test_a_wrong_method_is_a_405_listing_the_allowed_ones(api):
+    response = api.delete("/v1/messages")
+
+    assert_error_shape(response, 405, "method_not_allowed", "invalid_request_error")
+    assert set(response["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+
+
+def test_asking_for_xml_is_a_406(api):
+    response = api.get("/v1/messages", HTTP_ACCEPT="application/xml")
+
+    assert_error_shape(response, 406, "not_acceptable", "invalid_request_error")
+
+
+@pytest.mark.parametrize("path", ["/v1/crash", "/plain-crash"])
+def test_a_crash_is_a_500_in_the_error_shape_without_internals(settings, db, path):
+    settings.ROOT_URLCONF = "tests.api.crashing_urls"
+    client = Client(raise_request_exception=False)
+
+    response = client.get(path)
+
+    error = assert_error_shape(response, 500, "internal_error", "api_error")
+    assert "boom" not in response.content.decode()
+    assert error["field"] is None
+
+
+def test_every_response_has_a_request_id(client, db, api):
+    ids = {client.get("/healthz")["Request-Id"], api.get("/v1/messages")["Request-Id"], client.get("/docs")["Request-Id"]}
+
+    assert len(ids) == 3 and all(i.startswith("req_") for i in ids)
+
+
+def test_every_catalogue_code_has_a_known_type_and_an_error_status():
+    from mittis.api.catalogue import ERROR_TYPES
+
+    for entry in ERROR_CODES.values():
+        assert entry.type in ERROR_TYPES and 400 <= entry.status <= 599, entry
