@@ -15,17 +15,14 @@ $(STAMP): requirements.txt
 install: $(STAMP)
 
 migrate: install
-	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py migrate --noinput --verbosity 0
 
 # A demo account with the sender of the README's curl and a fresh test key, printed last.
+# The key is printed, never written to a file.
 bootstrap: migrate
-	@$(BIN)/python manage.py createapikey --account Demo --sender +18045550142 --name "make run" > var/demo-key
-	@echo
-	@echo "  Mittis is starting on http://127.0.0.1:8000  (API reference: http://127.0.0.1:8000/docs)"
-	@echo "  Your test API key:"
-	@echo
-	@echo "    export MITTIS_API_KEY=$$(cat var/demo-key)"
-	@echo
+	@key=$$($(BIN)/python manage.py createapikey --account Demo --sender +18045550142 --name "make run") && \
+	printf '\n  Mittis is starting on http://127.0.0.1:8000  (API reference: http://127.0.0.1:8000/docs)\n' && \
+	printf '  Your test API key (new on every start):\n\n    export MITTIS_API_KEY=%s\n\n' "$$key"
 
 run: bootstrap
 	$(BIN)/honcho start -f Procfile.dev
