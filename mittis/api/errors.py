@@ -6,7 +6,7 @@
 from dataclasses import dataclass
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import set_rollback
@@ -90,6 +90,8 @@ def exception_handler(exc, context):
     elif isinstance(exc, ApiError):
         errors = [FieldError(exc.code, exc.message, exc.field)]
         headers.update(exc.headers)
+    elif isinstance(exc, RequestDataTooBig):
+        errors = [FieldError("request_too_large", ERROR_CODES["request_too_large"].message)]
     elif isinstance(exc, (Http404, PermissionDenied)):
         code = "resource_missing" if isinstance(exc, Http404) else "permission_denied"
         errors = [FieldError(code, ERROR_CODES[code].message)]
@@ -128,7 +130,8 @@ def _flatten_validation(detail, path: str | None = None):
             if key in ("non_field_errors", "__all__"):
                 yield from _flatten_validation(value, path)
             else:
-                yield from _flatten_validation(value, f"{path}.{key}" if path else str(key))
+                key = str(key) or "''"  # an empty metadata key still gets a visible path
+                yield from _flatten_validation(value, f"{path}.{key}" if path else key)
     elif isinstance(detail, list):
         for index, item in enumerate(detail):
             if isinstance(item, (dict, list)):
@@ -164,6 +167,8 @@ def server_error_view(request):
 
 
 def bad_request_view(request, exception=None):
+    if isinstance(exception, RequestDataTooBig):
+        return error_response(request, "request_too_large")
     return error_response(request, "parameter_invalid", "The request could not be understood.")
 
 

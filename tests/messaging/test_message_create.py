@@ -97,6 +97,7 @@ def _error(response):
     ({"metadata": {f"k{i}": "v" for i in range(21)}}, "metadata_invalid", "metadata"),
     ({"metadata": {"order_id": 1001}}, "metadata_invalid", "metadata.order_id"),
     ({"metadata": {"note": "x" * 501}}, "metadata_invalid", "metadata.note"),
+    ({"metadata": {"": "v"}}, "metadata_invalid", "metadata.''"),
     ({"too": "+18045550199"}, "parameter_unknown", "too"),
 ])
 def test_malformed_fields_get_a_400_naming_the_field(send, overrides, code, field):
@@ -136,6 +137,14 @@ def test_a_body_that_is_not_a_json_object_gets_400(api, raw, code):
 
     assert response.status_code == 400
     assert _error(response)["code"] == code
+
+
+def test_an_oversized_body_gets_413_not_a_crash(api):
+    response = api.post("/v1/messages", json.dumps({**SEED, "body": "x" * 3_000_000}), content_type="application/json")
+
+    assert response.status_code == 413
+    assert _error(response)["code"] == "request_too_large"
+    assert Message.objects.count() == 0
 
 
 def test_a_form_encoded_body_gets_415(api):
