@@ -1,30 +1,41 @@
-"""Flat pricing: the price of a message is known in code before it is sent. Pure functions."""
+"""Flat pricing, pure: what a message costs follows from its country and segment count alone."""
 
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.conf import settings
+import phonenumbers
+
+# The price of a segment to any country the price table does not name, until staff set another.
+DEFAULT_UNIT_PRICE = Decimal("0.008")
+DEFAULT_CURRENCY = "USD"
 
 
 @dataclass(frozen=True)
-class Price:
+class Quote:
+    country: str  # ISO 3166 alpha-2, or "" when the number belongs to no country
+    unit_price: Decimal
+    segments: int
     amount: Decimal
     currency: str
 
 
-def unit_price() -> Price:
-    """The flat price of one segment (0.008 USD unless MITTIS_UNIT_PRICE says otherwise)."""
-    return Price(amount=settings.MITTIS_UNIT_PRICE, currency=settings.MITTIS_CURRENCY)
+def country_for(number: str) -> str:
+    """The ISO 3166 alpha-2 country of an E.164 number ("" for non-geographic numbers)."""
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(number, None))
+    except phonenumbers.NumberParseException:
+        return ""
+    return region if region and region.isalpha() and len(region) == 2 else ""
 
 
-def message_price(*, segments: int) -> Price:
-    unit = unit_price()
-    return Price(amount=unit.amount * segments, currency=unit.currency)
+def quote(*, country: str, unit_price: Decimal, currency: str, segments: int) -> Quote:
+    return Quote(country=country, unit_price=unit_price, segments=segments, amount=unit_price * segments,
+                 currency=currency)
 
 
 def format_amount(amount: Decimal) -> str:
-    """A money amount as the API shows it: a plain decimal string without trailing zeros ("0.008", "0.016")."""
+    """A money amount as the API shows it: a plain decimal string without trailing zeros ("0.008", "-1.5")."""
     text = format(amount, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
-    return text or "0"
+    return "0" if text in ("", "-0") else text

@@ -37,7 +37,9 @@ class Message(models.Model):
     body = models.TextField()
     encoding = models.CharField(max_length=5)
     segments = models.PositiveIntegerField()
-    price = models.DecimalField(max_digits=12, decimal_places=4)
+    # The destination's ISO 3166 country, which priced the message.
+    country = models.CharField(max_length=2, blank=True)
+    price = models.DecimalField(max_digits=18, decimal_places=6)
     currency = models.CharField(max_length=3)
     metadata = models.JSONField(default=dict, blank=True)
 

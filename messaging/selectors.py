@@ -2,7 +2,10 @@
 
 from datetime import datetime
 
-from django.db.models import QuerySet
+from datetime import timezone as dt_timezone
+
+from django.db.models import Count, F, QuerySet, Sum
+from django.db.models.functions import TruncDate
 
 from messaging.models import Message, MessageEvent
 from mittis.accounts.models import Account
@@ -41,6 +44,23 @@ def message_list(*, account: Account, livemode: bool, status: str | None = None,
 
 def message_events(*, message: Message) -> QuerySet[MessageEvent]:
     return message.events.select_related("message").order_by("sequence")
+
+
+USAGE_GROUPS = {
+    "day": TruncDate("created_at", tzinfo=dt_timezone.utc),
+    "country": F("country"),
+    "status": F("status"),
+}
+
+
+def message_usage(*, account: Account, livemode: bool, start: datetime, end: datetime, group_by: str) -> list[dict]:
+    """Message counts, segments and amounts per day, country or status, summed by the database."""
+    rows = (message_scope(account=account, livemode=livemode)
+            .filter(direction=Message.OUTBOUND, created_at__gte=start, created_at__lt=end)
+            .annotate(group=USAGE_GROUPS[group_by]).values("group")
+            .annotate(messages=Count("id"), segments=Sum("segments"), amount=Sum("price"))
+            .order_by("group"))
+    return list(rows)
 
 
 def _as_e164(value: str) -> str:

@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 import phonenumbers
 from rest_framework import serializers
 
-from billing.pricing import format_amount
+from billing.serializers import MoneyField
 from messaging import statuses
 from messaging.models import Message, MessageEvent
 from mittis.api.pagination import ListParamsSerializer
@@ -156,7 +156,7 @@ class MessageSerializer(serializers.Serializer):
     body = serializers.CharField()
     encoding = serializers.ChoiceField(choices=["GSM-7", "UCS-2"])
     segments = serializers.IntegerField()
-    price = serializers.SerializerMethodField(help_text="Decimal string: segments x the flat unit price.")
+    price = MoneyField(help_text="Decimal string: segments x the flat price per segment of the destination.")
     currency = serializers.CharField()
     metadata = serializers.DictField(child=serializers.CharField())
     error_code = serializers.CharField(allow_null=True, help_text="Why the message failed; null unless it did.")
@@ -175,9 +175,6 @@ class MessageSerializer(serializers.Serializer):
 
     def get_object(self, message) -> str:
         return "message"
-
-    def get_price(self, message) -> str:
-        return format_amount(message.price)
 
     def to_representation(self, message):
         data = super().to_representation(message)
@@ -203,7 +200,7 @@ class MessageEventSerializer(serializers.Serializer):
         return event.data  # frozen when the event happened
 
 
-class MessageListParamsSerializer(ListParamsSerializer, StrictSerializer):
+class MessageListParamsSerializer(ListParamsSerializer):
     status = serializers.ChoiceField(choices=statuses.ALL, required=False)
     to = StrictCharField(required=False, max_length=32)
     from_ = StrictCharField(required=False, max_length=32)
@@ -216,3 +213,42 @@ class MessageListParamsSerializer(ListParamsSerializer, StrictSerializer):
         fields["from"] = fields.pop("from_")
         return fields
 
+
+
+class MessagePreviewSerializer(serializers.Serializer):
+    object = serializers.SerializerMethodField()
+    encoding = serializers.ChoiceField(choices=["GSM-7", "UCS-2"])
+    segments = serializers.IntegerField()
+    price = MoneyField(help_text="What the send will cost: segments x unit_price.")
+    unit_price = MoneyField(help_text="The price per segment to this country.")
+    currency = serializers.CharField()
+    country = serializers.SerializerMethodField(help_text="ISO 3166 alpha-2 of `to`; null for non-geographic numbers.")
+    non_gsm_characters = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The characters that forced UCS-2, in order of appearance; empty for GSM-7. Replace them "
+                  "(a curly quote with a straight one, say) to fit more text in each segment.")
+
+    def get_object(self, quote) -> str:
+        return "message_preview"
+
+    def get_country(self, quote) -> str | None:
+        return quote.country or None
+
+
+class UsageParamsSerializer(StrictSerializer):
+    start = serializers.DateTimeField(help_text="From (inclusive), ISO 8601.")
+    end = serializers.DateTimeField(help_text="To (exclusive), ISO 8601.")
+    group_by = serializers.ChoiceField(choices=["day", "country", "status"], default="day")
+
+    def validate(self, attrs):
+        if attrs["end"] <= attrs["start"]:
+            raise serializers.ValidationError({"end": [serializers.ErrorDetail("'end' must be after 'start'.",
+                                                                               code="parameter_invalid")]})
+        return attrs
+
+
+class UsageRowSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="The day (YYYY-MM-DD), country or status of this row.")
+    messages = serializers.IntegerField()
+    segments = serializers.IntegerField()
+    amount = MoneyField(help_text="The price of these messages (refunds are in the ledger).")

@@ -6,12 +6,15 @@ other. No transaction is held across a carrier call.
 """
 
 from dataclasses import dataclass
+from decimal import Decimal
 import logging
 
 from django.db import transaction
 from django.utils import timezone
 
-from billing.pricing import message_price
+from billing import services as billing
+from billing.pricing import country_for
+from billing.selectors import message_quote
 from messaging import statuses
 from messaging.carriers.base import (
     CarrierRejectedError, CarrierTemporaryError, DeliveryReport, OutboundSms,
@@ -39,22 +42,45 @@ def sender_create(*, account: Account, value: str) -> Sender:
 # --- Accepting --------------------------------------------------------------------------------
 def message_create(*, account: Account, livemode: bool, sender: str, to: str, body: str,
                    metadata: dict | None = None) -> Message:
-    """Accept an outbound message: price it, store it `queued` with its event, and send after commit."""
-    if not Sender.objects.filter(account=account, value=sender).exists():
-        raise ApiError("unknown_sender", f"'from' ({sender}) is not a sender registered to your account.",
-                       field="from")
-    info = analyze(body)
-    price = message_price(segments=info.segments)
+    """Accept an outbound message: price it, charge it, store it `queued` with its event, and send
+    after commit. Without the balance to pay for it, nothing is stored (402 insufficient_funds)."""
+    quote = message_preview(account=account, sender=sender, to=to, body=body)
     with transaction.atomic():
-        message = Message.objects.create(
+        message = Message(
             account=account, livemode=livemode, direction=Message.OUTBOUND, status=statuses.QUEUED,
-            from_number=sender, to=to, body=body, encoding=info.encoding, segments=info.segments,
-            price=price.amount, currency=price.currency, metadata=metadata or {},
+            from_number=sender, to=to, body=body, encoding=quote.encoding, segments=quote.segments,
+            country=quote.country, price=quote.price, currency=quote.currency, metadata=metadata or {},
         )
+        billing.message_charge(account_id=account.pk, livemode=livemode, message_id=message.public_id,
+                               amount=quote.price, currency=quote.currency)
+        message.save(force_insert=True)
         _record_event(message)
         Message.objects.filter(pk=message.pk).update(event_sequence=message.event_sequence)
         transaction.on_commit(lambda: _enqueue_send(message.pk))
     return message
+
+
+@dataclass(frozen=True)
+class MessageQuote:
+    encoding: str
+    segments: int
+    non_gsm_characters: tuple[str, ...]
+    country: str
+    unit_price: Decimal
+    price: Decimal
+    currency: str
+
+
+def message_preview(*, account: Account, sender: str, to: str, body: str) -> MessageQuote:
+    """What sending would do, without sending or charging: the same checks and the same price."""
+    if not Sender.objects.filter(account=account, value=sender).exists():
+        raise ApiError("unknown_sender", f"'from' ({sender}) is not a sender registered to your account.",
+                       field="from")
+    info = analyze(body)
+    quote = message_quote(country=country_for(to), segments=info.segments)
+    return MessageQuote(encoding=info.encoding, segments=info.segments, non_gsm_characters=info.non_gsm_characters,
+                        country=quote.country, unit_price=quote.unit_price, price=quote.amount,
+                        currency=quote.currency)
 
 
 def _enqueue_send(message_id: int) -> None:
@@ -135,10 +161,14 @@ def message_fail(*, message_id: int, error_code: str, error_message: str, carrie
         message = Message.objects.select_for_update().get(pk=message_id)
         if not statuses.can_transition(message.status, statuses.FAILED):
             return message
+        accepted_by_carrier = bool(message.carrier_message_id)
         message.carrier = carrier or message.carrier
         fields = ["carrier"] + _transition(message, statuses.FAILED, error_code=error_code,
                                            error_message=error_message[:500], carrier_status=carrier_status)
         message.save(update_fields=fields)
+        if not accepted_by_carrier:  # no carrier took it, so nothing was spent on it
+            billing.message_refund(account_id=message.account_id, livemode=message.livemode,
+                                   message_id=message.public_id, reason=f"Failed before sending: {error_code}")
     return message
 
 

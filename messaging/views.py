@@ -1,11 +1,13 @@
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from messaging import selectors, services
+from billing.pricing import format_amount
 from messaging.serializers import (
-    MessageCreateSerializer, MessageEventSerializer, MessageListParamsSerializer, MessageSerializer,
+    MessageCreateSerializer, MessageEventSerializer, MessageListParamsSerializer, MessagePreviewSerializer,
+    MessageSerializer, UsageParamsSerializer,
 )
 from mittis.api.pagination import paginate
 from mittis.api.schema import error_responses, list_response
@@ -34,7 +36,7 @@ class MessagesView(APIView):
             "\"body\": \"Your technician is 15 minutes out.\"}'\n```"
         ),
         request=MessageCreateSerializer,
-        responses={201: MessageSerializer, **error_responses(400, 401, 415)},
+        responses={201: MessageSerializer, **error_responses(400, 401, 402, 413, 415)},
         examples=[
             OpenApiExample("Send a text", value=SEED_REQUEST, request_only=True),
             OpenApiExample("Queued", value=SEED_RESPONSE, response_only=True, status_codes=["201"]),
@@ -107,3 +109,76 @@ class MessageEventsView(APIView):
         events = selectors.message_events(message=message)
         return Response({"object": "list", "url": request.path, "has_more": False,
                          "data": MessageEventSerializer(events, many=True).data})
+
+
+class MessagePreviewView(APIView):
+    @extend_schema(
+        operation_id="messages_preview",
+        summary="Preview a message's encoding, segments and price",
+        description=(
+            "Takes the same body as `POST /v1/messages` and answers what sending it would do, without "
+            "sending or charging: the encoding, the number of segments, the price and the destination's "
+            "country. For a UCS-2 body, `non_gsm_characters` lists the characters that forced UCS-2. A send "
+            "of the same body is charged exactly this price (unless the price table changes in between)."
+        ),
+        request=MessageCreateSerializer,
+        responses={200: MessagePreviewSerializer, **error_responses(400, 401, 413, 415)},
+        examples=[OpenApiExample("Preview a text", value=SEED_REQUEST, request_only=True)],
+        tags=["Messages"],
+    )
+    def post(self, request):
+        params = MessageCreateSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        quote = services.message_preview(account=request.user.account, sender=data["from"], to=data["to"],
+                                         body=data["body"])
+        return Response(MessagePreviewSerializer(quote).data)
+
+
+USAGE_ROW_FIELDS = {
+    "day": serializers.DateField(required=False, help_text="With group_by=day."),
+    "country": serializers.CharField(required=False, allow_null=True, help_text="With group_by=country."),
+    "status": serializers.CharField(required=False, help_text="With group_by=status."),
+    "messages": serializers.IntegerField(),
+    "segments": serializers.IntegerField(),
+    "amount": serializers.CharField(help_text="Decimal string: the price of these messages."),
+}
+
+
+class UsageView(APIView):
+    @extend_schema(
+        operation_id="usage_retrieve",
+        summary="Usage by day, country or status",
+        description=(
+            "Outbound messages created in `[start, end)`, with their segments and the sum of their prices, "
+            "grouped by UTC `day`, destination `country` or `status`. Refunds of failed messages appear in "
+            "the ledger, not here."
+        ),
+        parameters=[UsageParamsSerializer],
+        responses={200: inline_serializer("Usage", fields={
+            "object": serializers.CharField(default="usage"),
+            "start": serializers.DateTimeField(), "end": serializers.DateTimeField(),
+            "group_by": serializers.CharField(), "currency": serializers.CharField(),
+            "livemode": serializers.BooleanField(), "data": inline_serializer("UsageRow", fields=USAGE_ROW_FIELDS, many=True),
+        }), **error_responses(400, 401)},
+        tags=["Billing"],
+    )
+    def get(self, request):
+        params = UsageParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        query = params.validated_data
+        rows = selectors.message_usage(account=request.user.account, livemode=request.user.livemode,
+                                       start=query["start"], end=query["end"], group_by=query["group_by"])
+        group_by = query["group_by"]
+        data = [{group_by: _usage_key(group_by, row["group"]), "messages": row["messages"],
+                 "segments": row["segments"], "amount": format_amount(row["amount"])} for row in rows]
+        return Response({
+            "object": "usage", "start": params.data["start"], "end": params.data["end"], "group_by": group_by,
+            "currency": "USD", "livemode": request.user.livemode, "data": data,
+        })
+
+
+def _usage_key(group_by: str, value):
+    if group_by == "day":
+        return value.isoformat()
+    return value or None  # a non-geographic number has no country

@@ -5,7 +5,6 @@ With no variable set, Mittis runs on SQLite and a Celery broker kept in local fi
 Redis or RabbitMQ.
 """
 
-from decimal import Decimal
 from pathlib import Path
 import secrets
 
@@ -187,8 +186,6 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Mittis -----------------------------------------------------------------------------------
-MITTIS_UNIT_PRICE = Decimal(env.str("MITTIS_UNIT_PRICE", default="0.008"))
-MITTIS_CURRENCY = "USD"
 # Carrier used for live messages until routing (issue 6) lands; test mode always uses the sandbox.
 MITTIS_LIVE_CARRIER = env.str("MITTIS_LIVE_CARRIER", default="sandbox")
 # Seconds the sandbox carrier waits before reporting delivery, like a handset answering.

@@ -87,6 +87,11 @@ _CODES = [
     ErrorCode("url_not_found", "not_found_error", 404,
               "Unrecognised request URL.",
               "No endpoint has this URL. Every endpoint starts with `/v1/`; see the reference at `/docs`."),
+    # --- billing_error -----------------------------------------------------------------------------
+    ErrorCode("insufficient_funds", "billing_error", 402,
+              "Your balance does not cover this message.",
+              "Live messages are paid from your prepaid balance when they are accepted. Top up, or check "
+              "the price first with `POST /v1/messages/preview`. Nothing was queued or charged."),
     # --- api_error: ours ----------------------------------------------------------------------------
     ErrorCode("internal_error", "api_error", 500,
               "Something went wrong on our side. It has been logged.",

@@ -40,4 +40,8 @@ def _evt() -> str:
     return new_public_id("evt")
 
 
-_DEFAULTS = {"acct": _acct, "key": _key, "msg": _msg, "evt": _evt}
+def _txn() -> str:
+    return new_public_id("txn")
+
+
+_DEFAULTS = {"acct": _acct, "key": _key, "msg": _msg, "evt": _evt, "txn": _txn}

@@ -6,12 +6,13 @@ from django.db.models import QuerySet
 from rest_framework import serializers
 
 from mittis.api.exceptions import ApiError
+from mittis.api.serializers import StrictSerializer
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 
-class ListParamsSerializer(serializers.Serializer):
+class ListParamsSerializer(StrictSerializer):
     """The paging parameters every list accepts; list views extend it with their filters."""
 
     limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT,

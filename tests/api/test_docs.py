@@ -15,7 +15,9 @@ def schema(client, db):
 
 def test_the_schema_documents_the_message_endpoints(schema):
     assert schema["openapi"].startswith("3.")
-    assert set(schema["paths"]) == {"/v1/messages", "/v1/messages/{id}", "/v1/messages/{id}/events"}
+    assert set(schema["paths"]) == {
+        "/v1/messages", "/v1/messages/{id}", "/v1/messages/{id}/events", "/v1/messages/preview",
+        "/v1/pricing", "/v1/balance", "/v1/ledger", "/v1/usage"}
     assert set(schema["paths"]["/v1/messages"]) == {"get", "post"}
 
 
@@ -24,6 +26,8 @@ def test_the_send_example_is_the_seed_request(schema):
     examples = post["requestBody"]["content"]["application/json"]["examples"]
 
     assert [e["value"] for e in examples.values()] == [SEED]
+    assert list(post["responses"]["201"]["content"]["application/json"]["examples"].values())[0]["value"][
+        "price"] == "0.008"
     assert "curl http://127.0.0.1:8000/v1/messages" in post["description"]
     create = schema["components"]["schemas"]["MessageCreateRequest"]
     assert set(create["required"]) == {"from", "to", "body"}

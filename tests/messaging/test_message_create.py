@@ -180,8 +180,10 @@ def test_basic_auth_with_the_key_as_user_name_works_like_curl_u(anonymous, test_
 
 
 def test_a_live_key_creates_live_messages(anonymous, account, send):
+    from billing.services import balance_top_up
     from tests.factories import api_key_for
 
+    balance_top_up(account_id=account.pk, livemode=True, amount=__import__("decimal").Decimal("1"))
     anonymous.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(account, livemode=True)}")
 
     assert send(client=anonymous).json()["livemode"] is True

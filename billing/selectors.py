@@ -1,0 +1,54 @@
+"""Reads for prices, balances and the ledger."""
+
+from dataclasses import dataclass
+from datetime import datetime, timezone as dt_timezone
+from decimal import Decimal
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from billing.models import Balance, LedgerEntry, Price
+from billing.pricing import DEFAULT_CURRENCY, DEFAULT_UNIT_PRICE, Quote, quote
+
+# Stands in for the default row when the table has none (a fresh or emptied table): prices never fail.
+_BUILT_IN_DEFAULT = Price(country="", unit_price=DEFAULT_UNIT_PRICE, currency=DEFAULT_CURRENCY,
+                          effective_from=datetime(2026, 1, 1, tzinfo=dt_timezone.utc))
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    default: Price
+    countries: list[Price]  # the price in effect for each country with its own row
+    upcoming: list[Price]  # changes that take effect later
+
+
+def price_in_effect(*, country: str, at: datetime | None = None) -> Price:
+    """The country's own price in effect at `at` (default now), else the default price."""
+    in_effect = Price.objects.filter(effective_from__lte=at or timezone.now()).order_by("-effective_from")
+    price = (country and in_effect.filter(country=country).first()) or in_effect.filter(country="").first()
+    return price or _BUILT_IN_DEFAULT
+
+
+def message_quote(*, country: str, segments: int) -> Quote:
+    price = price_in_effect(country=country)
+    return quote(country=country, unit_price=price.unit_price, currency=price.currency, segments=segments)
+
+
+def price_table(*, at: datetime | None = None) -> PriceTable:
+    at = at or timezone.now()
+    in_effect: dict[str, Price] = {}
+    for price in Price.objects.filter(effective_from__lte=at).order_by("country", "-effective_from"):
+        in_effect.setdefault(price.country, price)
+    upcoming = list(Price.objects.filter(effective_from__gt=at).order_by("effective_from", "country"))
+    default = in_effect.pop("", None) or _BUILT_IN_DEFAULT
+    return PriceTable(default=default, countries=[in_effect[c] for c in sorted(in_effect)], upcoming=upcoming)
+
+
+def balance_get(*, account_id: int, livemode: bool) -> Balance:
+    """The balance, or an unsaved zero balance for an account that never had money."""
+    return (Balance.objects.filter(account_id=account_id, livemode=livemode).first()
+            or Balance(account_id=account_id, livemode=livemode, amount=Decimal(0)))
+
+
+def ledger_scope(*, account_id: int, livemode: bool) -> QuerySet[LedgerEntry]:
+    return LedgerEntry.objects.filter(account_id=account_id, livemode=livemode)

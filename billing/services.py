@@ -1,0 +1,90 @@
+"""Writes for money: charges, refunds, top-ups and adjustments, each a ledger entry.
+
+The balance row changes only in the transaction that appends its ledger entry, so the sum of the
+ledger always equals the balance. Charges and refunds for one message are unique in the database.
+"""
+
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from billing.models import Balance, LedgerEntry
+from mittis.api.exceptions import ApiError
+
+
+def message_charge(*, account_id: int, livemode: bool, message_id: str, amount: Decimal, currency: str) -> LedgerEntry | None:
+    """Charge a message's price, or raise 402 insufficient_funds. Test mode is never charged.
+
+    Call inside the transaction that accepts the message: the charge and the message commit together.
+    """
+    if not livemode:
+        return None
+    if not _debit_if_covered(account_id=account_id, livemode=livemode, amount=amount):
+        raise ApiError("insufficient_funds",
+                       f"Your balance does not cover this message ({amount.normalize():f} {currency}). "
+                       "Top up to send.")
+    return LedgerEntry.objects.create(account_id=account_id, livemode=livemode, type=LedgerEntry.CHARGE,
+                                      amount=-amount, currency=currency, message_id=message_id)
+
+
+def _debit_if_covered(*, account_id: int, livemode: bool, amount: Decimal) -> bool:
+    # One conditional UPDATE: the check and the debit are atomic, whatever runs beside it.
+    debited = Balance.objects.filter(account_id=account_id, livemode=livemode, amount__gte=amount).update(
+        amount=F("amount") - amount)
+    if debited or amount > 0:
+        return bool(debited)
+    _balance_for_update(account_id=account_id, livemode=livemode)  # a free message needs the row to exist
+    return True
+
+
+def message_refund(*, account_id: int, livemode: bool, message_id: str, reason: str) -> LedgerEntry | None:
+    """Give back what a message was charged, once. Nothing to refund (test mode, free) is not an error.
+
+    Call inside the transaction that records why (the failure), so refund and reason commit together.
+    """
+    charge = LedgerEntry.objects.filter(message_id=message_id, type=LedgerEntry.CHARGE, account_id=account_id,
+                                        livemode=livemode).first()
+    if charge is None:
+        return None
+    try:
+        with transaction.atomic():  # a savepoint: a duplicate refund fails alone
+            refund = LedgerEntry.objects.create(
+                account_id=account_id, livemode=livemode, type=LedgerEntry.REFUND, amount=-charge.amount,
+                currency=charge.currency, message_id=message_id, reason=reason)
+    except IntegrityError:
+        return None  # already refunded
+    Balance.objects.filter(account_id=account_id, livemode=livemode).update(amount=F("amount") + refund.amount)
+    return refund
+
+
+def balance_top_up(*, account_id: int, livemode: bool, amount: Decimal, currency: str = "USD",
+                   reason: str = "", staff_user=None) -> LedgerEntry:
+    if amount <= 0:
+        raise ValueError("A top-up adds money: the amount must be positive.")
+    return _append(account_id=account_id, livemode=livemode, type=LedgerEntry.TOP_UP, amount=amount,
+                   currency=currency, reason=reason, staff_user=staff_user)
+
+
+def balance_adjust(*, account_id: int, livemode: bool, amount: Decimal, reason: str, staff_user,
+                   currency: str = "USD") -> LedgerEntry:
+    """A correction by staff, either way; always with a reason and the staff member."""
+    if not reason.strip():
+        raise ValueError("An adjustment needs a reason.")
+    if amount == 0:
+        raise ValueError("An adjustment of zero changes nothing.")
+    return _append(account_id=account_id, livemode=livemode, type=LedgerEntry.ADJUSTMENT, amount=amount,
+                   currency=currency, reason=reason, staff_user=staff_user)
+
+
+def _append(*, account_id, livemode, type, amount, currency, reason, staff_user) -> LedgerEntry:
+    with transaction.atomic():
+        _balance_for_update(account_id=account_id, livemode=livemode)
+        Balance.objects.filter(account_id=account_id, livemode=livemode).update(amount=F("amount") + amount)
+        return LedgerEntry.objects.create(account_id=account_id, livemode=livemode, type=type, amount=amount,
+                                          currency=currency, reason=reason, created_by=staff_user)
+
+
+def _balance_for_update(*, account_id: int, livemode: bool) -> Balance:
+    balance, _ = Balance.objects.select_for_update().get_or_create(account_id=account_id, livemode=livemode)
+    return balance
