@@ -79,6 +79,14 @@ UTC ISO 8601 with a `Z`, to the second. Money is a decimal string (`"0.008"`) wi
 `{"object": "list", "url": …, "data": [...], "has_more": …}`, newest first; `limit` 1-100 (default 20),
 `starting_after` / `ending_before` take an object id.
 
+## Pricing and balance
+A message costs its segments times the flat per-segment price of the destination country (see
+`GET /v1/pricing`; prices are effective-dated and announced before they change). `POST /v1/messages/preview`
+quotes a body without sending it; the `price` of the send equals the quote. Live sends are prepaid: the
+price is charged when the message is accepted, refunded if it fails before a carrier accepted it, and a
+send the balance does not cover is `402 insufficient_funds` with nothing queued. `GET /v1/ledger` lists
+every movement; the balance is their sum. Test mode is never charged.
+
 ## Test mode: the sandbox carrier
 Any valid number is `delivered` a few seconds after sending. These recipients simulate other outcomes:
 
