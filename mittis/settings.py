@@ -56,12 +56,14 @@ MIDDLEWARE = [
     "mittis.api.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "mittis.api.middleware.RateLimitMiddleware",  # before any work, after static files
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "mittis.api.idempotency.IdempotencyMiddleware",  # innermost: its transaction spans the view only
 ]
 
 ROOT_URLCONF = "mittis.urls"
@@ -100,6 +102,8 @@ else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 # --- Time, language, static files -------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -190,3 +194,20 @@ CELERY_BEAT_SCHEDULE = {
 MITTIS_LIVE_CARRIER = env.str("MITTIS_LIVE_CARRIER", default="sandbox")
 # Seconds the sandbox carrier waits before reporting delivery, like a handset answering.
 MITTIS_SANDBOX_REPORT_DELAY = env.float("MITTIS_SANDBOX_REPORT_DELAY", default=2.0)
+
+# --- Rate limits and idempotency --------------------------------------------------------------
+# Requests per API key per window (seconds); an account may have its own, set in the admin.
+MITTIS_RATE_LIMIT = env.int("MITTIS_RATE_LIMIT", default=100)
+MITTIS_RATE_LIMIT_WINDOW = env.int("MITTIS_RATE_LIMIT_WINDOW", default=1)
+# Requests without a valid key, per client address, in the same window.
+MITTIS_ANONYMOUS_RATE_LIMIT = env.int("MITTIS_ANONYMOUS_RATE_LIMIT", default=100)
+# Counters live in Redis when there is one (every web process shares them); otherwise in the cache.
+MITTIS_RATE_LIMIT_REDIS_URL = env.str(
+    "REDIS_URL", default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "")
+MITTIS_RATE_LIMIT_PREFIX = env.str("MITTIS_RATE_LIMIT_PREFIX", default="mittis:rl")
+# Idempotency keys are kept this long (the contract promises at least 24 hours).
+MITTIS_IDEMPOTENCY_KEY_HOURS = env.int("MITTIS_IDEMPOTENCY_KEY_HOURS", default=24)
+CELERY_BEAT_SCHEDULE["purge-expired-idempotency-keys"] = {
+    "task": "api.purge_expired_idempotency_keys",
+    "schedule": 3600.0,
+}

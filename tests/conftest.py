@@ -49,3 +49,9 @@ def send(api):
         body = {**SEED, **overrides}
         return (client or api).post("/v1/messages", body, format="json")
     return _send
+
+
+@pytest.fixture(autouse=True)
+def own_rate_limit_counters(settings):
+    """Each test counts its requests from zero: the test client's address is shared by every test."""
+    settings.MITTIS_RATE_LIMIT_PREFIX = f"mittis-test:{uuid.uuid4().hex[:12]}"

@@ -22,6 +22,11 @@ class AccountAdmin(admin.ModelAdmin):
     list_filter = ["is_active"]
     search_fields = ["=public_id", "name"]
     readonly_fields = ["public_id", "created_at"]
+    fieldsets = [
+        (None, {"fields": ["public_id", "name", "is_active", "created_at"]}),
+        ("Rate limit", {"fields": ["rate_limit", "rate_limit_window"],
+                        "description": "Per API key. Blank fields take the defaults from settings."}),
+    ]
     inlines = [ApiKeyInline]
 
 

@@ -4,6 +4,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 
+from django.http import HttpRequest
 from rest_framework import authentication
 
 from mittis.accounts.models import Account, ApiKey
@@ -26,13 +27,23 @@ class ApiClient:
         return self.api_key.livemode
 
 
+def api_key_for_request(request: HttpRequest) -> tuple[bool, ApiKey | None]:
+    """(whether a key was presented, the active key it names or None), looked up once per request:
+    the rate limiter and idempotency run before DRF authenticates, and share this lookup with it."""
+    found = getattr(request, "_mittis_api_key", None)
+    if found is None:
+        header = authentication.get_authorization_header(request)
+        secret = _secret_from_header(header) if header else None
+        found = (bool(header), api_key_get_active(secret=secret) if secret else None)
+        request._mittis_api_key = found
+    return found
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request)
-        if not header:
+        presented, api_key = api_key_for_request(request._request)
+        if not presented:
             return None  # DRF answers 401 missing_api_key
-        secret = _secret_from_header(header)
-        api_key = api_key_get_active(secret=secret) if secret else None
         if api_key is None:
             raise ApiError("invalid_api_key")
         api_key_touch(api_key=api_key)

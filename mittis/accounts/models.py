@@ -9,6 +9,11 @@ class Account(models.Model):
     public_id = models.CharField(max_length=40, unique=True, default=public_id_default("acct"), editable=False)
     name = models.CharField(max_length=200)
     is_active = models.BooleanField(default=True, help_text="An inactive account's keys are refused.")
+    # Blank means the defaults of settings.MITTIS_RATE_LIMIT / MITTIS_RATE_LIMIT_WINDOW.
+    rate_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests each API key of this account may make per window; blank for the default.")
+    rate_limit_window = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The window in seconds; blank for the default.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

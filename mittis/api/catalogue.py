@@ -59,6 +59,10 @@ _CODES = [
     ErrorCode("request_too_large", "invalid_request_error", 413,
               "The request body is too large.",
               "The body is over the size the API accepts (2.5 MB). A message body is at most 1,600 characters."),
+    ErrorCode("idempotency_key_invalid", "invalid_request_error", 400,
+              "The Idempotency-Key header is invalid.",
+              "`Idempotency-Key` must be 1 to 255 printable ASCII characters (a UUID is ideal), optionally "
+              "as a quoted string. `field` is the header's name. Nothing was done."),
     ErrorCode("unsupported_media_type", "invalid_request_error", 415,
               "The request body must be sent as application/json.",
               "Send `Content-Type: application/json` with a JSON body."),
@@ -92,6 +96,20 @@ _CODES = [
               "Your balance does not cover this message.",
               "Live messages are paid from your prepaid balance when they are accepted. Top up, or check "
               "the price first with `POST /v1/messages/preview`. Nothing was queued or charged."),
+    # --- idempotency_error: an Idempotency-Key that cannot be honoured -------------------------
+    ErrorCode("idempotency_key_reused", "idempotency_error", 422,
+              "This Idempotency-Key was used for a different request.",
+              "A key names one request: the same method, path and body. This key was first used with a "
+              "different one. Send a new key for a new request; repeat the first request exactly to get its answer."),
+    ErrorCode("idempotency_key_in_use", "idempotency_error", 409,
+              "A request with this Idempotency-Key is still being processed.",
+              "Another request with the same key has not finished yet. Retry after a moment (see `Retry-After`): "
+              "you will get its answer, and nothing is done twice."),
+    # --- rate_limit_error ---------------------------------------------------------------------
+    ErrorCode("rate_limit_exceeded", "rate_limit_error", 429,
+              "Too many requests.",
+              "This API key (or, without a key, this client address) has used its requests for the current "
+              "window. Wait the seconds in `Retry-After`; the `RateLimit` headers show the limit and what is left."),
     # --- api_error: ours ----------------------------------------------------------------------------
     ErrorCode("internal_error", "api_error", 500,
               "Something went wrong on our side. It has been logged.",

@@ -1,3 +1,6 @@
+from mittis.accounts.authentication import api_key_for_request
+from mittis.api import ratelimit
+from mittis.api.errors import error_response
 from mittis.api.ids import new_public_id
 
 
@@ -10,5 +13,38 @@ class RequestIdMiddleware:
     def __call__(self, request):
         request.request_id = new_public_id("req")
         response = self.get_response(request)
-        response["Request-Id"] = request.request_id
+        if "Request-Id" not in response:  # an idempotent replay keeps the original's id
+            response["Request-Id"] = request.request_id
+        return response
+
+
+class RateLimitMiddleware:
+    """Count the request against its API key (or its address without one) before any work is done,
+    and put the limit that applied on the response, whatever the response is."""
+
+    EXEMPT = ("/admin/", "/static/")  # the staff console is not the API
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith(self.EXEMPT):
+            return self.get_response(request)
+        _presented, api_key = api_key_for_request(request)
+        if api_key is not None:
+            identity, policy = f"key:{api_key.pk}", ratelimit.policy_for(api_key.account)
+        else:
+            identity, policy = f"addr:{ratelimit.client_address(request)}", ratelimit.policy_for(None)
+        decision = ratelimit.hit(identity, policy)
+        if decision.allowed:
+            response = self.get_response(request)
+        else:
+            per = "API key" if api_key is not None else "client address"
+            response = error_response(
+                request, "rate_limit_exceeded",
+                f"Too many requests: {policy.limit} per {policy.window} s for this {per}. "
+                f"Retry after {decision.reset_in} s.")
+            response["Retry-After"] = str(decision.reset_in)
+        for name, value in decision.headers().items():
+            response[name] = value
         return response

@@ -1,0 +1,154 @@
+"""`Idempotency-Key` on every POST: the same request sent twice acts once and gets the same answer.
+
+The record of a key and everything its request creates (the message, its charge, its event, the
+send task queued on commit) commit in one transaction. The unique constraint on the record is the
+guard: a concurrent duplicate waits on it, or on PostgreSQL is told at once that the first is still
+in flight (409), and afterwards gets the stored answer. See ../shared/API-CONTRACT.md, Idempotency.
+"""
+
+from datetime import timedelta
+import hashlib
+import json
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import IntegrityError, connection, transaction
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+import http_sf
+
+from mittis.accounts.authentication import api_key_for_request
+from mittis.api.errors import error_response
+from mittis.api.models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+MAX_LENGTH = 255
+
+
+class InvalidKey(ValueError):
+    pass
+
+
+def parse_key(raw: str) -> str:
+    """1-255 printable ASCII characters; a quoted structured-field string (RFC 8941) is unquoted."""
+    value = raw
+    if value.startswith('"'):
+        try:
+            value, _params = http_sf.parse(value.encode("latin-1"), tltype="item")
+        except Exception:
+            raise InvalidKey(f"The {HEADER} header is not a valid quoted string.")
+        if not isinstance(value, str):
+            raise InvalidKey(f"The {HEADER} header must be a string.")
+    if not value:
+        raise InvalidKey(f"The {HEADER} header is empty; send 1 to {MAX_LENGTH} characters, such as a UUID.")
+    if len(value) > MAX_LENGTH:
+        raise InvalidKey(f"The {HEADER} header is {len(value)} characters long; the most is {MAX_LENGTH}.")
+    if any(not " " <= character <= "~" for character in value):
+        raise InvalidKey(f"The {HEADER} header may hold only printable ASCII characters, "
+                         "without control characters.")
+    return value
+
+
+def fingerprint(request: HttpRequest, body: bytes) -> str:
+    """The request a key was first used for. JSON bodies are compared as JSON, not as bytes."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"),
+                               ensure_ascii=False).encode()
+    except ValueError:
+        canonical = body
+    digest = hashlib.sha256(f"{request.method} {request.get_full_path()}\n".encode())
+    digest.update(canonical)
+    return digest.hexdigest()
+
+
+def expiry_cutoff():
+    return timezone.now() - timedelta(hours=settings.MITTIS_IDEMPOTENCY_KEY_HOURS)
+
+
+class IdempotencyMiddleware:
+    """Innermost middleware, so that its transaction spans the view and nothing else."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        raw_key = request.META.get("HTTP_IDEMPOTENCY_KEY")
+        if raw_key is None or request.method != "POST" or not request.path.startswith("/v1/"):
+            return self.get_response(request)
+        _presented, api_key = api_key_for_request(request)
+        if api_key is None:
+            return self.get_response(request)  # 401 from the view; a rejected request stores nothing
+        try:
+            key = parse_key(raw_key)
+        except InvalidKey as error:
+            return error_response(request, "idempotency_key_invalid", str(error), field=HEADER)
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            return self.get_response(request)  # 413 from the view, stored nowhere
+        scope = {"account_id": api_key.account_id, "livemode": api_key.livemode, "key": key}
+        return self._once(request, scope, fingerprint(request, body))
+
+    def _once(self, request, scope: dict, request_fingerprint: str):
+        with transaction.atomic():
+            if not _try_lock(scope):
+                return _in_use(request)
+            IdempotencyRecord.objects.filter(**scope, created_at__lt=expiry_cutoff()).delete()
+            try:
+                with transaction.atomic():
+                    record = IdempotencyRecord.objects.create(
+                        **scope, fingerprint=request_fingerprint, method=request.method,
+                        path=request.get_full_path()[:2000], request_id=getattr(request, "request_id", ""),
+                        response_status=0, response_content_type="", response_body=b"",
+                        created_at=timezone.now())
+            except IntegrityError:
+                # Committed by an earlier request (a concurrent one waited here until it did).
+                return _replay(request, IdempotencyRecord.objects.get(**scope), request_fingerprint)
+
+            response = self.get_response(request)
+            if response.status_code >= 500 or response.streaming:
+                # A crash stores nothing and undoes whatever the request did: the client retries.
+                transaction.set_rollback(True)
+                return response
+            record.response_status = response.status_code
+            record.response_content_type = response.get("Content-Type", "application/json")
+            record.response_body = response.content
+            record.save(update_fields=["response_status", "response_content_type", "response_body"])
+            return response
+
+
+def _try_lock(scope: dict) -> bool:
+    """On PostgreSQL, a transaction-scoped advisory lock tells a duplicate at once that the first
+    request is in flight. Elsewhere (SQLite) writes are serialized already: always True."""
+    if connection.vendor != "postgresql":
+        return True
+    material = f"{scope['account_id']}:{scope['livemode']}:{scope['key']}".encode()
+    lock_id = int.from_bytes(hashlib.sha256(material).digest()[:8], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [lock_id])
+        return cursor.fetchone()[0]
+
+
+def _in_use(request) -> HttpResponse:
+    response = error_response(request, "idempotency_key_in_use")
+    response["Retry-After"] = "1"
+    return response
+
+
+def _replay(request, record: IdempotencyRecord, request_fingerprint: str) -> HttpResponse:
+    if record.fingerprint != request_fingerprint:
+        return error_response(
+            request, "idempotency_key_reused",
+            f"This {HEADER} was first used for a different request ({record.method} {record.path}). "
+            "Use a new key for a new request.", field=HEADER)
+    response = HttpResponse(bytes(record.response_body), status=record.response_status,
+                            content_type=record.response_content_type)
+    response["Idempotent-Replayed"] = "true"
+    # The answer is the original, so it keeps the original's id (its error body names it too).
+    response["Request-Id"] = record.request_id
+    return response
+
+
+def purge_expired() -> int:
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=expiry_cutoff()).delete()
+    return deleted

@@ -1,0 +1,30 @@
+from django.db import models
+
+from mittis.accounts.models import Account
+
+
+class IdempotencyRecord(models.Model):
+    """The answer given to the first request with an `Idempotency-Key`, replayed to its repeats.
+
+    Written in the same transaction as whatever that request created, so either both exist or
+    neither; the unique constraint is what makes two requests with one key unable to both proceed.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    livemode = models.BooleanField()
+    key = models.CharField(max_length=255)
+    # sha256 of method, path and body: a repeat must be the same request.
+    fingerprint = models.CharField(max_length=64)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=2000)
+    request_id = models.CharField(max_length=40)
+    response_status = models.PositiveSmallIntegerField()
+    response_content_type = models.CharField(max_length=200)
+    response_body = models.BinaryField()
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "livemode", "key"], name="idempotency_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} [{self.key}] → {self.response_status}"
