@@ -72,12 +72,14 @@ class IdempotencyMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        raw_key = request.META.get("HTTP_IDEMPOTENCY_KEY")
-        if raw_key is None or request.method != "POST" or not request.path.startswith("/v1/"):
+        if request.method in ("GET", "HEAD", "OPTIONS") or not request.path.startswith("/v1/"):
             return self.get_response(request)
+        raw_key = request.META.get("HTTP_IDEMPOTENCY_KEY")
+        if raw_key is None or request.method != "POST":
+            return self._atomically(request)
         _presented, api_key = api_key_for_request(request)
         if api_key is None:
-            return self.get_response(request)  # 401 from the view; a rejected request stores nothing
+            return self._atomically(request)  # 401 from the view; a rejected request stores nothing
         try:
             key = parse_key(raw_key)
         except InvalidKey as error:
@@ -88,6 +90,14 @@ class IdempotencyMiddleware:
             return self.get_response(request)  # 413 from the view, stored nowhere
         scope = {"account_id": api_key.account_id, "livemode": api_key.livemode, "key": key}
         return self._once(request, scope, fingerprint(request, body))
+
+    def _atomically(self, request):
+        """Without a key a write is still all or nothing: a 5xx leaves no half-done request behind."""
+        with transaction.atomic():
+            response = self.get_response(request)
+            if response.status_code >= 500:
+                transaction.set_rollback(True)
+            return response
 
     def _once(self, request, scope: dict, request_fingerprint: str):
         with transaction.atomic():

@@ -99,16 +99,19 @@ def _redis_counter():
 
 
 def _cache_counter(key: str, window: int) -> tuple[int, int]:
-    """Embedded defaults: the Django cache, in windows aligned to the clock (atomic within a process
-    with the local-memory cache; shared between processes with a shared cache such as Redis)."""
+    """Embedded defaults: the Django cache (atomic within a process with the local-memory cache,
+    shared between processes with a shared cache). As with Redis, the first request starts the window."""
     now = time.time()
-    start = int(now // window) * window
-    key = f"{key}:{start}"
-    cache.add(key, 0, timeout=window + 1)
+    if cache.add(f"{key}:start", now, timeout=window):
+        start = now
+    else:
+        start = cache.get(f"{key}:start", now)
+    bucket = f"{key}:{start:.6f}"
+    cache.add(bucket, 0, timeout=window + 1)
     try:
-        current = cache.incr(key)
+        current = cache.incr(bucket)
     except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=window + 1)
+        cache.add(bucket, 1, timeout=window + 1)
         current = 1
     return current, int((start + window - now) * 1000)
 

@@ -4,6 +4,8 @@ from django.urls import include, path
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
+from messaging.services import message_create
+
 
 class CrashingApiView(APIView):
     permission_classes = [AllowAny]
@@ -25,3 +27,15 @@ urlpatterns = [
 
 handler404 = "mittis.api.errors.not_found_view"
 handler500 = "mittis.api.errors.server_error_view"
+
+
+class CrashAfterWritingView(APIView):
+    """Accepts a message for real, then crashes before answering: the crash must undo the write."""
+
+    def post(self, request):
+        message_create(account=request.user.account, livemode=request.user.livemode, sender="+18045550142",
+                       to="+18045550199", body=request.data.get("body", "hi"))
+        raise RuntimeError("boom after the write")
+
+
+urlpatterns.insert(0, path("v1/crash-after-write", CrashAfterWritingView.as_view()))

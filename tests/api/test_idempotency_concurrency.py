@@ -1,0 +1,82 @@
+"""Twenty copies of one request with one key, at the same instant, on twenty connections (PostgreSQL)."""
+
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+import queue as queue_module
+import threading
+
+from django.db import connection
+import pytest
+from rest_framework.test import APIClient
+
+from billing.models import Balance, LedgerEntry
+from billing.services import balance_top_up
+from messaging.models import Message, MessageEvent
+from mittis.api.models import IdempotencyRecord
+from mittis.celery import app as celery_app
+from tests.conftest import SEED
+from tests.factories import AccountFactory, SenderFactory, api_key_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+COPIES = 20
+
+
+@pytest.fixture
+def postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent transactions are proven on PostgreSQL (CI sets DATABASE_URL)")
+
+
+def drain_queued_tasks() -> list[str]:
+    """Take every task message off this run's queue on the real broker; return their task names."""
+    names = []
+    with celery_app.connection_for_read() as conn:
+        queue = conn.SimpleQueue(celery_app.conf.task_default_queue)
+        try:
+            while True:
+                try:
+                    message = queue.get(block=False)
+                except queue_module.Empty:
+                    break
+                names.append(message.headers["task"])
+                message.ack()
+        finally:
+            queue.close()
+    return names
+
+
+def test_twenty_simultaneous_duplicates_send_once_and_charge_once(postgres_only):
+    account = AccountFactory()
+    SenderFactory(account=account, value=SEED["from"])
+    balance_top_up(account_id=account.pk, livemode=True, amount=Decimal("1"))
+    secret = api_key_for(account, livemode=True)
+    drain_queued_tasks()
+    start = threading.Barrier(COPIES)
+
+    def send(_):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+        try:
+            start.wait()
+            response = client.post("/v1/messages", SEED, format="json", HTTP_IDEMPOTENCY_KEY="same-instant")
+            return response.status_code, response.json(), response.get("Idempotent-Replayed")
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=COPIES) as pool:
+        answers = list(pool.map(send, range(COPIES)))
+
+    message = Message.objects.get(account=account)
+    created = [body for status, body, replayed in answers if status == 201 and replayed is None]
+    replayed = [body for status, body, replayed in answers if status == 201 and replayed == "true"]
+    in_use = [body for status, body, _ in answers if status == 409]
+    assert len(created) == 1 and created[0]["id"] == message.public_id
+    assert all(body == created[0] for body in replayed)
+    assert all(body["error"]["code"] == "idempotency_key_in_use" for body in in_use)
+    assert len(created) + len(replayed) + len(in_use) == COPIES
+    assert LedgerEntry.objects.filter(account=account, type="charge").count() == 1
+    assert Balance.objects.get(account=account, livemode=True).amount == Decimal("1") - message.price
+    assert MessageEvent.objects.filter(message=message, type="message.queued").count() == 1
+    assert drain_queued_tasks() == ["messaging.send_message"]
+    assert IdempotencyRecord.objects.count() == 1
