@@ -87,6 +87,40 @@ price is charged when the message is accepted, refunded if it fails before a car
 send the balance does not cover is `402 insufficient_funds` with nothing queued. `GET /v1/ledger` lists
 every movement; the balance is their sum. Test mode is never charged.
 
+## Idempotency
+Any `POST` may carry an `Idempotency-Key` header: 1-255 printable ASCII characters, a UUID is ideal (a
+quoted structured-field string such as `"order-1042"` is accepted too). Send the same key with the same
+request again, after a timeout or a dropped connection, and you get the first answer back with
+`Idempotent-Replayed: true`; nothing is created, sent or charged twice, even when the copies arrive at
+the same moment:
+```
+curl https://…/v1/messages -H "Authorization: Bearer $MITTIS_API_KEY" \
+  -H "Idempotency-Key: 5f8e2a8c-order-1042" -H "Content-Type: application/json" \
+  -d '{"from": "+18045550142", "to": "+18045550199", "body": "Your order shipped."}'
+```
+- Keys belong to your account and mode, and are kept for **24 hours**; after that the key is forgotten and
+  may be used again.
+- The first answer is stored whatever it was, errors included: a repeat of a request that got `400` gets
+  the same `400`. Only a `5xx` stores nothing (and the request changed nothing), so retry those.
+- The same key with a different method, path or body is `422 idempotency_key_reused`. A repeat while the
+  first is still being processed is `409 idempotency_key_in_use`: retry after `Retry-After`.
+- Requests refused before any work (`401`, `429`, a malformed key: `400 idempotency_key_invalid`) store nothing.
+
+## Rate limits
+Every response, errors included, carries the limit that applied to it, by the IETF RateLimit draft and
+the older `X-RateLimit-*` headers:
+```
+RateLimit-Policy: "default";q=100;w=1
+RateLimit: "default";r=57;t=1
+X-RateLimit-Limit: 100
+X-RateLimit-Remaining: 57
+X-RateLimit-Reset: 1781272999
+```
+`q` requests per `w` seconds are allowed; `r` are left and the window resets in `t` seconds
+(`X-RateLimit-Reset` is the same moment in epoch seconds). Limits are per API key (per client address
+without one), 100 requests a second unless your account has its own. Past the limit the answer is
+`429 rate_limit_exceeded` with `Retry-After`, and the request did nothing.
+
 ## Test mode: the sandbox carrier
 Any valid number is `delivered` a few seconds after sending. These recipients simulate other outcomes:
 
@@ -117,6 +151,48 @@ def error_catalogue_markdown() -> str:
     return "\n".join(rows)
 
 
+_INTEGER = {"type": "integer"}
+RESPONSE_HEADERS = {
+    "Request-Id": {"description": "This request's id (`req_…`), also in error bodies.", "schema": {"type": "string"}},
+    "RateLimit-Policy": {"description": "The limit that applied: `\"default\";q=<requests>;w=<seconds>`.",
+                         "schema": {"type": "string"}},
+    "RateLimit": {"description": "What is left: `\"default\";r=<remaining>;t=<seconds to reset>`.",
+                  "schema": {"type": "string"}},
+    "X-RateLimit-Limit": {"description": "Requests allowed per window.", "schema": _INTEGER},
+    "X-RateLimit-Remaining": {"description": "Requests left in this window.", "schema": _INTEGER},
+    "X-RateLimit-Reset": {"description": "When the window resets, in epoch seconds.", "schema": _INTEGER},
+}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255},
+    "description": "Makes retries safe: a repeat with the same key and request gets the first answer back "
+                   "(`Idempotent-Replayed: true`) and does nothing again. Kept 24 hours.",
+    "example": "5f8e2a8c-order-1042",
+}
+
+
 def describe_api(result, generator, request, public):
+    """The overview, the error catalogue, and what every operation shares: limit headers, 429, idempotency."""
     result["info"]["description"] = API_DESCRIPTION.strip() + "\n\n" + error_catalogue_markdown()
+    components = result.setdefault("components", {})
+    components["headers"] = RESPONSE_HEADERS
+    components.setdefault("parameters", {})["IdempotencyKey"] = IDEMPOTENCY_KEY
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    header_refs = {name: {"$ref": f"#/components/headers/{name}"} for name in RESPONSE_HEADERS}
+    for operations in result["paths"].values():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("429", {**error, "description": "Codes: `rate_limit_exceeded`. See `Retry-After`."})
+            if method == "post":
+                operation.setdefault("parameters", []).append({"$ref": "#/components/parameters/IdempotencyKey"})
+                responses.setdefault("409", {**error, "description": "Codes: `idempotency_key_in_use`."})
+                responses.setdefault("422", {**error, "description": "Codes: `idempotency_key_reused`."})
+            for status, response in responses.items():
+                headers = {**header_refs, **response.get("headers", {})}
+                if method == "post" and status.startswith(("2", "4")):
+                    headers["Idempotent-Replayed"] = {
+                        "description": "`true` when this is the stored answer to an earlier request with the "
+                                       "same Idempotency-Key.", "schema": {"type": "string", "enum": ["true"]}}
+                if status == "429":
+                    headers["Retry-After"] = {"description": "Seconds to wait.", "schema": _INTEGER}
+                response["headers"] = headers
     return result

@@ -157,3 +157,18 @@ def test_staff_cannot_add_or_delete_messages(admin_client, delivered):
     assert admin_client.get("/admin/messaging/message/add/").status_code == 403
     admin_client.post(f"/admin/messaging/message/{delivered.pk}/delete/", {"post": "yes"})
     assert Message.objects.filter(pk=delivered.pk).exists()
+
+
+def test_staff_set_an_accounts_rate_limit_and_its_keys_get_it(admin_client, account, api):
+    keys = list(account.api_keys.all())  # the read-only inline still posts its management form
+    form = {"name": account.name, "is_active": "on", "rate_limit": "2", "rate_limit_window": "30",
+            "api_keys-TOTAL_FORMS": len(keys), "api_keys-INITIAL_FORMS": len(keys),
+            **{f"api_keys-{n}-id": key.pk for n, key in enumerate(keys)},
+            **{f"api_keys-{n}-account": account.pk for n in range(len(keys))}}
+
+    response = admin_client.post(f"/admin/accounts/account/{account.pk}/change/", form)
+
+    assert response.status_code == 302
+    answers = [api.get("/v1/messages") for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[0]["RateLimit-Policy"] == '"default";q=2;w=30'

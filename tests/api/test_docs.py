@@ -69,3 +69,24 @@ def test_the_schema_generates_without_warnings_and_validates(db, tmp_path):
     from django.core.management import call_command
 
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+
+
+def test_every_operation_documents_the_limit_headers_and_429_and_every_post_the_idempotency_key(schema):
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert "429" in responses, (method, path)
+            for response in responses.values():
+                assert {"RateLimit", "RateLimit-Policy", "X-RateLimit-Remaining"} <= set(response["headers"])
+            parameters = [p.get("$ref") for p in operation.get("parameters", [])]
+            assert ("#/components/parameters/IdempotencyKey" in parameters) == (method == "post"), (method, path)
+    assert schema["components"]["parameters"]["IdempotencyKey"]["in"] == "header"
+    assert "Error" in schema["components"]["schemas"]
+
+
+def test_the_docs_explain_idempotency_and_rate_limits(schema):
+    description = schema["info"]["description"]
+
+    assert "## Idempotency" in description and "24 hours" in description
+    assert "Idempotent-Replayed: true" in description
+    assert "## Rate limits" in description and 'RateLimit-Policy: "default";q=100;w=1' in description
