@@ -42,6 +42,8 @@ class Message(models.Model):
     price = models.DecimalField(max_digits=18, decimal_places=6)
     currency = models.CharField(max_length=3)
     metadata = models.JSONField(default=dict, blank=True)
+    # Gets this message's events besides the account's endpoints (signed with the callback secret).
+    status_callback = models.URLField(max_length=2048, blank=True)
 
     carrier = models.CharField(max_length=32, blank=True)
     carrier_message_id = models.CharField(max_length=100, blank=True)

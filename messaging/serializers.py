@@ -137,6 +137,10 @@ class MessageCreateSerializer(StrictSerializer):
     body = BodyField(help_text="The text, 1-1,600 characters. GSM-7 or UCS-2 is chosen for you.")
     metadata = MetadataField(required=False, default=dict,
                              help_text="Up to 20 string keys (1-40 characters) and values (up to 500 characters).")
+    status_callback = serializers.URLField(
+        required=False, max_length=2048, default="",
+        help_text="A URL that gets this message's events, signed with your callback secret "
+                  "(`GET /v1/callback_secret`), besides your webhook endpoints.")
 
     def get_fields(self):
         fields = super().get_fields()
@@ -159,6 +163,7 @@ class MessageSerializer(serializers.Serializer):
     price = MoneyField(help_text="Decimal string: segments x the flat price per segment of the destination.")
     currency = serializers.CharField()
     metadata = serializers.DictField(child=serializers.CharField())
+    status_callback = serializers.SerializerMethodField(help_text="The URL that gets this message's events, or null.")
     error_code = serializers.CharField(allow_null=True, help_text="Why the message failed; null unless it did.")
     error_message = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()
@@ -171,10 +176,14 @@ class MessageSerializer(serializers.Serializer):
         # Keep the documented order: `from` before `to`.
         return {name: fields[name] for name in [
             "object", "id", "status", "direction", "from", "to", "body", "encoding", "segments", "price",
-            "currency", "metadata", "error_code", "error_message", "created_at", "updated_at", "livemode"]}
+            "currency", "metadata", "status_callback", "error_code", "error_message", "created_at", "updated_at",
+            "livemode"]}
 
     def get_object(self, message) -> str:
         return "message"
+
+    def get_status_callback(self, message) -> str | None:
+        return message.status_callback or None
 
     def to_representation(self, message):
         data = super().to_representation(message)

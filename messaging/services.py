@@ -25,6 +25,7 @@ from messaging.models import Message, MessageEvent, Sender
 from messaging.serializers import MessageSerializer
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
+from webhooks import services as webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +42,18 @@ def sender_create(*, account: Account, value: str) -> Sender:
 
 # --- Accepting --------------------------------------------------------------------------------
 def message_create(*, account: Account, livemode: bool, sender: str, to: str, body: str,
-                   metadata: dict | None = None) -> Message:
+                   metadata: dict | None = None, status_callback: str = "") -> Message:
     """Accept an outbound message: price it, charge it, store it `queued` with its event, and send
     after commit. Without the balance to pay for it, nothing is stored (402 insufficient_funds)."""
     quote = message_preview(account=account, sender=sender, to=to, body=body)
+    if status_callback:
+        webhooks.callback_url_check(url=status_callback, livemode=livemode)
     with transaction.atomic():
         message = Message(
             account=account, livemode=livemode, direction=Message.OUTBOUND, status=statuses.QUEUED,
             from_number=sender, to=to, body=body, encoding=quote.encoding, segments=quote.segments,
             country=quote.country, price=quote.price, currency=quote.currency, metadata=metadata or {},
+            status_callback=status_callback,
         )
         billing.message_charge(account_id=account.pk, livemode=livemode, message_id=message.public_id,
                                amount=quote.price, currency=quote.currency)
@@ -86,7 +90,10 @@ def message_preview(*, account: Account, sender: str, to: str, body: str) -> Mes
 def _enqueue_send(message_id: int) -> None:
     from messaging.tasks import send_message
 
-    send_message.delay(message_id)
+    try:
+        send_message.apply_async((message_id,), retry=False)
+    except Exception:  # the broker is down: the message waits `queued`, and the requeue task sends it
+        logger.warning("Could not enqueue message %s; requeue_stale_messages will", message_id, exc_info=True)
 
 
 # --- Sending ----------------------------------------------------------------------------------
@@ -217,10 +224,17 @@ def _record_event(message: Message, *, carrier_status: str = "") -> MessageEvent
     if event_type is None:
         return None
     message.event_sequence += 1
-    return MessageEvent.objects.create(
+    event = MessageEvent.objects.create(
         message=message, type=event_type, status=message.status, sequence=message.event_sequence,
         data=MessageSerializer(message).data, carrier_status=carrier_status,
     )
+    # The same event, with the same id, to the account's endpoints and the message's status_callback:
+    # in this transaction, so a status change never commits without its webhook.
+    webhooks.event_publish(
+        account_id=message.account_id, livemode=message.livemode, event_id=event.public_id, type=event_type,
+        object_id=message.public_id, sequence=event.sequence, data=event.data, created_at=event.created_at,
+        callback_url=message.status_callback)
+    return event
 
 
 # --- Recovery ---------------------------------------------------------------------------------

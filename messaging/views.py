@@ -16,7 +16,7 @@ SEED_REQUEST = {"from": "+18045550142", "to": "+18045550199", "body": "Your tech
 SEED_RESPONSE = {
     "object": "message", "id": "msg_4Zq8yXbV2nLwR7tKp1sHc9dE", "status": "queued", "direction": "outbound",
     "from": "+18045550142", "to": "+18045550199", "body": "Your technician is 15 minutes out.",
-    "encoding": "GSM-7", "segments": 1, "price": "0.008", "currency": "USD", "metadata": {},
+    "encoding": "GSM-7", "segments": 1, "price": "0.008", "currency": "USD", "metadata": {}, "status_callback": None,
     "error_code": None, "error_message": None,
     "created_at": "2026-06-12T14:03:22Z", "updated_at": "2026-06-12T14:03:22Z", "livemode": False,
 }
@@ -49,7 +49,7 @@ class MessagesView(APIView):
         data = params.validated_data
         message = services.message_create(
             account=request.user.account, livemode=request.user.livemode, sender=data["from"], to=data["to"],
-            body=data["body"], metadata=data["metadata"],
+            body=data["body"], metadata=data["metadata"], status_callback=data["status_callback"],
         )
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 

@@ -5,6 +5,7 @@ With no variable set, Mittis runs on SQLite and a Celery broker kept in local fi
 Redis or RabbitMQ.
 """
 
+import base64
 from pathlib import Path
 import secrets
 
@@ -18,19 +19,23 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env")  # optional; real environment variables win
 
 
-def _embedded_secret_key() -> str:
-    """A per-checkout secret generated once, so no secret is ever committed."""
-    path = VAR_DIR / "secret_key"
+def _embedded_secret(name: str, generate) -> str:
+    """A per-checkout secret generated once under var/, so no secret is ever committed."""
+    path = VAR_DIR / name
     if not path.exists():
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
+        path.write_text(generate())
         path.chmod(0o600)
     return path.read_text().strip()
 
 
+def _fernet_key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
 # --- Core -------------------------------------------------------------------------------------
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default="") or _embedded_secret_key()
+SECRET_KEY = env.str("SECRET_KEY", default="") or _embedded_secret("secret_key", lambda: secrets.token_urlsafe(50))
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -210,4 +215,25 @@ MITTIS_IDEMPOTENCY_KEY_HOURS = env.int("MITTIS_IDEMPOTENCY_KEY_HOURS", default=2
 CELERY_BEAT_SCHEDULE["purge-expired-idempotency-keys"] = {
     "task": "api.purge_expired_idempotency_keys",
     "schedule": 3600.0,
+}
+
+# --- Secrets at rest --------------------------------------------------------------------------
+# Fernet keys (urlsafe base64 of 32 bytes), comma-separated, newest first: the first encrypts, all
+# decrypt. Rotate by putting a new key first, then `manage.py reencrypt_secrets`, then drop the old.
+MITTIS_ENCRYPTION_KEYS = env.list("MITTIS_ENCRYPTION_KEYS", default=[]) or [
+    _embedded_secret("encryption_key", _fernet_key)]
+
+# --- Webhooks ---------------------------------------------------------------------------------
+# Seconds before each retry after a failed delivery (the contract's schedule; jitter is added).
+MITTIS_WEBHOOK_RETRY_SCHEDULE = [float(s) for s in env.list(
+    "MITTIS_WEBHOOK_RETRY_SCHEDULE",
+    default=["5", "300", "1800", "7200", "18000", "36000", "50400", "72000", "86400"])]
+MITTIS_WEBHOOK_TIMEOUT = env.float("MITTIS_WEBHOOK_TIMEOUT", default=15.0)
+# `http://` endpoint URLs in live mode (test mode always allows them). For local development only.
+MITTIS_WEBHOOK_ALLOW_HTTP = env.bool("MITTIS_WEBHOOK_ALLOW_HTTP", default=False)
+# Hosts or networks (CIDR) that may be private, loopback or link-local, e.g. "127.0.0.1,10.0.0.0/8".
+MITTIS_WEBHOOK_ALLOWED_PRIVATE = env.list("MITTIS_WEBHOOK_ALLOWED_PRIVATE", default=[])
+CELERY_BEAT_SCHEDULE["sweep-webhook-deliveries"] = {
+    "task": "webhooks.sweep_deliveries",
+    "schedule": 30.0,
 }

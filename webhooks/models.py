@@ -1,0 +1,150 @@
+"""Events and their delivery to the customer's endpoints (an outbox, after Saleor's webhooks).
+
+An `Event` is written in the same transaction as the change it reports, its payload serialized once;
+one `Delivery` per receiver is created with it; each try is a `DeliveryAttempt` (`whd_…`). `webhooks`
+never imports `messaging`: it is given account ids and the payload.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from mittis.accounts.models import Account
+from mittis.api.ids import public_id_default
+
+
+class WebhookEndpoint(models.Model):
+    ENABLED, DISABLED = "enabled", "disabled"
+    STATUSES = [(ENABLED, "enabled"), (DISABLED, "disabled")]
+    ALL_EVENTS = "*"
+
+    public_id = models.CharField(max_length=40, unique=True, default=public_id_default("we"), editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    livemode = models.BooleanField()
+    url = models.URLField(max_length=2048)
+    description = models.CharField(max_length=500, blank=True)
+    enabled_events = models.JSONField(default=list, help_text='Event types, or ["*"] for all.')
+    status = models.CharField(max_length=10, choices=STATUSES, default=ENABLED)
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    # Encrypted with mittis.crypto; the previous secret keeps signing until it expires (rotation).
+    secret_encrypted = models.TextField(editable=False)
+    previous_secret_encrypted = models.TextField(blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set by the first failed attempt after a success; an endpoint failing for days is disabled.
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["account", "livemode", "-id"], name="endpoint_list_idx")]
+        verbose_name = "webhook endpoint"
+
+    def __str__(self) -> str:
+        return f"{self.public_id} {self.url}"
+
+    def subscribes_to(self, event_type: str) -> bool:
+        return self.ALL_EVENTS in self.enabled_events or event_type in self.enabled_events
+
+
+class CallbackSecret(models.Model):
+    """The account's secret for signing per-message `status_callback` requests, one per mode."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    livemode = models.BooleanField()
+    secret_encrypted = models.TextField(editable=False)
+    previous_secret_encrypted = models.TextField(blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "livemode"], name="callback_secret_unique")]
+
+
+class Event(models.Model):
+    """Something that happened to an account's object, as the receivers get it (`"object": "event"`)."""
+
+    public_id = models.CharField(max_length=40, unique=True, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    livemode = models.BooleanField()
+    type = models.CharField(max_length=40)
+    # The object the event is about (`msg_…`) and its per-object order.
+    object_id = models.CharField(max_length=40)
+    sequence = models.PositiveIntegerField()
+    # The exact JSON body every receiver gets, serialized once when the event happened.
+    payload = models.TextField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["account", "livemode", "-id"], name="event_list_idx"),
+            models.Index(fields=["account", "livemode", "type", "-id"], name="event_type_idx"),
+            models.Index(fields=["account", "livemode", "created_at"], name="event_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} {self.type}"
+
+
+class Delivery(models.Model):
+    """One event to one receiver: an endpoint, or a message's `status_callback` URL."""
+
+    PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
+    STATUSES = [(PENDING, "pending"), (SUCCEEDED, "succeeded"), (FAILED, "failed")]
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    endpoint = models.ForeignKey(WebhookEndpoint, null=True, blank=True, on_delete=models.CASCADE,
+                                 related_name="deliveries")
+    callback_url = models.URLField(max_length=2048, blank=True)
+    status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    # Held by the task making an attempt, so the sweeper and a late task never attempt twice at once.
+    locked_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="delivery_due_idx"),
+            models.Index(fields=["endpoint", "status"], name="delivery_endpoint_idx"),
+        ]
+        constraints = [models.CheckConstraint(
+            condition=Q(endpoint__isnull=False) | ~Q(callback_url=""), name="delivery_has_receiver")]
+
+    def __str__(self) -> str:
+        return f"{self.event.public_id} → {self.endpoint.public_id if self.endpoint else self.callback_url}"
+
+    @property
+    def url(self) -> str:
+        return self.endpoint.url if self.endpoint else self.callback_url
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP request to a receiver, as it went: kept for the customer and for staff."""
+
+    RESPONSE_BODY_LIMIT = 2048
+
+    public_id = models.CharField(max_length=40, unique=True, default=public_id_default("whd"), editable=False)
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_rows")
+    endpoint = models.ForeignKey(WebhookEndpoint, null=True, blank=True, on_delete=models.CASCADE,
+                                 related_name="attempts")
+    number = models.PositiveSmallIntegerField()
+    url = models.URLField(max_length=2048)
+    attempted_at = models.DateTimeField()
+    succeeded = models.BooleanField()
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True, help_text="The first 2 KB.")
+    latency_ms = models.PositiveIntegerField()
+    error = models.CharField(max_length=500, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["endpoint", "-id"], name="attempt_endpoint_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} #{self.number} {self.response_status or self.error}"

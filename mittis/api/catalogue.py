@@ -63,6 +63,14 @@ _CODES = [
               "The Idempotency-Key header is invalid.",
               "`Idempotency-Key` must be 1 to 255 printable ASCII characters (a UUID is ideal), optionally "
               "as a quoted string. `field` is the header's name. Nothing was done."),
+    ErrorCode("url_invalid", "invalid_request_error", 400,
+              "This URL cannot receive webhooks.",
+              "Webhooks go only to `https://` URLs (`http://` too in test mode) whose host resolves to public "
+              "addresses: never to private, loopback or link-local ones. The message says which rule failed."),
+    ErrorCode("endpoint_disabled", "invalid_request_error", 400,
+              "The webhook endpoint is disabled.",
+              "Events are not sent to a disabled endpoint. Enable it with `PATCH /v1/webhook_endpoints/{id}` "
+              "and `\"status\": \"enabled\"`, then redeliver or recover."),
     ErrorCode("unsupported_media_type", "invalid_request_error", 415,
               "The request body must be sent as application/json.",
               "Send `Content-Type: application/json` with a JSON body."),

@@ -44,4 +44,17 @@ def _txn() -> str:
     return new_public_id("txn")
 
 
-_DEFAULTS = {"acct": _acct, "key": _key, "msg": _msg, "evt": _evt, "txn": _txn}
+def _we() -> str:
+    return new_public_id("we")
+
+
+def _whd() -> str:
+    return new_public_id("whd")
+
+
+def _exp() -> str:
+    return new_public_id("exp")
+
+
+_DEFAULTS = {"acct": _acct, "key": _key, "msg": _msg, "evt": _evt, "txn": _txn, "we": _we, "whd": _whd,
+             "exp": _exp}

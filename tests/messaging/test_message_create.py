@@ -18,7 +18,8 @@ def test_seed_request_answers_201_in_the_contract_shape(send):
     body = response.json()
     assert list(body) == [
         "object", "id", "status", "direction", "from", "to", "body", "encoding", "segments", "price",
-        "currency", "metadata", "error_code", "error_message", "created_at", "updated_at", "livemode",
+        "currency", "metadata", "status_callback", "error_code", "error_message", "created_at", "updated_at",
+        "livemode",
     ]
     assert body["object"] == "message"
     assert re.fullmatch(r"msg_[A-Za-z0-9]{24}", body["id"])

@@ -1,0 +1,32 @@
+"""Secrets at rest (webhook secrets, carrier credentials): Fernet with rotatable keys.
+
+`settings.MITTIS_ENCRYPTION_KEYS` lists keys newest first; values are encrypted with the first and
+decrypted with whichever matches, so a new key can be introduced before old values are re-encrypted.
+"""
+
+from functools import lru_cache
+
+from cryptography.fernet import MultiFernet, Fernet
+from django.conf import settings
+
+
+@lru_cache(maxsize=4)
+def _fernet(keys: tuple[str, ...]) -> MultiFernet:
+    return MultiFernet([Fernet(key.encode()) for key in keys])
+
+
+def _current() -> MultiFernet:
+    return _fernet(tuple(settings.MITTIS_ENCRYPTION_KEYS))
+
+
+def encrypt(plaintext: str) -> str:
+    return _current().encrypt(plaintext.encode()).decode()
+
+
+def decrypt(token: str) -> str:
+    return _current().decrypt(token.encode()).decode()
+
+
+def reencrypt(token: str) -> str:
+    """The same secret under the newest key (for key rotation)."""
+    return _current().rotate(token.encode()).decode()

@@ -1,0 +1,299 @@
+"""Writes for webhooks: endpoints and their secrets, publishing events, delivering and redelivering them."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+import json
+import logging
+import random
+import time
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from mittis import crypto
+from mittis.accounts.models import Account
+from mittis.api.exceptions import ApiError
+from webhooks import signing, transport
+from webhooks.models import CallbackSecret, Delivery, DeliveryAttempt, Event, WebhookEndpoint
+
+logger = logging.getLogger(__name__)
+
+# After a rotation the old secret signs beside the new one this long, so receivers can switch over.
+ROTATION_OVERLAP = timedelta(hours=24)
+# An endpoint that has failed every delivery this long is disabled (and says why).
+DISABLE_AFTER_FAILING = timedelta(days=5)
+# A claimed delivery is left alone this long: longer than the HTTP timeout and the bookkeeping.
+CLAIM_FOR = timedelta(seconds=60)
+# Retries further off than this are left to the sweeper instead of a broker countdown, which some
+# brokers redeliver early (Redis's visibility timeout is an hour).
+MAX_COUNTDOWN = 300
+JITTER = 0.1
+
+
+# --- Endpoints --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EndpointWithSecret:
+    endpoint: WebhookEndpoint
+    secret: str  # shown to the customer once, now
+
+
+def endpoint_create(*, account: Account, livemode: bool, url: str, description: str = "",
+                    enabled_events: list[str]) -> EndpointWithSecret:
+    _check_url(url, livemode=livemode, field="url")
+    secret = signing.secret_generate()
+    endpoint = WebhookEndpoint.objects.create(
+        account=account, livemode=livemode, url=url, description=description, enabled_events=enabled_events,
+        secret_encrypted=crypto.encrypt(secret))
+    return EndpointWithSecret(endpoint, secret)
+
+
+def endpoint_update(*, endpoint: WebhookEndpoint, **changes) -> WebhookEndpoint:
+    """Change url, description, enabled_events or status. Re-enabling forgets past failures."""
+    if "url" in changes:
+        _check_url(changes["url"], livemode=endpoint.livemode, field="url")
+    if changes.get("status") == WebhookEndpoint.ENABLED and endpoint.status != WebhookEndpoint.ENABLED:
+        endpoint.failing_since, endpoint.disabled_reason = None, ""
+    if changes.get("status") == WebhookEndpoint.DISABLED and endpoint.status != WebhookEndpoint.DISABLED:
+        endpoint.disabled_reason = "Disabled through the API."
+    for name, value in changes.items():
+        setattr(endpoint, name, value)
+    endpoint.save()
+    return endpoint
+
+
+def endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    endpoint.delete()
+
+
+def endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> EndpointWithSecret:
+    secret = signing.secret_generate()
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        _rotate(endpoint, secret)
+        endpoint.save(update_fields=["secret_encrypted", "previous_secret_encrypted",
+                                     "previous_secret_expires_at", "updated_at"])
+    return EndpointWithSecret(endpoint, secret)
+
+
+def _rotate(holder, secret: str) -> None:
+    holder.previous_secret_encrypted = holder.secret_encrypted
+    holder.previous_secret_expires_at = timezone.now() + ROTATION_OVERLAP
+    holder.secret_encrypted = crypto.encrypt(secret)
+
+
+def signing_secrets(holder: WebhookEndpoint | CallbackSecret) -> list[str]:
+    """The current secret, and the previous one while its overlap lasts."""
+    found = [crypto.decrypt(holder.secret_encrypted)]
+    if holder.previous_secret_encrypted and holder.previous_secret_expires_at and \
+            holder.previous_secret_expires_at > timezone.now():
+        found.append(crypto.decrypt(holder.previous_secret_encrypted))
+    return found
+
+
+def _check_url(url: str, *, livemode: bool, field: str) -> None:
+    try:
+        transport.check_url(url, livemode=livemode)
+    except transport.UnsafeUrl as refused:
+        raise ApiError("url_invalid", str(refused), field=field)
+
+
+def callback_url_check(*, url: str, livemode: bool) -> None:
+    """For a message's `status_callback`: the same rules as an endpoint's URL."""
+    _check_url(url, livemode=livemode, field="status_callback")
+
+
+def callback_secret_get(*, account_id: int, livemode: bool) -> CallbackSecret:
+    secret, _ = CallbackSecret.objects.get_or_create(
+        account_id=account_id, livemode=livemode,
+        defaults={"secret_encrypted": crypto.encrypt(signing.secret_generate())})
+    return secret
+
+
+def callback_secret_rotate(*, account_id: int, livemode: bool) -> str:
+    secret = signing.secret_generate()
+    with transaction.atomic():
+        holder = callback_secret_get(account_id=account_id, livemode=livemode)
+        holder = CallbackSecret.objects.select_for_update().get(pk=holder.pk)
+        _rotate(holder, secret)
+        holder.rotated_at = timezone.now()
+        holder.save()
+    return secret
+
+
+# --- Publishing -------------------------------------------------------------------------------
+def event_publish(*, account_id: int, livemode: bool, event_id: str, type: str, object_id: str,
+                  sequence: int, data: dict, created_at: datetime, callback_url: str = "") -> Event:
+    """Record an event and one delivery per receiver; deliveries are enqueued after commit.
+
+    Call inside the transaction of the change the event reports: both commit, or neither.
+    """
+    payload = json.dumps({
+        "object": "event", "id": event_id, "type": type, "created_at": created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "livemode": livemode, "sequence": sequence, "data": data,
+    }, separators=(",", ":"), ensure_ascii=False)
+    event = Event.objects.create(public_id=event_id, account_id=account_id, livemode=livemode, type=type,
+                                 object_id=object_id, sequence=sequence, payload=payload, created_at=created_at)
+    endpoints = WebhookEndpoint.objects.filter(account_id=account_id, livemode=livemode,
+                                               status=WebhookEndpoint.ENABLED)
+    now = timezone.now()
+    deliveries = [Delivery(event=event, endpoint=endpoint, next_attempt_at=now)
+                  for endpoint in endpoints if endpoint.subscribes_to(type)]
+    if callback_url:
+        deliveries.append(Delivery(event=event, callback_url=callback_url, next_attempt_at=now))
+    _schedule(Delivery.objects.bulk_create(deliveries))
+    return event
+
+
+def _schedule(deliveries: list[Delivery]) -> None:
+    ids = [delivery.pk for delivery in deliveries]
+    if ids:
+        transaction.on_commit(lambda: [_enqueue(pk) for pk in ids])
+
+
+def _enqueue(delivery_id: int, countdown: float | None = None) -> None:
+    from webhooks.tasks import deliver
+
+    try:
+        deliver.apply_async((delivery_id,), countdown=countdown, retry=False)
+    except Exception:  # the broker is down: the delivery is pending in the database, the sweeper sends it
+        logger.warning("Could not enqueue webhook delivery %s; the sweeper will", delivery_id, exc_info=True)
+
+
+# --- Delivering -------------------------------------------------------------------------------
+def delivery_attempt(*, delivery_id: int) -> DeliveryAttempt | None:
+    """Make the next attempt of a pending, due delivery, once. None when there is nothing to do
+    (already delivered, not yet due, or another run holds it)."""
+    now = timezone.now()
+    claimed = (Delivery.objects
+               .filter(pk=delivery_id, status=Delivery.PENDING, next_attempt_at__lte=now + timedelta(seconds=1))
+               .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+               .update(locked_until=now + CLAIM_FOR))
+    if not claimed:
+        return None
+    delivery = Delivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+    endpoint = delivery.endpoint
+    if endpoint is not None and endpoint.status != WebhookEndpoint.ENABLED:
+        Delivery.objects.filter(pk=delivery_id).update(status=Delivery.FAILED, locked_until=None)
+        return None
+    holder = endpoint or callback_secret_get(account_id=delivery.event.account_id, livemode=delivery.event.livemode)
+    headers = signing.headers(secrets=signing_secrets(holder), msg_id=delivery.event.public_id,
+                              timestamp=int(time.time()), body=delivery.event.payload)
+    # No transaction is open here: the receiver may take its full timeout.
+    result = transport.post(delivery.url, body=delivery.event.payload.encode(), headers=headers,
+                            timeout=settings.MITTIS_WEBHOOK_TIMEOUT)
+    return _record_attempt(delivery, result, attempted_at=now)
+
+
+def _record_attempt(delivery: Delivery, result: transport.HttpResult, *, attempted_at: datetime) -> DeliveryAttempt:
+    number = delivery.attempts + 1
+    succeeded = result.status is not None and 200 <= result.status < 300
+    schedule = settings.MITTIS_WEBHOOK_RETRY_SCHEDULE
+    next_attempt_at = None
+    gone = result.status == 410
+    if succeeded:
+        status = Delivery.SUCCEEDED
+    elif gone or number > len(schedule):
+        status = Delivery.FAILED
+    else:
+        status = Delivery.PENDING
+        delay = schedule[number - 1] * random.uniform(1 - JITTER, 1 + JITTER)
+        if result.retry_after is not None:
+            delay = max(delay, min(result.retry_after, schedule[-1]))
+        next_attempt_at = timezone.now() + timedelta(seconds=delay)
+    with transaction.atomic():
+        attempt = DeliveryAttempt.objects.create(
+            delivery=delivery, endpoint=delivery.endpoint, number=number, url=delivery.url,
+            attempted_at=attempted_at, succeeded=succeeded, response_status=result.status,
+            response_body=result.body[:DeliveryAttempt.RESPONSE_BODY_LIMIT], latency_ms=result.latency_ms,
+            error=result.error[:500], next_attempt_at=next_attempt_at)
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=status, attempts=number, next_attempt_at=next_attempt_at or delivery.next_attempt_at,
+            locked_until=None, updated_at=timezone.now())
+        if delivery.endpoint is not None:
+            _note_endpoint_health(delivery.endpoint, succeeded=succeeded, gone=gone)
+        if next_attempt_at is not None:
+            countdown = (next_attempt_at - timezone.now()).total_seconds()
+            if countdown <= MAX_COUNTDOWN:
+                transaction.on_commit(lambda: _enqueue(delivery.pk, countdown=max(0.0, countdown)))
+    return attempt
+
+
+def _note_endpoint_health(endpoint: WebhookEndpoint, *, succeeded: bool, gone: bool) -> None:
+    now = timezone.now()
+    endpoints = WebhookEndpoint.objects.filter(pk=endpoint.pk)
+    if succeeded:
+        endpoints.exclude(failing_since=None).update(failing_since=None)
+    elif gone:
+        endpoints.update(status=WebhookEndpoint.DISABLED, disabled_reason="The endpoint answered 410 Gone.",
+                         updated_at=now)
+    else:
+        endpoints.filter(failing_since=None).update(failing_since=now)
+        endpoints.filter(failing_since__lte=now - DISABLE_AFTER_FAILING, status=WebhookEndpoint.ENABLED).update(
+            status=WebhookEndpoint.DISABLED, updated_at=now,
+            disabled_reason=f"Every delivery failed for {DISABLE_AFTER_FAILING.days} days.")
+
+
+def deliveries_sweep(*, overdue_by: timedelta = timedelta(seconds=30), limit: int = 1000) -> list[int]:
+    """Enqueue pending deliveries that are due but whose task never ran (broker down, worker killed,
+    or a retry too far off for a countdown). Harmless when the task is merely late: the claim
+    lets only one run make the attempt."""
+    now = timezone.now()
+    due = list(Delivery.objects
+               .filter(status=Delivery.PENDING, next_attempt_at__lte=now - overdue_by)
+               .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+               .order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    for delivery_id in due:
+        _enqueue(delivery_id)
+    return due
+
+
+# --- Replaying --------------------------------------------------------------------------------
+def event_redeliver(*, event: Event, endpoint: WebhookEndpoint | None = None) -> list[Delivery]:
+    """Send an event again: to one endpoint, or to every enabled endpoint subscribed to it."""
+    if endpoint is not None:
+        if endpoint.status != WebhookEndpoint.ENABLED:
+            raise ApiError("endpoint_disabled", field="endpoint")
+        endpoints = [endpoint]
+    else:
+        endpoints = [e for e in WebhookEndpoint.objects.filter(
+            account_id=event.account_id, livemode=event.livemode, status=WebhookEndpoint.ENABLED)
+            if e.subscribes_to(event.type)]
+    with transaction.atomic():
+        deliveries = Delivery.objects.bulk_create(
+            [Delivery(event=event, endpoint=e, next_attempt_at=timezone.now()) for e in endpoints])
+        _schedule(deliveries)
+    return deliveries
+
+
+def endpoint_recover(*, endpoint_id: int, since: datetime, until: datetime) -> int:
+    """Send again every event of the window that this endpoint was sent and never accepted.
+
+    Events still being retried are left to their retries; events it did accept are not sent again.
+    """
+    endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
+    if endpoint.status != WebhookEndpoint.ENABLED:
+        return 0
+    to_endpoint = Delivery.objects.filter(event=OuterRef("pk"), endpoint=endpoint)
+    events = (Event.objects.filter(account_id=endpoint.account_id, livemode=endpoint.livemode,
+                                   created_at__gte=since, created_at__lt=until)
+              .filter(Exists(to_endpoint.filter(status=Delivery.FAILED)))
+              .exclude(Exists(to_endpoint.filter(status__in=[Delivery.SUCCEEDED, Delivery.PENDING])))
+              .order_by("id"))
+    recovered = 0
+    for event in events.iterator(chunk_size=500):
+        with transaction.atomic():
+            _schedule([Delivery.objects.create(event=event, endpoint=endpoint, next_attempt_at=timezone.now())])
+        recovered += 1
+    return recovered
+
+
+def enqueue_after_commit(task, *args) -> None:
+    """Run `task` once the current transaction commits; a broker failure is logged, not raised."""
+    def send():
+        try:
+            task.apply_async(args, retry=False)
+        except Exception:
+            logger.warning("Could not enqueue %s%r", task.name, args, exc_info=True)
+    transaction.on_commit(send)

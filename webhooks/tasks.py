@@ -1,0 +1,22 @@
+from datetime import datetime
+
+from celery import shared_task
+
+from webhooks import services
+
+
+@shared_task(name="webhooks.deliver")
+def deliver(delivery_id: int) -> None:
+    """One attempt; the service schedules the next (its retry policy is the contract's schedule)."""
+    services.delivery_attempt(delivery_id=delivery_id)
+
+
+@shared_task(name="webhooks.sweep_deliveries")
+def sweep_deliveries() -> int:
+    return len(services.deliveries_sweep())
+
+
+@shared_task(name="webhooks.recover_endpoint")
+def recover_endpoint(endpoint_id: int, since: str, until: str) -> int:
+    return services.endpoint_recover(endpoint_id=endpoint_id, since=datetime.fromisoformat(since),
+                                     until=datetime.fromisoformat(until))
