@@ -26,7 +26,7 @@ def test_seed_request_answers_201_in_the_contract_shape(send):
     assert body | {"id": None, "created_at": None, "updated_at": None} == {
         "object": "message", "id": None, "status": "queued", "direction": "outbound",
         "from": "+18045550142", "to": "+18045550199", "body": "Your technician is 15 minutes out.",
-        "encoding": "GSM-7", "segments": 1, "price": "0.008", "currency": "USD", "metadata": {},
+        "encoding": "GSM-7", "segments": 1, "price": "0.008", "currency": "USD", "metadata": {}, "status_callback": None,
         "error_code": None, "error_message": None, "created_at": None, "updated_at": None, "livemode": False,
     }
     assert TIMESTAMP.match(body["created_at"]) and TIMESTAMP.match(body["updated_at"])
