@@ -166,6 +166,9 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+# A request that enqueues must not hang while the broker is down: give up in about a second.
+# Nothing is lost: queued messages and pending webhook deliveries are swept up by beat tasks.
+MITTIS_BROKER_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
 if CELERY_BROKER_URL == "filesystem://":
     # A broker in local folders: shared by the web process, the worker and beat on one machine.
     _broker_dir = VAR_DIR / "celery-broker"
@@ -178,6 +181,8 @@ if CELERY_BROKER_URL == "filesystem://":
         "store_processed": False,
         "control_folder": str(_broker_dir / "control"),
     }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = MITTIS_BROKER_PUBLISH_RETRY
 CELERY_TASK_IGNORE_RESULT = True  # tasks write their outcome to the database
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -1,0 +1,97 @@
+"""A real HTTP receiver on 127.0.0.1 for webhooks to reach, and a real Celery worker to send them."""
+
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import threading
+import time
+
+from celery.contrib.testing.worker import start_worker
+import pytest
+
+from messaging import tasks as messaging_tasks
+from mittis.celery import app as celery_app
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: str
+
+
+@dataclass
+class Receiver:
+    """Records every request; answers from `script` in order (status, headers), then `default_status`."""
+
+    url: str = ""
+    requests: list[Received] = field(default_factory=list)
+    script: list[tuple[int, dict]] = field(default_factory=list)
+    default_status: int = 200
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, received: Received) -> tuple[int, dict]:
+        with self.lock:
+            self.requests.append(received)
+            return self.script.pop(0) if self.script else (self.default_status, {})
+
+    def events(self, type_: str | None = None) -> list[Received]:
+        import json
+        return [r for r in self.requests if type_ is None or json.loads(r.body)["type"] == type_]
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.requests) >= count:
+                return list(self.requests)
+            time.sleep(0.05)
+        raise AssertionError(f"{len(self.requests)} requests arrived, not {count}, in {timeout} s")
+
+
+@pytest.fixture
+def receiver(settings):
+    settings.MITTIS_WEBHOOK_ALLOWED_PRIVATE = ["127.0.0.1"]  # the receiver runs here
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+            status, headers = state.answer(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            reply = f"received with {status}".encode()
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def fast_retries(settings):
+    settings.MITTIS_WEBHOOK_RETRY_SCHEDULE = [0.2, 0.4, 0.6]
+
+
+@pytest.fixture
+def worker(settings, monkeypatch, fast_retries):
+    settings.MITTIS_SANDBOX_REPORT_DELAY = 0.2
+    monkeypatch.setattr(messaging_tasks, "SEND_RETRY_BASE_SECONDS", 0.2)
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING"):
+        yield
+
+
+@pytest.fixture
+def endpoint(api, receiver):
+    """An endpoint for every event, created through the API: (its id, its secret)."""
+    created = api.post("/v1/webhook_endpoints", {"url": receiver.url}, format="json")
+    assert created.status_code == 201, created.json()
+    return created.json()["id"], created.json()["secret"]

@@ -1,0 +1,110 @@
+"""Webhooks end to end: a real receiver, a real worker on the configured broker, and signatures checked
+by the third-party `standardwebhooks` package, unmodified."""
+
+from contextlib import contextmanager
+from datetime import timedelta
+import time
+
+from django.conf import settings
+import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+from celery.contrib.testing.worker import start_worker
+
+from mittis.celery import app as celery_app
+from webhooks.models import Delivery, DeliveryAttempt
+from webhooks.services import deliveries_sweep
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+MESSAGE_EVENTS = ["message.queued", "message.sent", "message.delivered"]
+
+
+def verified(secret: str, request) -> dict:
+    return Webhook(secret).verify(request.body, request.headers)
+
+
+def test_every_event_of_a_message_arrives_signed_in_order_before_and_after_a_rotation(
+        worker, api, send, receiver, endpoint):
+    endpoint_id, secret = endpoint
+
+    first = send().json()
+    receiver.wait_for(3)
+
+    payloads = [verified(secret, r) for r in receiver.requests]
+    assert [p["type"] for p in payloads] == MESSAGE_EVENTS
+    assert [p["sequence"] for p in payloads] == [1, 2, 3]
+    assert {p["data"]["id"] for p in payloads} == {first["id"]}
+    assert payloads[-1]["data"]["status"] == "delivered"
+    for request, payload in zip(receiver.requests, payloads):
+        assert request.headers["webhook-id"] == payload["id"]
+        assert payload == api.get(f"/v1/events/{payload['id']}").json()  # the API and the webhook agree
+    timeline = [e["id"] for e in api.get(f"/v1/messages/{first['id']}/events").json()["data"]]
+    assert timeline == [p["id"] for p in payloads]
+
+    new_secret = api.post(f"/v1/webhook_endpoints/{endpoint_id}/rotate_secret").json()["secret"]
+    second = send().json()
+    after = receiver.wait_for(6)[3:]
+
+    assert new_secret != secret
+    for request in after:
+        assert verified(new_secret, request)["data"]["id"] == second["id"]
+        assert verified(secret, request)  # the old secret still signs for 24 hours
+        assert len(request.headers["webhook-signature"].split(" ")) == 2
+    with pytest.raises(WebhookVerificationError):
+        Webhook("whsec_" + "A" * 43 + "=").verify(after[0].body, after[0].headers)
+
+
+def test_a_receiver_failing_twice_gets_three_attempts_and_the_event_once_as_success(
+        worker, api, send, receiver, endpoint):
+    endpoint_id, secret = endpoint
+    api.patch(f"/v1/webhook_endpoints/{endpoint_id}", {"enabled_events": ["message.queued"]}, format="json")
+    receiver.script = [(500, {}), (503, {})]
+
+    send()
+    receiver.wait_for(3)
+    time.sleep(1.0)  # time enough for a fourth attempt, if one were (wrongly) made
+
+    event_id = verified(secret, receiver.requests[0])["id"]
+    assert len(receiver.requests) == 3 and {r.headers["webhook-id"] for r in receiver.requests} == {event_id}
+    attempts = api.get(f"/v1/webhook_endpoints/{endpoint_id}/deliveries").json()["data"]
+    assert [(a["event"], a["attempt"], a["response_status"], a["succeeded"]) for a in reversed(attempts)] == [
+        (event_id, 1, 500, False), (event_id, 2, 503, False), (event_id, 3, 200, True)]
+    assert [a["next_attempt_at"] is not None for a in reversed(attempts)] == [True, True, False]
+    assert attempts[0]["response_body"] == "received with 200" and attempts[0]["latency_ms"] >= 0
+    assert Delivery.objects.get(event__public_id=event_id).status == Delivery.SUCCEEDED
+
+
+@contextmanager
+def broker_down():
+    """Point the app at a broker that refuses connections, as if Redis were stopped; then put it back."""
+    url, pool, producers = celery_app.conf.broker_url, celery_app.pool, celery_app.amqp.producer_pool
+    options = celery_app.conf.broker_transport_options
+    celery_app.conf.broker_url = "redis://127.0.0.1:9/0"  # nothing listens on port 9
+    celery_app.conf.broker_transport_options = settings.MITTIS_BROKER_PUBLISH_RETRY
+    celery_app._pool = celery_app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        celery_app.pool.force_close_all()
+        celery_app.conf.broker_url, celery_app.conf.broker_transport_options = url, options
+        celery_app._pool, celery_app.amqp._producer_pool = pool, producers
+
+
+def test_an_event_created_while_the_broker_is_down_is_delivered_by_the_sweeper(api, send, receiver, endpoint,
+                                                                               settings, fast_retries):
+    endpoint_id, secret = endpoint
+    with broker_down():
+        created = send()
+
+    assert created.status_code == 201  # the message and its event are safe in the database
+    pending = Delivery.objects.get()
+    assert pending.status == Delivery.PENDING and receiver.requests == []
+
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING"):
+        assert deliveries_sweep(overdue_by=timedelta(0)) == [pending.pk]
+        [request] = receiver.wait_for(1)
+
+    assert verified(secret, request)["data"]["id"] == created.json()["id"]
+    assert Delivery.objects.get(pk=pending.pk).status == Delivery.SUCCEEDED
+    assert DeliveryAttempt.objects.count() == 1
