@@ -30,6 +30,8 @@ CLAIM_FOR = timedelta(seconds=60)
 # brokers redeliver early (Redis's visibility timeout is an hour).
 MAX_COUNTDOWN = 300
 JITTER = 0.1
+# A receiver's Retry-After is honoured up to the schedule's longest wait.
+MAX_RETRY_AFTER = timedelta(hours=24)
 
 
 # --- Endpoints --------------------------------------------------------------------------------
@@ -200,7 +202,7 @@ def _record_attempt(delivery: Delivery, result: transport.HttpResult, *, attempt
         status = Delivery.PENDING
         delay = schedule[number - 1] * random.uniform(1 - JITTER, 1 + JITTER)
         if result.retry_after is not None:
-            delay = max(delay, min(result.retry_after, schedule[-1]))
+            delay = max(delay, min(result.retry_after, MAX_RETRY_AFTER.total_seconds()))
         next_attempt_at = timezone.now() + timedelta(seconds=delay)
     with transaction.atomic():
         attempt = DeliveryAttempt.objects.create(

@@ -110,6 +110,8 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> H
             content = response.read(2048, decode_content=True)
         finally:
             response.release_conn()
+    except urllib3.exceptions.NewConnectionError as failure:  # a ConnectTimeoutError subclass, but refused
+        return result(status=None, body="", error=_describe(failure))
     except urllib3.exceptions.TimeoutError:
         return result(status=None, body="", error=f"Timed out after {timeout:g} s.")
     except urllib3.exceptions.HTTPError as failure:

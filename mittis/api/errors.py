@@ -130,6 +130,9 @@ def _flatten_validation(detail, path: str | None = None):
             if key in ("non_field_errors", "__all__"):
                 yield from _flatten_validation(value, path)
             else:
+                if isinstance(key, int):  # ListField reports items by index: `enabled_events[0]`
+                    yield from _flatten_validation(value, f"{path}[{key}]" if path else f"[{key}]")
+                    continue
                 key = str(key) or "''"  # an empty metadata key still gets a visible path
                 yield from _flatten_validation(value, f"{path}.{key}" if path else key)
     elif isinstance(detail, list):

@@ -27,6 +27,8 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     script: list[tuple[int, dict]] = field(default_factory=list)
     default_status: int = 200
+    delay: float = 0.0  # seconds to wait before answering
+    reply: bytes | None = None  # the body to answer with; "received with <status>" when None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, received: Received) -> tuple[int, dict]:
@@ -56,10 +58,11 @@ def receiver(settings):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
             status, headers = state.answer(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            time.sleep(state.delay)
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
-            reply = f"received with {status}".encode()
+            reply = state.reply if state.reply is not None else f"received with {status}".encode()
             self.send_header("Content-Length", str(len(reply)))
             self.end_headers()
             self.wfile.write(reply)
