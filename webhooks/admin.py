@@ -1,0 +1,133 @@
+from datetime import timedelta
+import json
+
+from django.contrib import admin, messages
+from django.utils import timezone
+from django.utils.html import format_html
+
+from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
+from webhooks.services import deliveries_sweep
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class AttemptInline(ReadOnlyInline):
+    model = DeliveryAttempt
+    fk_name = "delivery"
+    fields = ["number", "attempted_at", "succeeded", "response_status", "latency_ms", "error", "next_attempt_at"]
+    readonly_fields = fields
+    ordering = ["number"]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Staff can disable or re-enable an endpoint; secrets are never shown (they are encrypted)."""
+
+    list_display = ["public_id", "account", "livemode", "url", "status", "failing_since", "created_at"]
+    list_filter = ["status", "livemode"]
+    list_select_related = ["account"]
+    search_fields = ["=public_id", "=account__public_id", "url"]
+    fields = ["public_id", "account", "livemode", "url", "description", "enabled_events", "status",
+              "disabled_reason", "failing_since", "previous_secret_expires_at", "created_at", "updated_at"]
+    readonly_fields = ["public_id", "account", "livemode", "url", "enabled_events", "failing_since",
+                       "previous_secret_expires_at", "created_at", "updated_at"]
+
+    def has_add_permission(self, request):
+        return False  # created through the API, which shows the customer its secret
+
+    def save_model(self, request, obj, form, change):
+        if "status" in form.changed_data and obj.status == WebhookEndpoint.ENABLED:
+            obj.failing_since, obj.disabled_reason = None, ""
+        elif "status" in form.changed_data:
+            obj.disabled_reason = obj.disabled_reason or f"Disabled by staff ({request.user})."
+        super().save_model(request, obj, form, change)
+
+
+class DeliveryInline(ReadOnlyInline):
+    model = Delivery
+    fields = ["endpoint", "callback_url", "status", "attempts", "next_attempt_at"]
+    readonly_fields = fields
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["public_id", "type", "object_id", "sequence", "account", "livemode", "created_at"]
+    list_filter = ["type", "livemode"]
+    list_select_related = ["account"]
+    search_fields = ["=public_id", "=object_id", "=account__public_id"]
+    show_full_result_count = False
+    date_hierarchy = "created_at"
+    fields = ["public_id", "type", "object_id", "sequence", "account", "livemode", "created_at", "pretty_payload"]
+    readonly_fields = fields
+    inlines = [DeliveryInline]
+
+    @admin.display(description="payload")
+    def pretty_payload(self, event):
+        return format_html("<pre>{}</pre>", json.dumps(json.loads(event.payload), indent=2, ensure_ascii=False))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["id", "event", "endpoint", "callback_url", "status", "attempts", "next_attempt_at", "updated_at"]
+    list_filter = ["status"]
+    list_select_related = ["event", "endpoint"]
+    search_fields = ["=event__public_id", "=endpoint__public_id"]
+    show_full_result_count = False
+    fields = ["event", "endpoint", "callback_url", "status", "attempts", "next_attempt_at", "locked_until",
+              "created_at", "updated_at"]
+    readonly_fields = fields
+    inlines = [AttemptInline]
+    actions = ["retry_now"]
+
+    @admin.action(description="Retry the selected pending deliveries now")
+    def retry_now(self, request, queryset):
+        count = queryset.filter(status=Delivery.PENDING).update(next_attempt_at=timezone.now(), locked_until=None)
+        deliveries_sweep(overdue_by=timedelta(0))
+        messages.info(request, f"{count} deliveries queued for an attempt now.")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(admin.ModelAdmin):
+    list_display = ["public_id", "endpoint", "url", "number", "attempted_at", "succeeded", "response_status",
+                    "latency_ms", "error"]
+    list_filter = ["succeeded"]
+    list_select_related = ["endpoint"]
+    search_fields = ["=public_id", "=endpoint__public_id", "=delivery__event__public_id"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in DeliveryAttempt._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return True
