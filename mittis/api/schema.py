@@ -121,6 +121,66 @@ X-RateLimit-Reset: 1781272999
 without one), 100 requests a second unless your account has its own. Past the limit the answer is
 `429 rate_limit_exceeded` with `Retry-After`, and the request did nothing.
 
+## Webhooks
+Every change to a message is an event, delivered to your webhook endpoints and kept for at least 30 days
+at `GET /v1/events`. Create an endpoint once; its `secret` is shown only in that answer:
+```
+curl https://…/v1/webhook_endpoints -H "Authorization: Bearer $MITTIS_API_KEY" -H "Content-Type: application/json" \
+  -d '{"url": "https://example.com/mittis-webhooks", "enabled_events": ["*"]}'
+```
+
+| event | when |
+|---|---|
+| `message.queued` | the message was accepted (`201`) |
+| `message.sent` | a carrier accepted it |
+| `message.delivered` | the handset received it |
+| `message.failed` | it failed, was undelivered or expired: `data.status` says which, `data.error_code` why |
+| `message.canceled` | a scheduled message was canceled |
+| `message.inbound` | a message arrived for one of your numbers |
+
+Each is POSTed as JSON; `data` is the message exactly as `GET /v1/messages/{id}` returned it at that moment,
+and `sequence` orders one message's events (1, 2, 3...), whatever order they arrive in:
+```json
+{"object": "event", "id": "evt_8GxT2bP4nQw7Lr1sKz9mYc3d", "type": "message.delivered",
+ "created_at": "2026-06-12T14:03:25Z", "livemode": false, "sequence": 3,
+ "data": {"object": "message", "id": "msg_4Zq8yXbV2nLwR7tKp1sHc9dE", "status": "delivered", "…": "…"}}
+```
+
+**Verify the signature.** Requests are signed by the [Standard Webhooks](https://www.standardwebhooks.com/)
+scheme (`webhook-id` is the event id, the same on every retry; `webhook-timestamp`; `webhook-signature`), so
+any Standard Webhooks library verifies them. In Python (`pip install standardwebhooks`):
+```python
+from standardwebhooks import Webhook
+
+def handle(request):  # your framework's request: the raw body and the headers
+    event = Webhook("whsec_…").verify(request.body, request.headers)  # raises if forged or stale
+    print(event["type"], event["data"]["id"], event["data"]["status"])
+    return 200
+```
+Verify against the raw body, before any JSON parsing. Answer `2xx` quickly and do the work afterwards;
+use `webhook-id` to ignore a repeat.
+
+**Retries.** Anything but a `2xx` (or no answer within 15 s; redirects are not followed) is retried after
+about 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h, with jitter, never sooner than your
+`Retry-After`. `410 Gone` disables the endpoint; so does failing every delivery for 5 days (re-enable it
+with `PATCH`, `"status": "enabled"`). Every attempt is listed at `GET /v1/webhook_endpoints/{id}/deliveries`
+with its HTTP status, latency and the first 2 KB of your answer.
+
+**Replay.** `POST /v1/events/{id}/redeliver` sends one event again (to every subscribed endpoint, or to
+`{"endpoint": "we_…"}`). `POST /v1/webhook_endpoints/{id}/recover` with `since` (and `until`) re-sends, in
+the background, every event of that window the endpoint never accepted, and nothing else.
+
+**Secrets.** `POST /v1/webhook_endpoints/{id}/rotate_secret` returns a new secret; for 24 hours the old one
+signs too (two signatures, separated by a space), so you can deploy the new one without missing an event.
+
+**Per-message callbacks.** A message sent with `status_callback` also POSTs its events to that URL,
+signed the same way with your account's callback secret (`GET /v1/callback_secret`, rotated with
+`POST /v1/callback_secret/rotate`).
+
+**Where we send.** Live mode sends only to `https://` URLs (test mode allows `http://`). Hosts that resolve
+to private, loopback or link-local addresses are refused when you create the endpoint and again at every
+delivery.
+
 ## Test mode: the sandbox carrier
 Any valid number is `delivered` a few seconds after sending. These recipients simulate other outcomes:
 

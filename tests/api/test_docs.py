@@ -94,3 +94,30 @@ def test_the_docs_explain_idempotency_and_rate_limits(schema):
     assert "## Idempotency" in description and "24 hours" in description
     assert "Idempotent-Replayed: true" in description
     assert "## Rate limits" in description and 'RateLimit-Policy: "default";q=100;w=1' in description
+
+
+def test_the_docs_have_a_webhooks_guide_whose_python_verifies_a_real_signature(schema):
+    import re
+
+    from standardwebhooks import Webhook  # noqa: F401  the guide's import must be real
+
+    from webhooks import signing
+
+    description = schema["info"]["description"]
+    assert "## Webhooks" in description
+    for event_type in ["message.queued", "message.sent", "message.delivered", "message.failed",
+                       "message.canceled", "message.inbound"]:
+        assert f"`{event_type}`" in description
+    snippet = re.search(r"```python\n(.*?)```", description, re.S).group(1)
+    assert len([line for line in snippet.splitlines() if line.strip()]) <= 6
+    secret = signing.secret_generate()
+    body = '{"object": "event", "id": "evt_1", "type": "message.sent", "data": {"id": "msg_1", "status": "sent"}}'
+    import time
+
+    class Request:
+        headers = signing.headers(secrets=[secret], msg_id="evt_1", timestamp=int(time.time()), body=body)
+
+    Request.body = body
+    namespace = {}
+    exec(snippet.replace("whsec_…", secret), namespace)
+    assert namespace["handle"](Request()) == 200
