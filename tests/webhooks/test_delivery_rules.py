@@ -217,3 +217,8 @@ def test_rotating_the_callback_secret_signs_with_both_for_a_day(api, send, recei
     assert new != old
     assert Webhook(new).verify(request.body, request.headers) == Webhook(old).verify(request.body, request.headers)
     assert api.get("/v1/callback_secret").json()["secret"] == new
+
+
+def test_the_sweeper_runs_on_beat(settings):
+    assert any(entry["task"] == "webhooks.sweep_deliveries" and entry["schedule"] <= 60
+               for entry in settings.CELERY_BEAT_SCHEDULE.values())
