@@ -10,10 +10,18 @@ class Sender(models.Model):
 
     PHONE_NUMBER = "phone_number"
     ALPHANUMERIC = "alphanumeric"
+    # What the carriers allow each kind of sender to send per second (settings.MITTIS_SENDER_MPS).
+    LONG_CODE, TOLL_FREE, SHORT_CODE = "long_code", "toll_free", "short_code"
+    NUMBER_TYPES = [(LONG_CODE, "Long code"), (TOLL_FREE, "Toll-free"), (SHORT_CODE, "Short code"),
+                    (ALPHANUMERIC, "Alphanumeric")]
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="senders")
     value = models.CharField(max_length=16, help_text="E.164 number (+18045550142) or sender id (Mittis).")
     kind = models.CharField(max_length=16, choices=[(PHONE_NUMBER, "Phone number"), (ALPHANUMERIC, "Alphanumeric")])
+    number_type = models.CharField(max_length=16, choices=NUMBER_TYPES, blank=True,
+                                   help_text="Sets the default throughput; blank to derive it from the value.")
+    mps = models.PositiveIntegerField(null=True, blank=True,
+                                      help_text="Messages per second from this sender; blank for its type's default.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -94,3 +102,167 @@ class MessageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.public_id} {self.type}"
+
+
+class SendAttempt(models.Model):
+    """One try of one carrier for one message: what the API shows as the message's `attempts`."""
+
+    ACCEPTED, TEMPORARY_ERROR, REJECTED, UNKNOWN, SKIPPED = (
+        "accepted", "temporary_error", "rejected", "unknown", "skipped")
+    OUTCOMES = [(o, o) for o in (ACCEPTED, TEMPORARY_ERROR, REJECTED, UNKNOWN, SKIPPED)]
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveSmallIntegerField(help_text="1, 2, 3... across carriers and retries.")
+    carrier = models.CharField(max_length=32)
+    started_at = models.DateTimeField()
+    latency_ms = models.PositiveIntegerField(default=0)
+    outcome = models.CharField(max_length=16, choices=OUTCOMES)
+    carrier_message_id = models.CharField(max_length=100, blank=True)
+    raw_code = models.CharField(max_length=64, blank=True, help_text="What the carrier said, verbatim.")
+    error_code = models.CharField(max_length=64, blank=True, help_text="Our normalised code.")
+    error_message = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["message_id", "number"]
+        constraints = [models.UniqueConstraint(fields=["message", "number"], name="attempt_number_unique")]
+
+
+class CarrierReport(models.Model):
+    """Every delivery report as it arrived. One for an id we do not know yet stays unmatched and is
+    applied when a send learns that id (a report can overtake the carrier's answer to the submit)."""
+
+    carrier = models.CharField(max_length=32)
+    carrier_message_id = models.CharField(max_length=100)
+    status = models.CharField(max_length=12, choices=statuses.CHOICES)
+    raw = models.JSONField(help_text="The report as the carrier sent it.")
+    received_at = models.DateTimeField(auto_now_add=True)
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="reports")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["carrier", "carrier_message_id"], name="report_carrier_ref_idx")]
+
+
+class OptOut(models.Model):
+    """A phone number that texted STOP to one of the account's senders: no more messages to it."""
+
+    public_id = models.CharField(max_length=40, unique=True, default=public_id_default("opt"), editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="opt_outs")
+    livemode = models.BooleanField()
+    phone_number = models.CharField(max_length=16)
+    sender = models.CharField(max_length=16, help_text="The sender the STOP was sent to.")
+    keyword = models.CharField(max_length=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["account", "livemode", "phone_number"],
+                                               name="opt_out_unique")]
+
+
+class Carrier(models.Model):
+    """An upstream carrier account: how to reach it (settings), how to log in (credentials, encrypted),
+    how fast it may be sent to (tps), and its circuit breaker."""
+
+    SANDBOX, SMPP, TWILIO = "sandbox", "smpp", "twilio"
+    KINDS = [(SANDBOX, "Sandbox"), (SMPP, "SMPP 3.4"), (TWILIO, "Twilio REST API")]
+    CLOSED, OPEN = "closed", "open"
+
+    name = models.SlugField(max_length=32, unique=True, help_text="Recorded on every message it sends.")
+    kind = models.CharField(max_length=16, choices=KINDS)
+    enabled = models.BooleanField(default=True)
+    settings = models.JSONField(default=dict, blank=True,
+                                help_text="Not secret. SMPP: host, port, system_id, system_type, window. "
+                                          "Twilio: account_sid, base_url.")
+    credentials_encrypted = models.TextField(blank=True, editable=False)
+    tps = models.PositiveIntegerField(default=10, help_text="Messages per second the carrier accepts from us.")
+    breaker_state = models.CharField(max_length=8, default=CLOSED, editable=False)
+    breaker_failures = models.PositiveIntegerField(default=0, editable=False)
+    breaker_opened_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def credentials(self) -> dict:
+        """The secret part (SMPP password, Twilio auth token), decrypted when needed, never stored clear."""
+        import json
+
+        from mittis import crypto
+
+        return json.loads(crypto.decrypt(self.credentials_encrypted)) if self.credentials_encrypted else {}
+
+    @credentials.setter
+    def credentials(self, value: dict) -> None:
+        import json
+
+        from mittis import crypto
+
+        self.credentials_encrypted = crypto.encrypt(json.dumps(value)) if value else ""
+
+
+class Route(models.Model):
+    """Which carriers send to a destination, in order. The most specific route wins: a prefix, then a
+    country, then the default route (both blank)."""
+
+    prefix = models.CharField(max_length=16, blank=True, help_text="An E.164 prefix such as +4474.")
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 alpha-2, such as GB.")
+    livemode = models.BooleanField(default=True, help_text="Test mode always uses the sandbox unless routed here.")
+    carriers = models.ManyToManyField(Carrier, through="RouteCarrier", related_name="routes")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["livemode", "prefix", "country"], name="route_unique")]
+
+    def __str__(self) -> str:
+        return self.prefix or self.country or "default"
+
+
+class RouteCarrier(models.Model):
+    """A carrier on a route: lower `position` is tried first; carriers sharing a position split the
+    traffic by `weight`."""
+
+    route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="entries")
+    carrier = models.ForeignKey(Carrier, on_delete=models.CASCADE)
+    position = models.PositiveSmallIntegerField(default=1)
+    weight = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        ordering = ["route_id", "position", "id"]
+        constraints = [models.UniqueConstraint(fields=["route", "carrier"], name="route_carrier_unique")]
+
+
+class SmppBind(models.Model):
+    """The state of one carrier's long-running SMPP session, written by its bind process."""
+
+    carrier = models.OneToOneField(Carrier, on_delete=models.CASCADE, related_name="smpp_bind")
+    state = models.CharField(max_length=16, default="connecting")  # connecting, bound, failed
+    last_error = models.CharField(max_length=300, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+
+
+class SmppSubmission(models.Model):
+    """A message handed from a send task to the carrier's bind process, and the bind's answer."""
+
+    PENDING, SUBMITTING, ACCEPTED, REJECTED, FAILED, CANCELED = (
+        "pending", "submitting", "accepted", "rejected", "failed", "canceled")
+
+    carrier = models.ForeignKey(Carrier, on_delete=models.CASCADE, related_name="+")
+    reference = models.CharField(max_length=40, help_text="Our message id.")
+    sender = models.CharField(max_length=16)
+    to = models.CharField(max_length=16)
+    body = models.TextField()
+    status = models.CharField(max_length=12, default=PENDING)
+    carrier_message_id = models.CharField(max_length=100, blank=True)
+    command_status = models.CharField(max_length=32, blank=True, help_text="The SMPP error, verbatim.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["carrier", "status", "id"], name="smpp_submission_queue_idx")]

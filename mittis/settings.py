@@ -200,6 +200,10 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Mittis -----------------------------------------------------------------------------------
+# Where carriers reach us (Twilio status callbacks and inbound messages): this server's public URL.
+MITTIS_PUBLIC_URL = env.str("MITTIS_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Messages per second a sender may send, by its type (a sender's own `mps` overrides).
+MITTIS_SENDER_MPS = {"long_code": 1, "toll_free": 3, "short_code": 100, "alphanumeric": 10}
 # Carrier used for live messages until routing (issue 6) lands; test mode always uses the sandbox.
 MITTIS_LIVE_CARRIER = env.str("MITTIS_LIVE_CARRIER", default="sandbox")
 # Seconds the sandbox carrier waits before reporting delivery, like a handset answering.

@@ -9,6 +9,7 @@ urlpatterns = [
     path("v1/", include("messaging.urls")),
     path("v1/", include("billing.urls")),
     path("v1/", include("webhooks.urls")),
+    path("carriers/", include("messaging.carrier_urls")),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularRedocView.as_view(url_name="openapi"), name="docs"),
     path("docs/errors", docs.error_catalogue, name="docs-errors"),

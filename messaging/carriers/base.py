@@ -33,6 +33,16 @@ class DeliveryReport:
 
 
 @dataclass(frozen=True)
+class InboundSms:
+    """A message from a phone to one of our numbers, as a carrier handed it to us."""
+
+    sender: str  # the phone that sent it, E.164
+    to: str  # our number (or short code) it was sent to
+    body: str
+    carrier_message_id: str = ""
+
+
+@dataclass(frozen=True)
 class SendResult:
     carrier_message_id: str
     # A carrier that reports on its own schedule (the sandbox) hands its report back with a delay;
@@ -50,7 +60,16 @@ class CarrierError(Exception):
 
 
 class CarrierTemporaryError(CarrierError):
-    """The carrier could not take the message now (timeout, throttling, outage): retry later."""
+    """The carrier could not take the message now (refused connection, throttling, outage): retry, or
+    fail over to another carrier.
+
+    `maybe_sent` is True when the carrier may have taken the message all the same (no answer after
+    the request was sent): then it is neither retried nor failed over, so it is never sent twice.
+    """
+
+    def __init__(self, code: str, message: str, *, carrier_status: str = "", maybe_sent: bool = False):
+        super().__init__(code, message, carrier_status=carrier_status)
+        self.maybe_sent = maybe_sent
 
 
 class CarrierRejectedError(CarrierError):
@@ -58,7 +77,16 @@ class CarrierRejectedError(CarrierError):
 
 
 class SmsClient(ABC):
+    """One carrier account. Subclasses implement `try_send_sms`; carriers that call us back also
+    turn their payloads into our reports and inbound messages."""
+
     name: str
+    kind: str
+
+    def __init__(self, carrier=None):
+        self.carrier = carrier  # the messaging.Carrier row: settings, credentials, tps
+        if carrier is not None:
+            self.name = carrier.name
 
     def send_sms(self, sms: OutboundSms) -> SendResult:
         started = time.monotonic()
@@ -75,3 +103,9 @@ class SmsClient(ABC):
 
     @abstractmethod
     def try_send_sms(self, sms: OutboundSms) -> SendResult: ...
+
+    def parse_delivery_report(self, payload: dict) -> DeliveryReport:
+        raise NotImplementedError(f"{self.name} does not send delivery reports this way")
+
+    def parse_inbound(self, payload: dict) -> InboundSms:
+        raise NotImplementedError(f"{self.name} does not send inbound messages this way")

@@ -1,18 +1,95 @@
-"""Which carrier sends a message. Test mode always uses the sandbox, so it never reaches a phone."""
+"""Which carriers may send a message, in which order: routes, weights and circuit breakers.
+
+Test mode always uses the sandbox, so it never reaches a phone. Live messages follow the most
+specific route (prefix, then country, then the default route); without any route they go to
+`settings.MITTIS_LIVE_CARRIER` (the sandbox on embedded defaults).
+"""
+
+from datetime import timedelta
+import random
 
 from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
 
 from messaging.carriers.base import SmsClient
 from messaging.carriers.sandbox import SandboxClient
 
-_CLIENTS: dict[str, SmsClient] = {client.name: client for client in [SandboxClient()]}
+# Consecutive definite failures that open a carrier's breaker, and how long it stays open before
+# one message is let through as a probe.
+BREAKER_THRESHOLD = 5
+BREAKER_COOLDOWN = timedelta(seconds=30)
+
+_SANDBOX = SandboxClient()
+
+
+def client_for(carrier) -> SmsClient:
+    """The adapter for a Carrier row."""
+    from messaging.carriers.smpp import SmppClient
+    from messaging.carriers.twilio import TwilioClient
+
+    kinds = {"sandbox": SandboxClient, "smpp": SmppClient, "twilio": TwilioClient}
+    return kinds[carrier.kind](carrier)
 
 
 def get_carrier(name: str) -> SmsClient:
-    return _CLIENTS[name]
+    """The adapter that sent (or reports for) messages recorded with carrier `name`."""
+    from messaging.models import Carrier
+
+    if name == _SANDBOX.name and not Carrier.objects.filter(name=name).exists():
+        return _SANDBOX
+    return client_for(Carrier.objects.get(name=name))
 
 
-def carrier_for(*, livemode: bool) -> SmsClient:
-    if not livemode:
-        return _CLIENTS["sandbox"]
-    return _CLIENTS[settings.MITTIS_LIVE_CARRIER]
+def carriers_for(*, to: str, country: str, livemode: bool) -> list[SmsClient]:
+    """The carriers to try for a message, in order; carriers whose breaker is open are left out
+    (one is let through as a probe once its cool-down has passed)."""
+    from messaging.models import Carrier, Route
+
+    routes = Route.objects.filter(livemode=livemode).prefetch_related("entries__carrier")
+    candidates = [r for r in routes if r.prefix and to.startswith(r.prefix)]
+    route = (max(candidates, key=lambda r: len(r.prefix)) if candidates
+             else next((r for r in routes if not r.prefix and r.country == country), None)
+             or next((r for r in routes if not r.prefix and not r.country), None))
+    if route is None:
+        if not livemode:
+            return [_SANDBOX]
+        fallback = Carrier.objects.filter(name=settings.MITTIS_LIVE_CARRIER, enabled=True).first()
+        return [client_for(fallback) if fallback else _SANDBOX]
+    ordered = []
+    entries = [e for e in route.entries.all() if e.carrier.enabled]
+    for position in sorted({e.position for e in entries}):
+        group = [e for e in entries if e.position == position]
+        while group:  # a weighted shuffle: heavier carriers come first more often
+            pick = random.choices(group, weights=[max(e.weight, 1) for e in group])[0]
+            ordered.append(pick.carrier)
+            group.remove(pick)
+    return [client_for(c) for c in ordered if breaker_allows(c)]
+
+
+def breaker_allows(carrier) -> bool:
+    if carrier.breaker_state != carrier.OPEN:
+        return True
+    # Half-open: after the cool-down exactly one caller wins the probe, by moving the opening time on.
+    now = timezone.now()
+    from messaging.models import Carrier
+
+    return Carrier.objects.filter(pk=carrier.pk, breaker_state=Carrier.OPEN,
+                                  breaker_opened_at__lte=now - BREAKER_COOLDOWN).update(
+        breaker_opened_at=now) == 1
+
+
+def breaker_record(carrier_name: str, *, ok: bool) -> None:
+    """Count a definite success or failure. A success closes the breaker; a run of failures opens it."""
+    from messaging.models import Carrier
+
+    carriers = Carrier.objects.filter(name=carrier_name)
+    if ok:
+        carriers.filter(Q(breaker_failures__gt=0) | ~Q(breaker_state=Carrier.CLOSED)).update(
+            breaker_state=Carrier.CLOSED, breaker_failures=0, breaker_opened_at=None)
+        return
+    carriers.update(breaker_failures=F("breaker_failures") + 1)
+    carriers.filter(breaker_failures__gte=BREAKER_THRESHOLD).exclude(breaker_state=Carrier.OPEN).update(
+        breaker_state=Carrier.OPEN, breaker_opened_at=timezone.now())
+    # A failed probe keeps it open for another cool-down.
+    carriers.filter(breaker_state=Carrier.OPEN).update(breaker_opened_at=timezone.now())

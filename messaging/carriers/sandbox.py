@@ -29,6 +29,7 @@ MAGIC_RECIPIENTS = {FAILS, UNDELIVERED, NEVER_REPORTS, TEMPORARILY_UNAVAILABLE}
 
 class SandboxClient(SmsClient):
     name = "sandbox"
+    kind = "sandbox"
 
     def try_send_sms(self, sms: OutboundSms) -> SendResult:
         if sms.to == FAILS:

@@ -14,6 +14,9 @@ class Account(models.Model):
         null=True, blank=True, help_text="Requests each API key of this account may make per window; blank for the default.")
     rate_limit_window = models.PositiveIntegerField(
         null=True, blank=True, help_text="The window in seconds; blank for the default.")
+    help_reply = models.CharField(
+        max_length=320, blank=True,
+        help_text="Sent to whoever texts HELP or INFO to one of the account's senders.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -56,5 +56,9 @@ def _exp() -> str:
     return new_public_id("exp")
 
 
+def _opt() -> str:
+    return new_public_id("opt")
+
+
 _DEFAULTS = {"acct": _acct, "key": _key, "msg": _msg, "evt": _evt, "txn": _txn, "we": _we, "whd": _whd,
-             "exp": _exp}
+             "exp": _exp, "opt": _opt}
