@@ -8,20 +8,23 @@ other. No transaction is held across a carrier call.
 from dataclasses import dataclass
 from decimal import Decimal
 import logging
+import time
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+import phonenumbers
 
 from billing import services as billing
 from billing.pricing import country_for
 from billing.selectors import message_quote
-from messaging import statuses
+from messaging import statuses, throughput
 from messaging.carriers.base import (
-    CarrierRejectedError, CarrierTemporaryError, DeliveryReport, OutboundSms,
+    CarrierError, CarrierRejectedError, CarrierTemporaryError, DeliveryReport, InboundSms, OutboundSms, SendResult,
 )
-from messaging.carriers.registry import carrier_for
+from messaging.carriers.registry import breaker_record, carriers_for
 from messaging.encoding import analyze
-from messaging.models import Message, MessageEvent, Sender
+from messaging.models import CarrierReport, Message, MessageEvent, OptOut, SendAttempt, Sender
 from messaging.serializers import MessageSerializer
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
@@ -46,6 +49,9 @@ def message_create(*, account: Account, livemode: bool, sender: str, to: str, bo
     """Accept an outbound message: price it, charge it, store it `queued` with its event, and send
     after commit. Without the balance to pay for it, nothing is stored (402 insufficient_funds)."""
     quote = message_preview(account=account, sender=sender, to=to, body=body)
+    if OptOut.objects.filter(account=account, livemode=livemode, phone_number=to).exists():
+        raise ApiError("recipient_opted_out", f"{to} replied STOP to your messages; it gets none until it "
+                       "replies START.", field="to")
     if status_callback:
         webhooks.callback_url_check(url=status_callback, livemode=livemode)
     with transaction.atomic():
@@ -100,39 +106,111 @@ def _enqueue_send(message_id: int) -> None:
 @dataclass(frozen=True)
 class SendOutcome:
     sent: bool = False
-    retry: bool = False  # a temporary failure: the caller schedules attempt + 1
+    retry: bool = False  # every carrier failed temporarily: the caller schedules attempt + 1
     skipped: bool = False  # another run holds (or held) this attempt
+    throttled: float = 0.0  # seconds until the sender or carrier has a free slot: run this attempt then
 
 
 def message_send(*, message_id: int, attempt: int = 1) -> SendOutcome:
-    """Hand a message to its carrier, once. Safe to call twice with the same attempt number.
+    """Hand a message to a carrier, once; on a temporary failure, to the next carrier of its route.
 
-    Attempt 1 claims the message `queued -> sending`; a retry claims attempt N only while the
-    message is still `sending` at attempt N-1. A duplicate task therefore claims nothing.
+    Safe to call twice with the same attempt number: attempt 1 claims the message `queued -> sending`,
+    a retry claims attempt N only while the message is still `sending` at attempt N-1. A carrier that
+    may have taken the message without saying so (`maybe_sent`) ends the attempt: the message is
+    never given to a second carrier unless the first definitely did not take it.
     """
+    message = Message.objects.select_related("account").get(pk=message_id)
+    if message.status not in (statuses.QUEUED, statuses.SENDING):
+        return SendOutcome(skipped=True)
+    carriers = carriers_for(to=message.to, country=message.country, livemode=message.livemode)
+    if message.livemode and carriers:
+        wait = _throughput_wait(message, carriers[0])
+        if wait:
+            return SendOutcome(throttled=wait)
     if not _claim_attempt(message_id, attempt):
         return SendOutcome(skipped=True)
-    message = Message.objects.get(pk=message_id)
-    carrier = carrier_for(livemode=message.livemode)
     sms = OutboundSms(reference=message.public_id, sender=message.from_number, to=message.to,
                       body=message.body, livemode=message.livemode, attempt=attempt)
-    try:
-        result = carrier.send_sms(sms)
-    except CarrierTemporaryError as error:
-        if attempt < MAX_SEND_ATTEMPTS:
-            return SendOutcome(retry=True)
-        message_fail(message_id=message_id, error_code="carrier_unavailable",
-                     error_message=f"The carrier was unavailable after {attempt} attempts: {error.message}",
-                     carrier=carrier.name, carrier_status=error.carrier_status)
-        return SendOutcome()
-    except CarrierRejectedError as error:
-        message_fail(message_id=message_id, error_code=error.code, error_message=error.message,
-                     carrier=carrier.name, carrier_status=error.carrier_status)
-        return SendOutcome()
+    last_error = None
+    for carrier in carriers:
+        started_at, started = timezone.now(), time.monotonic()
+        try:
+            result = carrier.send_sms(sms)
+        except CarrierTemporaryError as error:
+            _record_attempt(message, carrier.name, started_at, started, error=error,
+                            outcome=SendAttempt.UNKNOWN if error.maybe_sent else SendAttempt.TEMPORARY_ERROR)
+            if error.maybe_sent:
+                return SendOutcome()  # its report (or the expiry) settles it; never a second carrier
+            breaker_record(carrier.name, ok=False)
+            last_error = (carrier.name, error)
+            continue
+        except CarrierRejectedError as error:
+            _record_attempt(message, carrier.name, started_at, started, error=error, outcome=SendAttempt.REJECTED)
+            breaker_record(carrier.name, ok=True)  # it answered: the carrier itself is healthy
+            message_fail(message_id=message_id, error_code=error.code, error_message=error.message,
+                         carrier=carrier.name, carrier_status=error.carrier_status)
+            return SendOutcome()
+        _record_attempt(message, carrier.name, started_at, started, result=result, outcome=SendAttempt.ACCEPTED)
+        breaker_record(carrier.name, ok=True)
+        _accept(message_id, carrier.name, result)
+        return SendOutcome(sent=True)
 
+    if attempt < MAX_SEND_ATTEMPTS:
+        return SendOutcome(retry=True)
+    carrier_name, error = last_error or ("", None)
+    message_fail(message_id=message_id, error_code="carrier_unavailable",
+                 error_message=(f"No carrier could take the message after {attempt} attempts"
+                                + (f": {error.message}" if error else " (every carrier is paused).")),
+                 carrier=carrier_name, carrier_status=error.carrier_status if error else "")
+    return SendOutcome()
+
+
+def _throughput_wait(message: Message, carrier) -> float:
+    """Seconds until both the sender and the carrier have a free slot; 0.0 when one was taken."""
+    sender = Sender.objects.filter(account_id=message.account_id, value=message.from_number).first()
+    wait = throughput.reserve(f"sender:{message.account_id}:{message.from_number}", sender_mps(sender))
+    if wait:
+        return wait
+    tps = getattr(carrier.carrier, "tps", 0) if carrier.carrier is not None else 0
+    return throughput.reserve(f"carrier:{carrier.name}", tps, burst=max(tps, 1))
+
+
+def sender_mps(sender: Sender | None) -> float:
+    if sender is None:
+        return 0.0
+    if sender.mps:
+        return sender.mps
+    return settings.MITTIS_SENDER_MPS.get(sender.number_type or sender_number_type(sender.value), 1)
+
+
+def sender_number_type(value: str) -> str:
+    """long_code, toll_free, short_code or alphanumeric, from the sender's value."""
+    if not value.startswith("+"):
+        return Sender.SHORT_CODE if value.isdigit() else Sender.ALPHANUMERIC
+    try:
+        number = phonenumbers.parse(value)
+    except phonenumbers.NumberParseException:
+        return Sender.LONG_CODE
+    if phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.TOLL_FREE:
+        return Sender.TOLL_FREE
+    return Sender.LONG_CODE
+
+
+def _record_attempt(message: Message, carrier: str, started_at, started: float, *, outcome: str,
+                    result: SendResult | None = None, error: CarrierError | None = None) -> SendAttempt:
+    number = SendAttempt.objects.filter(message_id=message.pk).count() + 1  # the attempt claim serialises these
+    return SendAttempt.objects.create(
+        message_id=message.pk, number=number, carrier=carrier, started_at=started_at,
+        latency_ms=int((time.monotonic() - started) * 1000), outcome=outcome,
+        carrier_message_id=result.carrier_message_id if result else "",
+        raw_code=(error.carrier_status if error else "")[:64], error_code=(error.code if error else "")[:64],
+        error_message=(error.message if error else "")[:500])
+
+
+def _accept(message_id: int, carrier: str, result: SendResult) -> None:
     with transaction.atomic():
         message = Message.objects.select_for_update().get(pk=message_id)
-        message.carrier = carrier.name
+        message.carrier = carrier
         message.carrier_message_id = result.carrier_message_id
         fields = ["carrier", "carrier_message_id"]
         if message.status == statuses.SENDING:
@@ -140,8 +218,11 @@ def message_send(*, message_id: int, attempt: int = 1) -> SendOutcome:
         message.save(update_fields=fields)
         if result.scheduled_report:
             report = result.scheduled_report
-            transaction.on_commit(lambda: _enqueue_report(carrier.name, report, delay=result.report_delay))
-    return SendOutcome(sent=True)
+            transaction.on_commit(lambda: _enqueue_report(carrier, report, delay=result.report_delay))
+    # A report can overtake the carrier's answer to the submit: apply any that waited for this id.
+    for early in CarrierReport.objects.filter(carrier=carrier, carrier_message_id=result.carrier_message_id,
+                                              message__isnull=True):
+        message_apply_delivery_report(carrier=carrier, report=DeliveryReport(**early.raw["report"]), record=early)
 
 
 def _claim_attempt(message_id: int, attempt: int) -> bool:
@@ -180,15 +261,35 @@ def message_fail(*, message_id: int, error_code: str, error_message: str, carrie
 
 
 # --- Reports from carriers --------------------------------------------------------------------
-def message_apply_delivery_report(*, carrier: str, report: DeliveryReport) -> Message | None:
-    """Apply a carrier's delivery report. A report for an unknown message, or one that would move a
-    status backwards or change a final one, changes nothing."""
+def message_apply_delivery_report(*, carrier: str, report: DeliveryReport, raw: dict | None = None,
+                                  record: CarrierReport | None = None) -> Message | None:
+    """Apply a carrier's delivery report under the message's row lock. Every report is recorded raw.
+
+    A report for a message already final, or one that would move its status backwards, changes
+    nothing. A report for an id we do not know yet is kept and applied when a send learns that id.
+    """
     with transaction.atomic():
-        message = (Message.objects.select_for_update()
-                   .filter(carrier=carrier, carrier_message_id=report.carrier_message_id).first())
+        messages = Message.objects.select_for_update()
+        message = messages.filter(carrier=carrier, carrier_message_id=report.carrier_message_id).first()
+        if message is None and report.reference:
+            message = messages.filter(public_id=report.reference).first()
+            if message is not None and not message.carrier_message_id:
+                # The carrier took it although its answer never reached us: now we know its id.
+                message.carrier, message.carrier_message_id = carrier, report.carrier_message_id
+                message.save(update_fields=["carrier", "carrier_message_id"])
+        if record is None:
+            record = CarrierReport.objects.create(
+                carrier=carrier, carrier_message_id=report.carrier_message_id, status=report.status,
+                raw={"report": report.__dict__, "received": raw or {}}, message=message)
+        elif message is not None:
+            CarrierReport.objects.filter(pk=record.pk).update(message=message)
         if message is None:
-            logger.warning("carrier=%s report for unknown message %s", carrier, report.carrier_message_id)
+            logger.info("carrier=%s report for unknown message %s kept for a later match", carrier,
+                        report.carrier_message_id)
             return None
+        if message.status == statuses.SENDING and report.status in (statuses.DELIVERED, statuses.UNDELIVERED):
+            # The report overtook the submit's answer: the message was sent first.
+            message.save(update_fields=_transition(message, statuses.SENT, sent_at=timezone.now()))
         if not statuses.can_transition(message.status, report.status):
             logger.info("carrier=%s report %s ignored for %s in status %s", carrier, report.status,
                         message.public_id, message.status)
@@ -196,10 +297,55 @@ def message_apply_delivery_report(*, carrier: str, report: DeliveryReport) -> Me
         changes = {"carrier_status": report.carrier_status}
         if report.status == statuses.DELIVERED:
             changes["delivered_at"] = timezone.now()
+        elif report.status == statuses.SENT:
+            changes["sent_at"] = timezone.now()
         else:
             changes.update(error_code=report.error_code or "unknown_error",
                            error_message=report.error_message or "The carrier did not deliver the message.")
         message.save(update_fields=_transition(message, report.status, **changes))
+    return message
+
+
+# --- Inbound messages and opt-outs --------------------------------------------------------------
+# Keywords carriers and regulators (CTIA) expect every sender to honour, matched on the whole body.
+OPT_OUT_KEYWORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+OPT_IN_KEYWORDS = {"START", "UNSTOP", "YES"}
+HELP_KEYWORDS = {"HELP", "INFO"}
+
+
+def message_receive(*, carrier: str, inbound: InboundSms, raw: dict | None = None) -> Message | None:
+    """A message from a phone to one of an account's senders: stored `received` with a
+    `message.inbound` event. STOP-words opt the phone out, START-words back in, HELP gets the
+    account's reply. A message to a number no account has is logged and dropped."""
+    sender = (Sender.objects.select_related("account").filter(value=inbound.to, account__is_active=True)
+              .order_by("id").first())
+    if sender is None:
+        logger.warning("carrier=%s inbound message to unknown number %s dropped", carrier, inbound.to)
+        return None
+    account = sender.account
+    livemode = carrier != "sandbox"
+    keyword = inbound.body.strip().upper().rstrip(".!")
+    info = analyze(inbound.body)
+    with transaction.atomic():
+        message = Message(
+            account=account, livemode=livemode, direction=Message.INBOUND, status=statuses.RECEIVED,
+            from_number=inbound.sender[:16], to=inbound.to, body=inbound.body, encoding=info.encoding,
+            segments=info.segments, country=country_for(inbound.sender), price=Decimal("0"), currency="USD",
+            carrier=carrier, carrier_message_id=inbound.carrier_message_id[:100])
+        message.save(force_insert=True)
+        _record_event(message)
+        Message.objects.filter(pk=message.pk).update(event_sequence=message.event_sequence)
+        if keyword in OPT_OUT_KEYWORDS:
+            OptOut.objects.get_or_create(account=account, livemode=livemode, phone_number=message.from_number,
+                                         defaults={"sender": inbound.to, "keyword": keyword})
+        elif keyword in OPT_IN_KEYWORDS:
+            OptOut.objects.filter(account=account, livemode=livemode, phone_number=message.from_number).delete()
+    if keyword in HELP_KEYWORDS and account.help_reply:
+        try:
+            message_create(account=account, livemode=livemode, sender=inbound.to, to=message.from_number,
+                           body=account.help_reply)
+        except ApiError as refused:  # e.g. no balance left: the inbound message is kept all the same
+            logger.warning("HELP reply to %s not sent: %s", message.from_number, refused.code)
     return message
 
 

@@ -24,7 +24,11 @@ def send_retry_delay(attempt: int) -> float:
 @shared_task(name="messaging.send_message", bind=True, max_retries=None)
 def send_message(self, message_id: int, attempt: int = 1) -> None:
     outcome = services.message_send(message_id=message_id, attempt=attempt)
-    if outcome.retry:
+    if outcome.throttled:
+        # The sender or carrier is at its rate: run this same attempt when a slot is free, meanwhile
+        # the worker takes other work instead of sleeping.
+        self.apply_async(kwargs={"message_id": message_id, "attempt": attempt}, countdown=outcome.throttled)
+    elif outcome.retry:
         # A new task for the next attempt; the attempt number is the claim that keeps it single.
         self.apply_async(kwargs={"message_id": message_id, "attempt": attempt + 1},
                          countdown=send_retry_delay(attempt))

@@ -30,6 +30,9 @@ class DeliveryReport:
     carrier_status: str  # the carrier's own code, kept raw for staff
     error_code: str = ""
     error_message: str = ""
+    # Our message id, when the carrier echoes it back (Twilio's callback URL carries it): it matches a
+    # report even when the carrier's answer to the submit never reached us.
+    reference: str = ""
 
 
 @dataclass(frozen=True)

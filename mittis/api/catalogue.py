@@ -71,6 +71,10 @@ _CODES = [
               "The webhook endpoint is disabled.",
               "Events are not sent to a disabled endpoint. Enable it with `PATCH /v1/webhook_endpoints/{id}` "
               "and `\"status\": \"enabled\"`, then redeliver or recover."),
+    ErrorCode("recipient_opted_out", "invalid_request_error", 422,
+              "The recipient has opted out of your messages.",
+              "The number replied STOP (or another opt-out keyword) to one of your senders. Nothing was sent or "
+              "charged. It receives your messages again after it replies START; see `GET /v1/opt_outs`."),
     ErrorCode("unsupported_media_type", "invalid_request_error", 415,
               "The request body must be sent as application/json.",
               "Send `Content-Type: application/json` with a JSON body."),
