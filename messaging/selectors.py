@@ -7,13 +7,13 @@ from datetime import timezone as dt_timezone
 from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from messaging.models import Message, MessageEvent
+from messaging.models import Message, MessageEvent, OptOut
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
 
 
 def message_scope(*, account: Account, livemode: bool) -> QuerySet[Message]:
-    return Message.objects.filter(account=account, livemode=livemode)
+    return Message.objects.filter(account=account, livemode=livemode).prefetch_related("attempts")
 
 
 def message_get(*, account: Account, livemode: bool, public_id: str) -> Message:
@@ -67,3 +67,7 @@ def _as_e164(value: str) -> str:
     """`?to=+1804…` arrives as ` 1804…` when the client did not encode `+`: take what was meant."""
     value = value.strip()
     return f"+{value}" if value.isdigit() else value
+
+
+def opt_out_scope(*, account: Account, livemode: bool) -> QuerySet[OptOut]:
+    return OptOut.objects.filter(account=account, livemode=livemode)

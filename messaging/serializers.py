@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from billing.serializers import MoneyField
 from messaging import statuses
-from messaging.models import Message, MessageEvent
+from messaging.models import Message, MessageEvent, OptOut, SendAttempt
 from mittis.api.pagination import ListParamsSerializer
 from mittis.api.serializers import StrictCharField, StrictSerializer
 
@@ -148,6 +148,27 @@ class MessageCreateSerializer(StrictSerializer):
         return fields
 
 
+class SendAttemptSerializer(serializers.Serializer):
+    carrier = serializers.CharField()
+    attempted_at = serializers.DateTimeField(source="started_at")
+    latency_ms = serializers.IntegerField()
+    outcome = serializers.ChoiceField(choices=[o for o, _ in SendAttempt.OUTCOMES],
+                                      help_text="accepted, temporary_error (the next carrier was tried), rejected, "
+                                                "or unknown (no answer: not tried elsewhere, to never send twice).")
+    carrier_message_id = serializers.SerializerMethodField()
+    raw_code = serializers.SerializerMethodField(help_text="What the carrier said, verbatim.")
+    error_code = serializers.SerializerMethodField(help_text="Our code for it.")
+
+    def get_carrier_message_id(self, attempt) -> str | None:
+        return attempt.carrier_message_id or None
+
+    def get_raw_code(self, attempt) -> str | None:
+        return attempt.raw_code or None
+
+    def get_error_code(self, attempt) -> str | None:
+        return attempt.error_code or None
+
+
 class MessageSerializer(serializers.Serializer):
     """The message object. Also the `data` of every event, so the two never drift apart."""
 
@@ -166,6 +187,7 @@ class MessageSerializer(serializers.Serializer):
     status_callback = serializers.SerializerMethodField(help_text="The URL that gets this message's events, or null.")
     error_code = serializers.CharField(allow_null=True, help_text="Why the message failed; null unless it did.")
     error_message = serializers.CharField(allow_null=True)
+    attempts = SendAttemptSerializer(many=True, help_text="Every try of a carrier, in order: 1, 2, 3...")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     livemode = serializers.BooleanField()
@@ -176,8 +198,8 @@ class MessageSerializer(serializers.Serializer):
         # Keep the documented order: `from` before `to`.
         return {name: fields[name] for name in [
             "object", "id", "status", "direction", "from", "to", "body", "encoding", "segments", "price",
-            "currency", "metadata", "status_callback", "error_code", "error_message", "created_at", "updated_at",
-            "livemode"]}
+            "currency", "metadata", "status_callback", "error_code", "error_message", "attempts", "created_at",
+            "updated_at", "livemode"]}
 
     def get_object(self, message) -> str:
         return "message"
@@ -261,3 +283,16 @@ class UsageRowSerializer(serializers.Serializer):
     messages = serializers.IntegerField()
     segments = serializers.IntegerField()
     amount = MoneyField(help_text="The price of these messages (refunds are in the ledger).")
+
+
+class OptOutSerializer(serializers.Serializer):
+    object = serializers.SerializerMethodField()
+    id = serializers.CharField(source="public_id")
+    phone_number = serializers.CharField(help_text="The number that opted out; sends to it answer 422.")
+    sender = serializers.CharField(help_text="Your sender it replied to.")
+    keyword = serializers.CharField(help_text="What it replied: STOP, UNSUBSCRIBE...")
+    created_at = serializers.DateTimeField()
+    livemode = serializers.BooleanField()
+
+    def get_object(self, opt_out) -> str:
+        return "opt_out"

@@ -6,6 +6,7 @@ urlpatterns = [
     path("messages", views.MessagesView.as_view(), name="messages"),
     path("messages/preview", views.MessagePreviewView.as_view(), name="message-preview"),
     path("usage", views.UsageView.as_view(), name="usage"),
+    path("opt_outs", views.OptOutsView.as_view(), name="opt-outs"),
     path("messages/<str:id>", views.MessageDetailView.as_view(), name="message-detail"),
     path("messages/<str:id>/events", views.MessageEventsView.as_view(), name="message-events"),
 ]

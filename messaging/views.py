@@ -7,9 +7,9 @@ from messaging import selectors, services
 from billing.pricing import format_amount
 from messaging.serializers import (
     MessageCreateSerializer, MessageEventSerializer, MessageListParamsSerializer, MessagePreviewSerializer,
-    MessageSerializer, UsageParamsSerializer,
+    MessageSerializer, OptOutSerializer, UsageParamsSerializer,
 )
-from mittis.api.pagination import paginate
+from mittis.api.pagination import ListParamsSerializer, paginate
 from mittis.api.schema import error_responses, list_response
 
 SEED_REQUEST = {"from": "+18045550142", "to": "+18045550199", "body": "Your technician is 15 minutes out."}
@@ -17,7 +17,7 @@ SEED_RESPONSE = {
     "object": "message", "id": "msg_4Zq8yXbV2nLwR7tKp1sHc9dE", "status": "queued", "direction": "outbound",
     "from": "+18045550142", "to": "+18045550199", "body": "Your technician is 15 minutes out.",
     "encoding": "GSM-7", "segments": 1, "price": "0.008", "currency": "USD", "metadata": {}, "status_callback": None,
-    "error_code": None, "error_message": None,
+    "error_code": None, "error_message": None, "attempts": [],
     "created_at": "2026-06-12T14:03:22Z", "updated_at": "2026-06-12T14:03:22Z", "livemode": False,
 }
 ID_PARAMETER = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The message id (`msg_…`).")
@@ -182,3 +182,27 @@ def _usage_key(group_by: str, value):
     if group_by == "day":
         return value.isoformat()
     return value or None  # a non-geographic number has no country
+
+
+class OptOutsView(APIView):
+    @extend_schema(
+        operation_id="opt_outs_list",
+        summary="List opt-outs",
+        description=(
+            "Numbers that replied STOP (or STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT) to one of "
+            "your senders, newest first. A send to one of them is refused with `422 recipient_opted_out`, "
+            "uncharged, until the number replies START, UNSTOP or YES."
+        ),
+        parameters=[ListParamsSerializer],
+        responses={200: list_response(OptOutSerializer, "OptOutList"), **error_responses(400, 401)},
+        tags=["Messages"],
+    )
+    def get(self, request):
+        params = ListParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        query = params.validated_data
+        scope = selectors.opt_out_scope(account=request.user.account, livemode=request.user.livemode)
+        page = paginate(scope, scope=scope, limit=query["limit"], starting_after=query.get("starting_after"),
+                        ending_before=query.get("ending_before"))
+        return Response({"object": "list", "url": request.path, "has_more": page.has_more,
+                         "data": OptOutSerializer(page.items, many=True).data})

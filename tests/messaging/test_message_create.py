@@ -18,8 +18,8 @@ def test_seed_request_answers_201_in_the_contract_shape(send):
     body = response.json()
     assert list(body) == [
         "object", "id", "status", "direction", "from", "to", "body", "encoding", "segments", "price",
-        "currency", "metadata", "status_callback", "error_code", "error_message", "created_at", "updated_at",
-        "livemode",
+        "currency", "metadata", "status_callback", "error_code", "error_message", "attempts", "created_at",
+        "updated_at", "livemode",
     ]
     assert body["object"] == "message"
     assert re.fullmatch(r"msg_[A-Za-z0-9]{24}", body["id"])
@@ -27,7 +27,7 @@ def test_seed_request_answers_201_in_the_contract_shape(send):
         "object": "message", "id": None, "status": "queued", "direction": "outbound",
         "from": "+18045550142", "to": "+18045550199", "body": "Your technician is 15 minutes out.",
         "encoding": "GSM-7", "segments": 1, "price": "0.008", "currency": "USD", "metadata": {}, "status_callback": None,
-        "error_code": None, "error_message": None, "created_at": None, "updated_at": None, "livemode": False,
+        "error_code": None, "error_message": None, "attempts": [], "created_at": None, "updated_at": None, "livemode": False,
     }
     assert TIMESTAMP.match(body["created_at"]) and TIMESTAMP.match(body["updated_at"])
 
