@@ -1,13 +1,18 @@
+import json
+
+from django import forms
 from django.contrib import admin
 
 from billing.pricing import format_amount
-from messaging.models import Message, MessageEvent, Sender
+from messaging.models import (
+    Carrier, CarrierReport, Message, MessageEvent, OptOut, Route, RouteCarrier, SendAttempt, Sender, SmppBind,
+)
 
 
 @admin.register(Sender)
 class SenderAdmin(admin.ModelAdmin):
-    list_display = ["value", "kind", "account", "created_at"]
-    list_filter = ["kind"]
+    list_display = ["value", "kind", "number_type", "mps", "account", "created_at"]
+    list_filter = ["kind", "number_type"]
     list_select_related = ["account"]
     search_fields = ["=value", "=account__public_id", "account__name"]
     autocomplete_fields = ["account"]
@@ -16,6 +21,18 @@ class SenderAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         obj.kind = Sender.PHONE_NUMBER if obj.value.startswith("+") else Sender.ALPHANUMERIC
         super().save_model(request, obj, form, change)
+
+
+class SendAttemptInline(admin.TabularInline):
+    model = SendAttempt
+    fields = ["number", "carrier", "started_at", "latency_ms", "outcome", "carrier_message_id", "raw_code",
+              "error_code", "error_message"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 class MessageEventInline(admin.TabularInline):
@@ -43,7 +60,7 @@ class MessageAdmin(admin.ModelAdmin):
     search_help_text = "A message id (msg_…), a phone number (+1804…), an account id or a carrier message id."
     show_full_result_count = False
     date_hierarchy = "created_at"
-    inlines = [MessageEventInline]
+    inlines = [MessageEventInline, SendAttemptInline]
     fieldsets = [
         (None, {"fields": ["public_id", "account", "livemode", "status", "direction", "from_number", "to", "body"]}),
         ("Pricing", {"fields": ["encoding", "segments", "price", "currency"]}),
@@ -64,3 +81,105 @@ class MessageAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class CarrierForm(forms.ModelForm):
+    """Credentials are write-only: typed in, encrypted, never shown again (blank keeps the current ones)."""
+
+    new_credentials = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False),
+        label="Credentials (JSON)",
+        help_text='SMPP: {"password": "…"}; Twilio: {"auth_token": "…"}. Stored encrypted; leave blank to keep.')
+
+    class Meta:
+        model = Carrier
+        fields = ["name", "kind", "enabled", "settings", "tps"]
+
+    def clean_new_credentials(self):
+        value = self.cleaned_data["new_credentials"].strip()
+        if not value:
+            return None
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            raise forms.ValidationError("Enter a JSON object, such as {\"password\": \"…\"}.")
+        if not isinstance(parsed, dict):
+            raise forms.ValidationError("Enter a JSON object.")
+        return parsed
+
+    def save(self, commit=True):
+        carrier = super().save(commit=False)
+        if self.cleaned_data.get("new_credentials") is not None:
+            carrier.credentials = self.cleaned_data["new_credentials"]
+        if commit:
+            carrier.save()
+        return carrier
+
+
+@admin.register(Carrier)
+class CarrierAdmin(admin.ModelAdmin):
+    form = CarrierForm
+    list_display = ["name", "kind", "enabled", "tps", "breaker_state", "breaker_failures", "has_credentials",
+                    "bind_state"]
+    list_filter = ["kind", "enabled", "breaker_state"]
+    readonly_fields = ["breaker_state", "breaker_failures", "breaker_opened_at", "created_at", "updated_at"]
+    actions = ["close_breaker"]
+
+    @admin.display(boolean=True, description="credentials")
+    def has_credentials(self, carrier):
+        return bool(carrier.credentials_encrypted)
+
+    @admin.display(description="SMPP bind")
+    def bind_state(self, carrier):
+        bind = SmppBind.objects.filter(carrier=carrier).first()
+        return f"{bind.state} {bind.last_error}".strip() if bind else "—"
+
+    @admin.action(description="Close the breaker (put back in rotation now)")
+    def close_breaker(self, request, queryset):
+        queryset.update(breaker_state=Carrier.CLOSED, breaker_failures=0, breaker_opened_at=None)
+
+
+class RouteCarrierInline(admin.TabularInline):
+    model = RouteCarrier
+    extra = 1
+    fields = ["carrier", "position", "weight"]
+
+
+@admin.register(Route)
+class RouteAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "prefix", "country", "livemode", "carrier_order"]
+    list_filter = ["livemode"]
+    inlines = [RouteCarrierInline]
+
+    @admin.display(description="carriers, in order")
+    def carrier_order(self, route):
+        return ", ".join(f"{e.position}. {e.carrier.name} (w{e.weight})" for e in route.entries.select_related("carrier"))
+
+
+@admin.register(CarrierReport)
+class CarrierReportAdmin(admin.ModelAdmin):
+    list_display = ["carrier", "carrier_message_id", "status", "message", "received_at"]
+    list_filter = ["carrier", "status"]
+    search_fields = ["=carrier_message_id", "=message__public_id"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in CarrierReport._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OptOut)
+class OptOutAdmin(admin.ModelAdmin):
+    list_display = ["phone_number", "account", "livemode", "sender", "keyword", "created_at"]
+    list_filter = ["livemode", "keyword"]
+    list_select_related = ["account"]
+    search_fields = ["=phone_number", "=account__public_id"]
+    readonly_fields = ["public_id", "account", "livemode", "phone_number", "sender", "keyword", "created_at"]
+
+    def has_add_permission(self, request):
+        return False  # only the phone's own STOP opts it out; deleting one opts it back in
