@@ -55,3 +55,24 @@ def send(api):
 def own_rate_limit_counters(settings):
     """Each test counts its requests from zero: the test client's address is shared by every test."""
     settings.MITTIS_RATE_LIMIT_PREFIX = f"mittis-test:{uuid.uuid4().hex[:12]}"
+
+
+def drain_queued_tasks() -> list[dict]:
+    """Take every task message off this run's queue on the real broker; return their headers
+    (`task`, `eta`, `kwargsrepr`...), oldest first."""
+    import queue as queue_module
+
+    taken = []
+    with celery_app.connection_for_read() as conn:
+        queue = conn.SimpleQueue(celery_app.conf.task_default_queue)
+        try:
+            while True:
+                try:
+                    message = queue.get(block=False)
+                except queue_module.Empty:
+                    break
+                taken.append(message.headers)
+                message.ack()
+        finally:
+            queue.close()
+    return taken

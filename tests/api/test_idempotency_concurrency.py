@@ -2,7 +2,6 @@
 
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-import queue as queue_module
 import threading
 
 from django.db import connection
@@ -13,8 +12,7 @@ from billing.models import Balance, LedgerEntry
 from billing.services import balance_top_up
 from messaging.models import Message, MessageEvent
 from mittis.api.models import IdempotencyRecord
-from mittis.celery import app as celery_app
-from tests.conftest import SEED
+from tests.conftest import SEED, drain_queued_tasks
 from tests.factories import AccountFactory, SenderFactory, api_key_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,24 +24,6 @@ COPIES = 20
 def postgres_only():
     if connection.vendor != "postgresql":
         pytest.skip("concurrent transactions are proven on PostgreSQL (CI sets DATABASE_URL)")
-
-
-def drain_queued_tasks() -> list[str]:
-    """Take every task message off this run's queue on the real broker; return their task names."""
-    names = []
-    with celery_app.connection_for_read() as conn:
-        queue = conn.SimpleQueue(celery_app.conf.task_default_queue)
-        try:
-            while True:
-                try:
-                    message = queue.get(block=False)
-                except queue_module.Empty:
-                    break
-                names.append(message.headers["task"])
-                message.ack()
-        finally:
-            queue.close()
-    return names
 
 
 def test_twenty_simultaneous_duplicates_send_once_and_charge_once(postgres_only):
@@ -78,5 +58,5 @@ def test_twenty_simultaneous_duplicates_send_once_and_charge_once(postgres_only)
     assert LedgerEntry.objects.filter(account=account, type="charge").count() == 1
     assert Balance.objects.get(account=account, livemode=True).amount == Decimal("1") - message.price
     assert MessageEvent.objects.filter(message=message, type="message.queued").count() == 1
-    assert drain_queued_tasks() == ["messaging.send_message"]
+    assert [task["task"] for task in drain_queued_tasks()] == ["messaging.send_message"]
     assert IdempotencyRecord.objects.count() == 1
