@@ -79,6 +79,15 @@ UTC ISO 8601 with a `Z`, to the second. Money is a decimal string (`"0.008"`) wi
 `{"object": "list", "url": …, "data": [...], "has_more": …}`, newest first; `limit` 1-100 (default 20),
 `starting_after` / `ending_before` take an object id.
 
+## Carriers, attempts and opt-outs
+Live messages go out through one of several carriers, chosen by destination; if a carrier fails
+temporarily the message moves to the next, and a carrier that may already have taken it is never followed
+by another, so a message is never sent twice. Every try is listed in the message's `attempts` (carrier,
+time, latency, the carrier's id and raw code, our error code). Numbers that reply STOP (STOPALL,
+UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT) to your senders are listed at `GET /v1/opt_outs`, and a send
+to them is `422 recipient_opted_out`, uncharged, until they reply START; their messages reach you as
+inbound `received` messages and `message.inbound` events.
+
 ## Pricing and balance
 A message costs its segments times the flat per-segment price of the destination country (see
 `GET /v1/pricing`; prices are effective-dated and announced before they change). `POST /v1/messages/preview`
