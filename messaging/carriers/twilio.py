@@ -177,7 +177,7 @@ class TwilioClient(SmsClient):
         except ValueError:
             answer = None
         answer = answer if isinstance(answer, dict) else {}
-        if status in (200, 201):
+        if 200 <= status < 300:
             sid = answer.get("sid")
             if not isinstance(sid, str) or not sid:
                 raise CarrierTemporaryError("carrier_bad_response", "Twilio accepted the message without a sid.",
@@ -185,15 +185,21 @@ class TwilioClient(SmsClient):
             return SendResult(carrier_message_id=sid)
         code = _error_code(answer.get("code"))
         carrier_status = str(code) if code is not None else str(status)
-        message = str(answer.get("message") or f"Twilio answered HTTP {status}.")[:300]
+        if code is not None:
+            said = f"Twilio error {code}: {answer.get('message') or '(no message)'}"
+        else:
+            said = f"Twilio answered HTTP {status}."
         if status == 504:
             # The gateway gave up waiting for Twilio's back end, which may have created the message.
-            raise CarrierTemporaryError("carrier_no_answer", message, carrier_status=carrier_status, maybe_sent=True)
+            raise CarrierTemporaryError("carrier_no_answer", said[:300], carrier_status=carrier_status,
+                                        maybe_sent=True)
         if status >= 500 or status in FAILOVER_STATUSES or not 400 <= status < 500:
             code_name = "carrier_throttled" if status == 429 else "carrier_unavailable"
-            raise CarrierTemporaryError(code_name, message, carrier_status=carrier_status)
+            raise CarrierTemporaryError(code_name, said[:300], carrier_status=carrier_status)
         known = SEND_ERRORS.get(code) if code is not None else None
-        raise CarrierRejectedError(known.code if known else "carrier_rejected", message,
+        if known:
+            raise CarrierRejectedError(known.code, f"{known.message} ({said})"[:300], carrier_status=carrier_status)
+        raise CarrierRejectedError("carrier_rejected", f"Twilio refused the message ({said})"[:300],
                                    carrier_status=carrier_status)
 
     # --- What Twilio sends us ---------------------------------------------------------------------
