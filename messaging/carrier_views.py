@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from messaging import services
 from messaging.carriers.registry import get_carrier
 from messaging.carriers.twilio import TwilioClient
+from messaging.models import Carrier
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +22,6 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 def _twilio_client(request: HttpRequest, name: str) -> TwilioClient | HttpResponse:
     """The Twilio carrier `name` if this request carries its valid X-Twilio-Signature, else the answer."""
-    from messaging.models import Carrier
-
     try:
         client = get_carrier(name)
     except Carrier.DoesNotExist:
