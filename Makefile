@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+PEERS := tests/peers/node_modules/.installed
+
 .PHONY: run test install migrate bootstrap clean
 
 $(STAMP): requirements.txt
@@ -13,6 +15,13 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The tests' real peers (an SMPP SMSC simulator, Prism serving Twilio's OpenAPI description), from npm.
+# Without npm those tests are skipped, and say so.
+$(PEERS): tests/peers/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests/peers && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "npm not found: the SMPP and Twilio peer tests will be skipped"; fi
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput --verbosity 0
@@ -27,8 +36,8 @@ bootstrap: migrate
 run: bootstrap
 	$(BIN)/honcho start -f Procfile.dev
 
-test: install
+test: install $(PEERS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) var staticfiles
+	rm -rf $(VENV) var staticfiles tests/peers/node_modules
