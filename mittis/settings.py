@@ -102,6 +102,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # Tests with threads (a worker, an SMPP bind) need a file: an in-memory database shared between
+    # connections fails with "database table is locked" where a file's connections wait their turn.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-mittis.sqlite3")}
     VAR_DIR.mkdir(parents=True, exist_ok=True)
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))

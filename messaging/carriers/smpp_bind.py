@@ -1,0 +1,757 @@
+"""The long-running SMPP session of a carrier: `python manage.py smpp_bind` runs a BindRunner thread
+per SMPP carrier (BindSupervisor), each with one socket and one loop:
+
+- bind_transceiver with the carrier's system_id and password. A refusal (ESME_RBINDFAIL,
+  ESME_RINVPASWD...) marks the SmppBind `failed` with the reason, a refused or dropped connection
+  `connecting`; both are tried again after an exponential backoff with jitter.
+- While bound: the SmppBind heartbeat every HEARTBEAT_INTERVAL (a send trusts the bind only while it
+  beats), enquire_link every `enquire_link_interval`, and any PDU of ours left unanswered for
+  `response_timeout` drops the session (a half-open connection would otherwise hang for ever).
+- It claims pending SmppSubmissions oldest first (pending -> submitting, a conditional update),
+  sends their parts within `window` unanswered submits and `Carrier.tps` PDUs per second, and
+  records the SMSC's answer: accepted with its message_id, or rejected / failed with the
+  command_status. A throttled part (ESME_RTHROTTLED, ESME_RMSGQFUL) is sent again after a pause.
+- It answers every deliver_sm: delivery receipts go to `message_apply_delivery_report`, anything
+  else is an inbound message for `message_receive` (concatenated ones once all their parts are in).
+  A deliver_sm we could not store is answered ESME_RX_T_APPN, so the SMSC delivers it again later.
+- Stopping (SIGTERM) waits for the answers still due, then unbinds, within UNBIND_GRACE.
+
+Multi-part messages: the first part's message_id is the message's carrier_message_id, and the bind
+remembers every part's id (ReceiptBook, in memory) so that any part's receipt lands on the message:
+it is delivered once every part is, and fails as soon as one part does (the handset cannot show it
+whole). A receipt for a part the bind no longer remembers (it restarted) is applied by its own id,
+which matches the message only for the first part.
+"""
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from datetime import timedelta
+import logging
+import os
+import random
+import select
+import struct
+import threading
+import time
+
+from django.db import DatabaseError, close_old_connections, connections
+from django.utils import timezone
+from smpplib import command as smpp_command
+from smpplib import command_codes, exceptions as smpp_exceptions
+from smpplib import consts as smpp_consts
+from smpplib import smpp as smpp_pdus
+from smpplib.client import Client
+from smpplib.ptypes import ostr
+
+from messaging import statuses
+from messaging.carriers.base import DeliveryReport, InboundSms
+from messaging.carriers.smpp import (
+    BIND_BOUND, BIND_CONNECTING, BIND_FAILED, CONNECTION_LOST, DEFAULT_ENQUIRE_LINK_INTERVAL, DEFAULT_RECONNECT_MAX,
+    DEFAULT_RECONNECT_MIN, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_SUBMIT_TIMEOUT, DEFAULT_WINDOW, ESM_CLASS_TYPE_MASK,
+    ESM_CLASS_UDHI, ESME_RINVCMDID, ESME_ROK, ESME_RX_T_APPN, REGISTERED_DELIVERY_RECEIPT, TEMPORARY_STATUSES,
+    THROTTLING_STATUSES, Receipt, address_from_smpp, concatenation_of, decode_short_message, delivery_report,
+    is_delivery_receipt, parse_receipt, setting, smpp_address, split_udh, status_description, status_name,
+    submit_parts,
+)
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL = 5.0  # SmppClient trusts a heartbeat for 15 s (smpp.BIND_STALE_AFTER)
+QUEUE_POLL_INTERVAL = 0.05  # the longest the loop waits on the socket before looking at the queue
+UNBIND_GRACE = 2.0  # at shutdown, for the answers still due and the unbind_resp
+THROTTLE_PAUSE = 1.0  # after ESME_RTHROTTLED or ESME_RMSGQFUL nothing is sent for this long
+THROTTLE_RETRIES = 3  # then the part counts as refused with that status
+# A pending submission older than its send's timeout has been withdrawn or orphaned (its task died):
+# it is never sent. The margin covers clock skew between the worker's host and ours.
+CLAIM_MARGIN = timedelta(seconds=5)
+RECEIPT_BOOK_SIZE = 200_000  # part ids remembered; receipts come within the validity period (~2 days)
+INBOUND_PART_TTL = 300.0  # a concatenated inbound message still missing parts then is stored as it is
+RESCAN_INTERVAL = 30.0  # how soon the supervisor notices a carrier added, disabled or changed
+MAX_PDU_LENGTH = 65536
+
+
+class BindRefused(Exception):
+    def __init__(self, status: str):
+        super().__init__(status)
+        self.status = status
+
+
+class SessionLost(Exception):
+    """The session is over: dropped, unbound by the SMSC, or unanswered."""
+
+
+@dataclass(frozen=True)
+class BindConfig:
+    host: str
+    port: int
+    system_id: str
+    password: str
+    system_type: str
+    service_type: str
+    window: int
+    tps: int
+    submit_timeout: float
+    enquire_link_interval: float
+    response_timeout: float
+    reconnect_min: float
+    reconnect_max: float
+
+    @classmethod
+    def of(cls, carrier) -> "BindConfig":
+        return cls(
+            host=setting(carrier, "host", "127.0.0.1"), port=setting(carrier, "port", 2775),
+            system_id=setting(carrier, "system_id", ""), password=carrier.credentials.get("password", ""),
+            system_type=setting(carrier, "system_type", ""), service_type=setting(carrier, "service_type", ""),
+            window=max(setting(carrier, "window", DEFAULT_WINDOW), 1), tps=carrier.tps or 0,
+            submit_timeout=setting(carrier, "submit_timeout", DEFAULT_SUBMIT_TIMEOUT),
+            enquire_link_interval=setting(carrier, "enquire_link_interval", DEFAULT_ENQUIRE_LINK_INTERVAL),
+            response_timeout=setting(carrier, "response_timeout", DEFAULT_RESPONSE_TIMEOUT),
+            reconnect_min=setting(carrier, "reconnect_min", DEFAULT_RECONNECT_MIN),
+            reconnect_max=setting(carrier, "reconnect_max", DEFAULT_RECONNECT_MAX),
+        )
+
+
+# --- Receipts of multi-part messages ------------------------------------------------------------
+@dataclass
+class _Sent:
+    part_ids: tuple[str, ...]
+    reference: str
+    delivered: set[str] = field(default_factory=set)
+
+
+class ReceiptBook:
+    """The parts of the messages this bind sent recently, so that any part's receipt lands on its
+    message (by the first part's id, and by our reference should the receipt overtake the send)."""
+
+    def __init__(self, size: int = RECEIPT_BOOK_SIZE):
+        self._size = size
+        self._by_part: OrderedDict[str, _Sent] = OrderedDict()
+
+    def remember(self, part_ids: list[str], reference: str) -> None:
+        sent = _Sent(tuple(part_ids), reference)
+        for part_id in part_ids:
+            self._by_part[part_id] = sent
+            self._by_part.move_to_end(part_id)
+        while len(self._by_part) > self._size:
+            self._by_part.popitem(last=False)
+
+    def report(self, receipt: Receipt) -> DeliveryReport | None:
+        """The report to apply for this receipt, or None while a delivered message waits for the
+        receipts of its other parts."""
+        sent = self._by_part.get(receipt.message_id)
+        if sent is None:
+            return delivery_report(receipt, carrier_message_id=receipt.message_id)
+        report = delivery_report(receipt, carrier_message_id=sent.part_ids[0], reference=sent.reference)
+        if report.status == statuses.DELIVERED and len(sent.part_ids) > 1:
+            sent.delivered.add(receipt.message_id)
+            if len(sent.delivered) < len(sent.part_ids):
+                return None
+        return report
+
+
+# --- Concatenated inbound messages --------------------------------------------------------------
+@dataclass
+class _Partial:
+    total: int
+    first_seen: float
+    texts: dict[int, str] = field(default_factory=dict)
+    raws: list[dict] = field(default_factory=list)
+
+    def text(self) -> str:
+        return "".join(self.texts[sequence] for sequence in sorted(self.texts))
+
+
+class InboundAssembler:
+    """Joins the parts of a concatenated inbound message, which may arrive in any order."""
+
+    def __init__(self, ttl: float = INBOUND_PART_TTL):
+        self._ttl = ttl
+        self._partials: dict[tuple, _Partial] = {}
+
+    def add(self, key: tuple, *, total: int, sequence: int, text: str, raw: dict,
+            now: float) -> tuple[str, list[dict]] | None:
+        """The whole text and every part's raw PDU once the last part is in; None until then."""
+        partial = self._partials.setdefault(key, _Partial(total=total, first_seen=now))
+        partial.texts[sequence] = text
+        partial.raws.append(raw)
+        if len(partial.texts) < partial.total:
+            return None
+        del self._partials[key]
+        return partial.text(), partial.raws
+
+    def expired(self, now: float) -> list[tuple[tuple, str, list[dict]]]:
+        """The messages still missing parts after the TTL, as far as they came: better a gap than a loss."""
+        stale = [key for key, partial in self._partials.items() if now - partial.first_seen > self._ttl]
+        return [(key, partial.text(), partial.raws) for key in stale for partial in [self._partials.pop(key)]]
+
+
+# --- PDUs ---------------------------------------------------------------------------------------
+class _DeliverSM(smpp_command.DeliverSM):
+    """smpplib's deliver_sm, tolerant of TLVs it knows but does not expect in a deliver_sm (it would
+    raise KeyError) and of a receipted_message_id sent without its NUL (it would lose a character)."""
+
+    params = {
+        **{name: smpp_command.Param(type=ostr, max=65535) for name in smpp_consts.OPTIONAL_PARAMS},
+        **smpp_command.DeliverSM.params,
+        "receipted_message_id": smpp_command.Param(type=ostr, max=65),
+    }
+
+
+@dataclass
+class UnknownPdu:
+    """A PDU smpplib cannot parse: answered generic_nack when it is a request."""
+
+    command_id: int
+    status: int
+    sequence: int
+    command: str = "unknown"
+
+
+def parse_pdu(raw: bytes, client: Client):
+    command_id, status, sequence = struct.unpack(">LLL", raw[4:16])
+    try:
+        command = command_codes.get_command_name(command_id)
+        if command == "deliver_sm":
+            pdu = _DeliverSM(command, client=client, sequence=sequence, allow_unknown_opt_params=True)
+        else:
+            pdu = smpp_pdus.make_pdu(command, client=client, sequence=sequence, allow_unknown_opt_params=True)
+        pdu.parse(raw)
+    except Exception:  # unknown command, or a body smpplib cannot read
+        logger.warning("Unparsable PDU 0x%08x #%s: %s", command_id, sequence, raw.hex(), exc_info=True)
+        return UnknownPdu(command_id, status, sequence)
+    return pdu
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return value.rstrip("\x00").strip()
+
+
+class _Link:
+    """The socket: smpplib connects, binds and writes PDUs; reading is ours, so that one loop waits
+    on the socket, the clock and the queue at once."""
+
+    def __init__(self, config: BindConfig, name: str):
+        self.config = config
+        self.client = Client(config.host, config.port, timeout=config.response_timeout,
+                             logger_name=f"smpplib.client.{name}", allow_unknown_opt_params=True)
+        self._buffer = bytearray()
+
+    def open(self) -> None:
+        self.client.connect()
+        try:
+            self.client.bind_transceiver(system_id=self.config.system_id, password=self.config.password,
+                                         system_type=self.config.system_type)
+        except smpp_exceptions.PDUError as refused:
+            raise BindRefused(status_name(refused.args[1]) if len(refused.args) > 1 else str(refused)) from None
+
+    def make(self, command: str, **fields):
+        return smpp_pdus.make_pdu(command, client=self.client, **fields)
+
+    def send(self, pdu) -> None:
+        self.client.send_pdu(pdu)
+
+    def answer(self, request, command: str, status: int = ESME_ROK) -> None:
+        response = self.make(command, status=status)
+        response.sequence = request.sequence
+        self.send(response)
+
+    def receive(self, timeout: float) -> list:
+        """The PDUs that arrive within `timeout` seconds (none, usually)."""
+        sock = self.client._socket  # smpplib's own reader blocks on one PDU at a time
+        readable, _, _ = select.select([sock], [], [], max(timeout, 0.0))
+        if readable:
+            data = sock.recv(65536)
+            if not data:
+                raise SessionLost("The SMSC closed the connection.")
+            self._buffer += data
+        pdus = []
+        while len(self._buffer) >= 16:
+            length = struct.unpack(">L", self._buffer[:4])[0]
+            if not 16 <= length <= MAX_PDU_LENGTH:
+                raise SessionLost(f"The SMSC sent a PDU of impossible length {length}.")
+            if len(self._buffer) < length:
+                break
+            raw = bytes(self._buffer[:length])
+            del self._buffer[:length]
+            pdu = parse_pdu(raw, self.client)
+            if pdu.command in smpp_consts.STATE_SETTERS and not pdu.status:
+                self.client.state = smpp_consts.STATE_SETTERS[pdu.command]
+            pdus.append(pdu)
+        return pdus
+
+    def close(self) -> None:
+        if self.client._socket is not None:
+            self.client.state = smpp_consts.SMPP_CLIENT_STATE_OPEN  # a dropped session is not worth its warning
+            self.client.disconnect()
+
+
+# --- One session ----------------------------------------------------------------------------------
+@dataclass(eq=False)
+class _Part:
+    claim: "_Claim"
+    fields: dict
+    tries: int = 0
+    not_before: float = 0.0
+    written: bool = False
+    answered: bool = False
+    message_id: str = ""
+    error: str = ""  # the command_status name of a refusal
+
+
+@dataclass(eq=False)
+class _Claim:
+    submission_id: int
+    reference: str
+    parts: list[_Part] = field(default_factory=list)
+
+
+@dataclass
+class _Waiting:
+    command: str
+    sent_at: float
+    part: _Part | None = None
+
+
+class _Session:
+    """One bound session: what is in flight on it dies with it."""
+
+    def __init__(self, runner: "BindRunner", link: _Link):
+        self.runner = runner
+        self.link = link
+        self.config = runner.config
+        self.waiting: dict[int, _Waiting] = {}
+        self.outbox: deque[_Part] = deque()
+        self.claims: list[_Claim] = []
+        self.recent_sends: deque[float] = deque()
+        self.paused_until = 0.0
+        self.unbound = False
+
+    # The loop ----------------------------------------------------------------------------------
+    def serve(self, stop: threading.Event) -> None:
+        now = time.monotonic()
+        next_heartbeat, next_enquire_link, next_claim = now + HEARTBEAT_INTERVAL, now + self.config.enquire_link_interval, now
+        while not stop.is_set():
+            for pdu in self.link.receive(self._idle_time(time.monotonic())):
+                self.handle(pdu)
+            now = time.monotonic()
+            self._check_answers(now)
+            if now >= next_heartbeat:
+                self.runner.heartbeat()
+                self.runner.withdraw_abandoned()
+                next_heartbeat = now + HEARTBEAT_INTERVAL
+            if now >= next_enquire_link:
+                self._request(self.link.make("enquire_link"), now)
+                next_enquire_link = now + self.config.enquire_link_interval
+            if now >= next_claim:
+                self._claim()
+                next_claim = now + QUEUE_POLL_INTERVAL
+            self._send_due(now)
+            self.runner.flush_inbound(now)
+        self._close_gracefully()
+
+    def _idle_time(self, now: float) -> float:
+        if self.outbox and self._submits_in_flight() < self.config.window:
+            ready_at = max(self.paused_until, self.outbox[0].not_before, self._next_tps_slot(now))
+            return min(max(ready_at - now, 0.0), QUEUE_POLL_INTERVAL)
+        return QUEUE_POLL_INTERVAL
+
+    def _check_answers(self, now: float) -> None:
+        for sequence, waiting in self.waiting.items():
+            if now - waiting.sent_at > self.config.response_timeout:
+                raise SessionLost(f"No answer to {waiting.command} #{sequence} in {self.config.response_timeout:g} s.")
+
+    def _request(self, pdu, now: float, part: _Part | None = None) -> None:
+        self.link.send(pdu)
+        self.waiting[pdu.sequence] = _Waiting(pdu.command, now, part)
+
+    # Submitting --------------------------------------------------------------------------------
+    def _submits_in_flight(self) -> int:
+        return sum(1 for waiting in self.waiting.values() if waiting.part is not None)
+
+    def _next_tps_slot(self, now: float) -> float:
+        """When the next submit may go without more than `tps` in any one second."""
+        while self.recent_sends and now - self.recent_sends[0] >= 1.0:
+            self.recent_sends.popleft()
+        if not self.config.tps or len(self.recent_sends) < self.config.tps:
+            return now
+        return self.recent_sends[0] + 1.0
+
+    def _claim(self) -> None:
+        from messaging.models import SmppSubmission
+
+        free = self.config.window - self._submits_in_flight()
+        if self.outbox or free <= 0:
+            return
+        queue = SmppSubmission.objects.filter(carrier_id=self.runner.carrier.pk, status=SmppSubmission.PENDING,
+                                              created_at__gte=self.runner.claim_cutoff())
+        claimed = [pk for pk in queue.order_by("id").values_list("id", flat=True)[:free]
+                   if SmppSubmission.objects.filter(pk=pk, status=SmppSubmission.PENDING).update(
+                       status=SmppSubmission.SUBMITTING, updated_at=timezone.now())]
+        for submission in SmppSubmission.objects.filter(pk__in=claimed).order_by("id"):
+            self._queue(submission)
+
+    def _queue(self, submission) -> None:
+        claim = _Claim(submission.pk, submission.reference)
+        source_ton, source_npi, source = smpp_address(submission.sender)
+        dest_ton, dest_npi, destination = smpp_address(submission.to)
+        for part in submit_parts(submission.body, reference=self.runner.next_concatenation_reference()):
+            claim.parts.append(_Part(claim, {
+                "service_type": self.config.service_type,
+                "source_addr_ton": source_ton, "source_addr_npi": source_npi, "source_addr": source,
+                "dest_addr_ton": dest_ton, "dest_addr_npi": dest_npi, "destination_addr": destination,
+                "esm_class": part.esm_class, "registered_delivery": REGISTERED_DELIVERY_RECEIPT,
+                "data_coding": part.data_coding, "short_message": part.short_message,
+            }))
+        self.claims.append(claim)
+        self.outbox.extend(claim.parts)
+
+    def _send_due(self, now: float) -> None:
+        while (self.outbox and now >= self.paused_until and now >= self.outbox[0].not_before
+               and self._submits_in_flight() < self.config.window and self._next_tps_slot(now) <= now):
+            part = self.outbox.popleft()
+            self._request(self.link.make("submit_sm", **part.fields), now, part)
+            part.written = True
+            self.recent_sends.append(now)
+
+    def _on_submit_answer(self, pdu) -> None:
+        waiting = self.waiting.pop(pdu.sequence, None)
+        if waiting is None or waiting.part is None:
+            if waiting is None:
+                logger.warning("carrier=%s answer to unknown #%s: %s", self.runner.name, pdu.sequence, pdu.command)
+            return
+        part, name = waiting.part, status_name(pdu.status)
+        if pdu.status == ESME_ROK and pdu.command == "submit_sm_resp":
+            part.message_id = _text(pdu.message_id)
+        elif name in THROTTLING_STATUSES and part.tries < THROTTLE_RETRIES:
+            now = time.monotonic()
+            part.tries += 1
+            part.not_before = self.paused_until = now + THROTTLE_PAUSE
+            self.outbox.appendleft(part)
+            return
+        else:
+            part.error = name
+        part.answered = True
+        if all(p.answered for p in part.claim.parts):
+            self._settle(part.claim)
+
+    def _settle(self, claim: _Claim) -> None:
+        """Record a claim's outcome once the SMSC answered every part. A message partly accepted is
+        rejected, not retried: sent again, its accepted parts would arrive twice."""
+        from messaging.models import SmppSubmission
+
+        self.claims.remove(claim)
+        errors = [part.error for part in claim.parts if part.error]
+        if not errors:
+            part_ids = [part.message_id for part in claim.parts]
+            self.runner.receipts.remember(part_ids, claim.reference)
+            self.runner.answer(claim.submission_id, SmppSubmission.ACCEPTED, carrier_message_id=part_ids[0])
+        elif all(error in TEMPORARY_STATUSES for error in errors) and not any(p.message_id for p in claim.parts):
+            self.runner.answer(claim.submission_id, SmppSubmission.FAILED, command_status=errors[0])
+        else:
+            final = next((error for error in errors if error not in TEMPORARY_STATUSES), errors[0])
+            self.runner.answer(claim.submission_id, SmppSubmission.REJECTED, command_status=final)
+
+    # What the SMSC sends -----------------------------------------------------------------------
+    def handle(self, pdu) -> None:
+        command = pdu.command
+        if command in ("submit_sm_resp", "generic_nack"):
+            self._on_submit_answer(pdu)
+        elif command == "enquire_link_resp":
+            self.waiting.pop(pdu.sequence, None)
+        elif command == "deliver_sm":
+            self._on_deliver(pdu)
+        elif command == "enquire_link":
+            self.link.answer(pdu, "enquire_link_resp")
+        elif command == "unbind":
+            self.link.answer(pdu, "unbind_resp")
+            raise SessionLost("The SMSC unbound the session.")
+        elif command == "unbind_resp":
+            self.waiting.pop(pdu.sequence, None)
+            self.unbound = True
+        elif command == "alert_notification":
+            pass  # we never ask for them (no set_dpf)
+        elif isinstance(pdu, UnknownPdu) and not pdu.command_id & 0x80000000:
+            response = self.link.make("generic_nack", status=ESME_RINVCMDID)
+            response.sequence = pdu.sequence
+            self.link.send(response)
+        else:
+            logger.warning("carrier=%s ignored %s #%s", self.runner.name, command, pdu.sequence)
+
+    def _on_deliver(self, pdu) -> None:
+        status = ESME_ROK
+        try:
+            if is_delivery_receipt(pdu.esm_class or 0):
+                self.runner.on_receipt(pdu)
+            elif not (pdu.esm_class or 0) & ESM_CLASS_TYPE_MASK:
+                self.runner.on_inbound(pdu, time.monotonic())
+            else:  # an SME's own acknowledgement: we never ask for those
+                logger.info("carrier=%s ignored deliver_sm with esm_class 0x%02x", self.runner.name, pdu.esm_class)
+        except Exception:
+            logger.exception("carrier=%s could not store deliver_sm #%s; the SMSC will deliver it again",
+                             self.runner.name, pdu.sequence)
+            close_old_connections()
+            status = ESME_RX_T_APPN
+        self.link.answer(pdu, "deliver_sm_resp", status)
+
+    # Ending --------------------------------------------------------------------------------------
+    def _close_gracefully(self) -> None:
+        """Stop taking work, wait for the answers still due, unbind."""
+        self.outbox = deque(part for part in self.outbox if any(p.written for p in part.claim.parts))
+        deadline = time.monotonic() + UNBIND_GRACE
+        try:
+            while (self.outbox or self._submits_in_flight()) and time.monotonic() < deadline:
+                for pdu in self.link.receive(0.02):
+                    self.handle(pdu)
+                self._send_due(time.monotonic())
+            self._request(self.link.make("unbind"), time.monotonic())
+            while not self.unbound and time.monotonic() < deadline:
+                for pdu in self.link.receive(0.02):
+                    self.handle(pdu)
+        except (SessionLost, smpp_exceptions.ConnectionError, OSError) as error:
+            logger.info("carrier=%s session ended while unbinding: %s", self.runner.name, error)
+
+    def release(self) -> None:
+        """Hand back what this session took and did not finish. A submission none of whose parts
+        reached the SMSC failed for sure; one that did may have been sent (CONNECTION_LOST)."""
+        from messaging.models import SmppSubmission
+
+        for claim in self.claims:
+            if any(part.written for part in claim.parts):
+                self.runner.answer(claim.submission_id, SmppSubmission.SUBMITTING, command_status=CONNECTION_LOST)
+            else:
+                self.runner.answer(claim.submission_id, SmppSubmission.FAILED)
+        self.claims.clear()
+        self.outbox.clear()
+
+
+# --- The runner -----------------------------------------------------------------------------------
+class BindRunner:
+    """Keeps one carrier bound until `stop` is set: `BindRunner(carrier).run(stop)`, in a thread of
+    its own (it uses that thread's database connection)."""
+
+    def __init__(self, carrier):
+        self.carrier = carrier
+        self.name = carrier.name
+        self.config = BindConfig.of(carrier)
+        self.receipts = ReceiptBook()
+        self.inbound = InboundAssembler()
+        self._concatenation_reference = random.randrange(256)
+        self._bind_id: int | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        from messaging.models import SmppBind
+
+        delay = self.config.reconnect_min
+        try:
+            self._bind_id = SmppBind.objects.get_or_create(carrier=self.carrier)[0].pk
+            while not stop.is_set():
+                close_old_connections()
+                if self._session(stop):
+                    delay = self.config.reconnect_min
+                if stop.is_set():
+                    break
+                stop.wait(delay * random.uniform(0.8, 1.2))  # jitter: binds refused together do not retry together
+                delay = min(delay * 2, self.config.reconnect_max)
+        finally:
+            self._record(BIND_FAILED, "Stopped: the bind process was shut down.")
+            connections.close_all()
+
+    def _session(self, stop: threading.Event) -> bool:
+        """One connection, from connect to close. True if it was bound."""
+        link = _Link(self.config, self.name)
+        session = None
+        try:
+            try:
+                link.open()
+            except BindRefused as refused:
+                logger.error("carrier=%s bind refused: %s", self.name, refused.status)
+                self._record(BIND_FAILED, f"Bind refused: {status_description(refused.status)} ({refused.status}).")
+                return False
+            except (smpp_exceptions.ConnectionError, OSError) as error:
+                logger.warning("carrier=%s cannot bind to %s:%s: %s", self.name, self.config.host, self.config.port,
+                               error or type(error).__name__)
+                self._record(BIND_CONNECTING, f"Cannot bind to {self.config.host}:{self.config.port}: "
+                                              f"{error or type(error).__name__}.")
+                return False
+            logger.info("carrier=%s bound to %s:%s as %s", self.name, self.config.host, self.config.port,
+                        self.config.system_id)
+            self._record(BIND_BOUND, "")
+            session = _Session(self, link)
+            try:
+                session.serve(stop)
+            except SessionLost as lost:
+                logger.warning("carrier=%s session lost: %s", self.name, lost)
+                self._record(BIND_CONNECTING, str(lost))
+            except (smpp_exceptions.ConnectionError, OSError) as error:
+                logger.warning("carrier=%s connection dropped: %s", self.name, error)
+                self._record(BIND_CONNECTING, f"The connection to the SMSC dropped: {error or type(error).__name__}.")
+            except Exception as error:  # the database, or a bug: a new session is the way back
+                logger.exception("carrier=%s session failed", self.name)
+                self._record(BIND_CONNECTING, f"Internal error: {error}")
+            return True
+        finally:
+            if session is not None:
+                session.release()
+            link.close()
+
+    # Database ----------------------------------------------------------------------------------
+    def _record(self, state: str, error: str) -> None:
+        from messaging.models import SmppBind
+
+        try:
+            SmppBind.objects.filter(pk=self._bind_id).update(state=state, last_error=error[:300],
+                                                             heartbeat_at=timezone.now(), pid=os.getpid())
+        except DatabaseError:
+            logger.exception("carrier=%s could not record the bind state %s", self.name, state)
+            close_old_connections()
+
+    def heartbeat(self) -> None:
+        close_old_connections()  # the loop is one long request: drop a connection that went bad or old
+        self._record(BIND_BOUND, "")
+
+    def claim_cutoff(self):
+        return timezone.now() - timedelta(seconds=self.config.submit_timeout) - CLAIM_MARGIN
+
+    def withdraw_abandoned(self) -> None:
+        from messaging.models import SmppSubmission
+
+        SmppSubmission.objects.filter(carrier_id=self.carrier.pk, status=SmppSubmission.PENDING,
+                                      created_at__lt=self.claim_cutoff()).update(
+            status=SmppSubmission.CANCELED, updated_at=timezone.now())
+
+    def answer(self, submission_id: int, status: str, *, carrier_message_id: str = "", command_status: str = "") -> None:
+        from messaging.models import SmppSubmission
+
+        SmppSubmission.objects.filter(pk=submission_id, status=SmppSubmission.SUBMITTING).update(
+            status=status, carrier_message_id=carrier_message_id, command_status=command_status,
+            updated_at=timezone.now())
+
+    def next_concatenation_reference(self) -> int:
+        self._concatenation_reference = (self._concatenation_reference + 1) % 256
+        return self._concatenation_reference
+
+    # Receipts and inbound messages -------------------------------------------------------------
+    def on_receipt(self, pdu) -> None:
+        from messaging.services import message_apply_delivery_report
+
+        text = (pdu.short_message or pdu.message_payload or b"").decode("latin-1")
+        state = pdu.message_state if isinstance(pdu.message_state, int) else None
+        receipt = parse_receipt(text, receipted_message_id=_text(pdu.receipted_message_id), message_state=state)
+        if not receipt.message_id:
+            logger.warning("carrier=%s receipt without a message id: %r", self.name, text)
+            return
+        report = self.receipts.report(receipt)
+        if report is None:
+            logger.info("carrier=%s part %s delivered; waiting for the other parts", self.name, receipt.message_id)
+            return
+        message_apply_delivery_report(carrier=self.name, report=report, raw=_raw(pdu, text=text))
+
+    def on_inbound(self, pdu, now: float) -> None:
+        data = pdu.short_message or pdu.message_payload or b""
+        udh = b""
+        if (pdu.esm_class or 0) & ESM_CLASS_UDHI:
+            udh, data = split_udh(data)
+        text = decode_short_message(data, pdu.data_coding or 0)
+        sender = address_from_smpp(_text(pdu.source_addr), pdu.source_addr_ton or 0)
+        to = address_from_smpp(_text(pdu.destination_addr), pdu.dest_addr_ton or 0)
+        raw = _raw(pdu, text=text)
+        concatenation = concatenation_of(udh) if udh else None
+        if concatenation is None and isinstance(pdu.sar_total_segments, int) and pdu.sar_total_segments > 1:
+            concatenation = (pdu.sar_msg_ref_num or 0, pdu.sar_total_segments, pdu.sar_segment_seqnum or 0)
+        if concatenation and concatenation[1] > 1:
+            reference, total, sequence = concatenation
+            whole = self.inbound.add((sender, to, reference, total), total=total, sequence=sequence, text=text,
+                                     raw=raw, now=now)
+            if whole is None:
+                return
+            text, raws = whole
+            raw = {"parts": raws}
+        self._receive(sender, to, text, raw)
+
+    def flush_inbound(self, now: float) -> None:
+        for (sender, to, _, _), text, raws in self.inbound.expired(now):
+            logger.warning("carrier=%s concatenated message from %s incomplete after %ss; stored as it is",
+                           self.name, sender, INBOUND_PART_TTL)
+            try:
+                self._receive(sender, to, text, {"parts": raws, "incomplete": True})
+            except Exception:
+                logger.exception("carrier=%s could not store an incomplete inbound message", self.name)
+
+    def _receive(self, sender: str, to: str, text: str, raw: dict) -> None:
+        from messaging.services import message_receive
+
+        # A deliver_sm carries no id of the SMSC's: the inbound message has none.
+        message_receive(carrier=self.name, inbound=InboundSms(sender=sender, to=to, body=text), raw=raw)
+
+
+def _raw(pdu, *, text: str) -> dict:
+    """The deliver_sm as JSON, for the record."""
+    raw = {"command": pdu.command, "sequence": pdu.sequence, "source_addr": _text(pdu.source_addr),
+           "source_addr_ton": pdu.source_addr_ton, "destination_addr": _text(pdu.destination_addr),
+           "dest_addr_ton": pdu.dest_addr_ton, "esm_class": pdu.esm_class, "data_coding": pdu.data_coding,
+           "short_message": (pdu.short_message or b"").hex(), "text": text}
+    for name in ("receipted_message_id", "message_state", "network_error_code", "sar_msg_ref_num",
+                 "sar_total_segments", "sar_segment_seqnum"):
+        value = getattr(pdu, name, None)
+        if value is not None:
+            raw[name] = value.hex() if name == "network_error_code" and isinstance(value, bytes) else (
+                _text(value) if isinstance(value, bytes) else value)
+    return raw
+
+
+# --- Every carrier ------------------------------------------------------------------------------
+class BindSupervisor:
+    """A BindRunner thread per enabled SMPP carrier (or per carrier named), started, stopped and
+    restarted as carriers are added, disabled or changed, and after a runner dies."""
+
+    def __init__(self, names: list[str] | None = None, *, rescan_interval: float = RESCAN_INTERVAL):
+        self.names = names
+        self.rescan_interval = rescan_interval
+        self.running: dict[int, tuple[str, threading.Event, threading.Thread]] = {}
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            while True:
+                close_old_connections()
+                try:
+                    self._reconcile()
+                except DatabaseError:
+                    logger.exception("Could not read the SMPP carriers; trying again in %ss", self.rescan_interval)
+                if stop.wait(self.rescan_interval):
+                    break
+        finally:
+            for _, runner_stop, _ in self.running.values():
+                runner_stop.set()
+            for _, _, thread in self.running.values():
+                thread.join(UNBIND_GRACE + 3)
+            connections.close_all()
+
+    def _reconcile(self) -> None:
+        from messaging.models import Carrier
+
+        carriers = Carrier.objects.filter(kind=Carrier.SMPP, enabled=True)
+        if self.names is not None:
+            carriers = carriers.filter(name__in=self.names)
+        wanted = {carrier.pk: carrier for carrier in carriers}
+        for pk, (fingerprint, runner_stop, thread) in list(self.running.items()):
+            carrier = wanted.get(pk)
+            if carrier is None or _fingerprint(carrier) != fingerprint or not thread.is_alive():
+                runner_stop.set()
+                thread.join(UNBIND_GRACE + 3)
+                del self.running[pk]
+        for pk, carrier in wanted.items():
+            if pk not in self.running:
+                runner_stop = threading.Event()
+                thread = threading.Thread(target=BindRunner(carrier).run, args=(runner_stop,),
+                                          name=f"smpp-{carrier.name}")
+                thread.start()
+                self.running[pk] = (_fingerprint(carrier), runner_stop, thread)
+
+
+def _fingerprint(carrier) -> str:
+    """What a runner was started with: a change means a new bind."""
+    return repr((carrier.name, sorted((carrier.settings or {}).items()), carrier.credentials_encrypted, carrier.tps))
