@@ -6,8 +6,10 @@ Redis or RabbitMQ.
 """
 
 import base64
+import os
 from pathlib import Path
 import secrets
+import tempfile
 
 import environ
 
@@ -104,7 +106,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # Tests with threads (a worker, an SMPP bind) need a file: an in-memory database shared between
     # connections fails with "database table is locked" where a file's connections wait their turn.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-mittis.sqlite3")}
+    # One file per test run, so that two runs side by side never share (or delete) each other's.
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"mittis-test-{os.getpid()}.sqlite3")}
     VAR_DIR.mkdir(parents=True, exist_ok=True)
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
