@@ -10,6 +10,8 @@ from messaging.encoding import (
     UCS2_PART,
     UCS2_SINGLE,
     analyze,
+    gsm7_decode,
+    gsm7_encode,
     split_parts,
 )
 
@@ -125,3 +127,47 @@ def test_random_bodies_split_consistently():
         else:
             limit = GSM7_PART if info.encoding == "GSM-7" else UCS2_PART
         assert all(_units(p, info.encoding) <= limit for p in parts)
+
+
+# --- The GSM 03.38 codec: codes from 3GPP TS 23.038 6.2.1 and 6.2.1.1 ---------------------------
+@pytest.mark.parametrize(
+    "text, codes",
+    [
+        ("@£$¥", "00010203"),
+        ("Hello", "48656c6c6f"),
+        ("\nΔ_ÆßÉ", "0a10111c1e1f"),
+        ("¤¡§¿äöñüà", "2440 5f60 7b7c7d7e7f".replace(" ", "")),
+        ("€", "1b65"),
+        ("^{}\\[~]|\f", "1b14 1b28 1b29 1b2f 1b3c 1b3d 1b3e 1b40 1b0a".replace(" ", "")),
+        ("€ and {braces}", "1b6520616e64201b286272616365731b29"),
+    ],
+)
+def test_gsm7_codes(text, codes):
+    assert gsm7_encode(text).hex() == codes
+    assert gsm7_decode(bytes.fromhex(codes)) == text
+
+
+def test_every_gsm7_character_round_trips_and_costs_what_analyze_counts():
+    text = "".join(sorted(GSM7_BASIC | GSM7_EXTENSION))
+    encoded = gsm7_encode(text)
+    assert gsm7_decode(encoded) == text
+    assert len(encoded) == analyze(text).units
+
+
+@pytest.mark.parametrize("text", ["ç", EMOJI, "Привет", "’"])
+def test_gsm7_refuses_what_is_not_in_the_alphabet(text):
+    with pytest.raises(ValueError, match="not in the GSM 03.38"):
+        gsm7_encode(text)
+
+
+@pytest.mark.parametrize(
+    "codes, text",
+    [
+        ("1b41", "A"),  # an escape the extension table lacks reads as the basic character
+        ("411b", "A "),  # a trailing lone escape
+        ("1b1b41", " A"),  # an escape into a further table
+        ("c8e5", "He"),  # the top bit of an octet is not part of a septet
+    ],
+)
+def test_gsm7_decode_is_lenient(codes, text):
+    assert gsm7_decode(bytes.fromhex(codes)) == text

@@ -1,0 +1,257 @@
+"""The SMPP pieces that need no SMSC: parts and UDH, inbound decoding, addresses, receipts and the
+status tables, the receipt book of multi-part messages, and reading PDUs smpplib would choke on."""
+
+import struct
+
+import pytest
+from smpplib import consts as smpp_consts
+from smpplib.client import Client
+
+from messaging import statuses
+from messaging.carriers.smpp import (
+    COMMAND_STATUS_ERRORS, RECEIPT_STATES, address_from_smpp, command_status_error, concatenation_of,
+    concatenation_udh, decode_short_message, delivery_report, is_delivery_receipt, parse_receipt, smpp_address,
+    split_udh, status_name, submit_parts,
+)
+from messaging.carriers.smpp_bind import InboundAssembler, ReceiptBook, UnknownPdu, parse_pdu
+from messaging.encoding import gsm7_decode, gsm7_encode, split_parts
+
+EMOJI = "\U0001F600"
+
+
+def text_of(part) -> str:
+    _, data = split_udh(part.short_message) if part.esm_class & 0x40 else (b"", part.short_message)
+    return gsm7_decode(data) if part.data_coding == 0 else data.decode("utf-16-be")
+
+
+# --- Parts --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("body, data_coding, short_message", [
+    ("Hello", 0x00, b"Hello"),
+    ("€5 {x}", 0x00, bytes.fromhex("1b6535201b28781b29")),
+    ("ж" + EMOJI, 0x08, "ж".encode("utf-16-be") + bytes.fromhex("d83dde00")),  # a surrogate pair
+    ("a" * 160, 0x00, b"a" * 160),
+    ("ж" * 70, 0x08, "ж".encode("utf-16-be") * 70),
+])
+def test_a_message_that_fits_is_one_part_without_udh(body, data_coding, short_message):
+    [part] = submit_parts(body, reference=1)
+    assert (part.data_coding, part.esm_class, part.short_message) == (data_coding, 0x00, short_message)
+
+
+@pytest.mark.parametrize("body", [
+    "a" * 161,
+    "a" * 152 + "€" + "a" * 10,  # the escape pair would straddle the part boundary
+    "ж" * 66 + EMOJI + "ж" * 10,  # so would the surrogate pair
+    "€" * 400,
+    EMOJI * 100,
+])
+def test_a_long_message_is_split_where_split_parts_says_with_a_concatenation_udh(body):
+    parts = submit_parts(body, reference=0x1A2)
+    expected = split_parts(body)
+
+    assert len(parts) == len(expected) > 1
+    for sequence, (part, text) in enumerate(zip(parts, expected), start=1):
+        assert part.esm_class == 0x40
+        assert part.short_message[:6] == bytes((0x05, 0x00, 0x03, 0xA2, len(expected), sequence))
+        assert text_of(part) == text
+        assert len(part.short_message) <= 6 + 153 if part.data_coding == 0 else len(part.short_message) <= 140
+    assert "".join(text_of(part) for part in parts) == body
+
+
+def test_no_part_ends_inside_an_escape_or_a_surrogate_pair():
+    for part in submit_parts(("a" * 152 + "€") * 3, reference=1):
+        assert not split_udh(part.short_message)[1].endswith(b"\x1b")
+    for part in submit_parts(("ж" * 66 + EMOJI) * 3, reference=1):
+        last_unit = split_udh(part.short_message)[1][-2:]
+        assert not 0xD800 <= int.from_bytes(last_unit, "big") <= 0xDBFF
+
+
+def test_concatenation_udh_and_its_reading():
+    assert concatenation_udh(300, 3, 2) == bytes.fromhex("0500032c0302")  # the 8-bit reference wraps
+    assert concatenation_of(bytes.fromhex("0003") + bytes((7, 3, 2))) == (7, 3, 2)
+    assert concatenation_of(bytes.fromhex("0804") + bytes((0x12, 0x34, 4, 1))) == (0x1234, 4, 1)
+    assert concatenation_of(bytes.fromhex("0504" "0b840000" "00030702" "01")) == (7, 2, 1)  # after a port element
+    assert concatenation_of(bytes.fromhex("0504" "0b840000")) is None
+    assert split_udh(bytes.fromhex("050003070201") + b"hi") == (bytes.fromhex("0003070201"), b"hi")
+
+
+# --- Inbound ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("data, data_coding, text", [
+    (gsm7_encode("STOP €"), 0x00, "STOP €"),
+    (b"STOP", 0x01, "STOP"),
+    ("Grüße".encode("latin-1"), 0x03, "Grüße"),
+    (("Привет " + EMOJI).encode("utf-16-be"), 0x08, "Привет " + EMOJI),
+    (gsm7_encode("Hi"), 0xF1, "Hi"),  # message class group, GSM alphabet
+    (b"Hi", 0xF5, "Hi"),  # message class group, 8-bit data
+    ("Да".encode("utf-16-be"), 0x18, "Да"),  # general data coding group, UCS-2
+    (gsm7_encode("@"), 0x10, "@"),
+])
+def test_inbound_text_is_decoded_by_its_data_coding(data, data_coding, text):
+    assert decode_short_message(data, data_coding) == text
+
+
+@pytest.mark.parametrize("value, address", [
+    ("+18045550142", (1, 1, "18045550142")),
+    ("12345", (3, 0, "12345")),
+    ("Mittis", (5, 0, "Mittis")),
+])
+def test_our_addresses_in_smpp(value, address):
+    assert smpp_address(value) == address
+
+
+@pytest.mark.parametrize("address, ton, ours", [
+    ("18045550199", 1, "+18045550199"),
+    ("+18045550199", 1, "+18045550199"),
+    ("8045550199", 2, "8045550199"),  # national: its country is not ours to guess
+    ("12345", 3, "12345"),
+    ("Mittis", 5, "Mittis"),
+])
+def test_addresses_from_smpp(address, ton, ours):
+    assert address_from_smpp(address, ton) == ours
+
+
+def test_the_assembler_joins_parts_in_any_order_and_lets_an_incomplete_message_go_after_its_ttl():
+    assembler = InboundAssembler(ttl=10)
+    key = ("+18045550199", "+18045550142", 7, 3)
+    assert assembler.add(key, total=3, sequence=3, text="c", raw={"n": 3}, now=0) is None
+    assert assembler.add(key, total=3, sequence=1, text="a", raw={"n": 1}, now=1) is None
+    assert assembler.add(key, total=3, sequence=2, text="b", raw={"n": 2}, now=2) == ("abc", [{"n": 3}, {"n": 1},
+                                                                                              {"n": 2}])
+    other = ("+18045550199", "+18045550142", 8, 2)
+    assembler.add(other, total=2, sequence=2, text="end", raw={}, now=5)
+    assert assembler.expired(now=14) == []
+    assert assembler.expired(now=16) == [(other, "end", [{}])]
+    assert assembler.expired(now=30) == []
+
+
+# --- Receipts -------------------------------------------------------------------------------------
+RECEIPT = "id:0000010005 sub:001 dlvrd:001 submit date:2611290300 done date:2611290301 stat:DELIVRD err:000 text:id:9 hi"
+
+
+def test_a_receipt_is_read_from_its_tlvs_first_then_its_text():
+    assert parse_receipt(RECEIPT) == parse_receipt(RECEIPT, receipted_message_id="", message_state=None)
+    from_text = parse_receipt(RECEIPT)
+    assert (from_text.message_id, from_text.stat, from_text.err) == ("0000010005", "DELIVRD", "000")
+    from_tlvs = parse_receipt(RECEIPT, receipted_message_id="ABC", message_state=5)
+    assert (from_tlvs.message_id, from_tlvs.stat) == ("ABC", "UNDELIV")
+    lowercase = parse_receipt("ID:x1 SUB:001 stat:undeliv ERR:012")
+    assert (lowercase.message_id, lowercase.stat, lowercase.err) == ("x1", "UNDELIV", "012")
+    assert parse_receipt("garbage").stat == "UNKNOWN"
+
+
+@pytest.mark.parametrize("stat, err, status, error_code, carrier_status", [
+    ("DELIVRD", "000", statuses.DELIVERED, "", "DELIVRD"),
+    ("UNDELIV", "001", statuses.UNDELIVERED, "undeliverable", "UNDELIV err:001"),
+    ("EXPIRED", "000", statuses.UNDELIVERED, "validity_expired", "EXPIRED"),
+    ("DELETED", "000", statuses.UNDELIVERED, "deleted_by_carrier", "DELETED"),
+    ("REJECTD", "069", statuses.FAILED, "carrier_rejected", "REJECTD err:069"),
+    ("ACCEPTD", "000", statuses.SENT, "", "ACCEPTD"),
+    ("ENROUTE", "000", statuses.SENT, "", "ENROUTE"),
+    ("UNKNOWN", "000", statuses.SENT, "", "UNKNOWN"),
+    ("WEIRD", "", statuses.SENT, "", "WEIRD"),  # a state we do not know changes nothing
+])
+def test_receipt_states_map_to_our_statuses(stat, err, status, error_code, carrier_status):
+    receipt = parse_receipt(f"id:1 stat:{stat} err:{err}")
+    report = delivery_report(receipt, carrier_message_id="1", reference="msg_x")
+
+    assert (report.status, report.error_code, report.carrier_status, report.reference) == (
+        status, error_code, carrier_status, "msg_x")
+    assert bool(report.error_message) == bool(error_code)
+    assert stat == "WEIRD" or stat in RECEIPT_STATES
+
+
+@pytest.mark.parametrize("esm_class, receipt", [
+    (0x04, True), (0x20, True), (0x00, False), (0x40, False), (0x08, False), (0x44, True),
+])
+def test_which_deliver_sm_is_a_receipt(esm_class, receipt):
+    assert is_delivery_receipt(esm_class) is receipt
+
+
+def receipt(message_id, stat):
+    return parse_receipt(f"id:{message_id} stat:{stat} err:000")
+
+
+def test_the_receipt_book_lands_every_part_on_the_message_and_delivers_it_with_the_last():
+    book = ReceiptBook()
+    book.remember(["A1", "A2", "A3"], "msg_a")
+    book.remember(["B1"], "msg_b")
+
+    assert book.report(receipt("A2", "DELIVRD")) is None
+    assert book.report(receipt("A1", "DELIVRD")) is None
+    last = book.report(receipt("A3", "DELIVRD"))
+    assert (last.carrier_message_id, last.status, last.reference) == ("A1", statuses.DELIVERED, "msg_a")
+    single = book.report(receipt("B1", "DELIVRD"))
+    assert (single.carrier_message_id, single.reference) == ("B1", "msg_b")
+
+
+def test_the_receipt_book_fails_a_message_on_its_first_failed_part_and_passes_strangers_through():
+    book = ReceiptBook(size=4)
+    book.remember(["A1", "A2"], "msg_a")
+
+    failed = book.report(receipt("A2", "UNDELIV"))
+    assert (failed.carrier_message_id, failed.status) == ("A1", statuses.UNDELIVERED)
+    stranger = book.report(receipt("Z9", "DELIVRD"))
+    assert (stranger.carrier_message_id, stranger.reference) == ("Z9", "")
+    book.remember(["C1", "C2", "C3"], "msg_c")  # the oldest part ids are forgotten past the size
+    assert book.report(receipt("A1", "DELIVRD")).reference == ""
+
+
+# --- command_status -------------------------------------------------------------------------------
+@pytest.mark.parametrize("status, name, code, temporary", [
+    (0x58, "ESME_RTHROTTLED", "carrier_throttled", True),
+    (0x14, "ESME_RMSGQFUL", "carrier_throttled", True),
+    (0x08, "ESME_RSYSERR", "carrier_unavailable", True),
+    (0x0B, "ESME_RINVDSTADR", "invalid_destination", False),
+    (0x0A, "ESME_RINVSRCADR", "invalid_sender", False),
+    (0x01, "ESME_RINVMSGLEN", "invalid_message", False),
+    (0x45, "ESME_RSUBMITFAIL", "carrier_rejected", False),
+    (0xFF, "ESME_RUNKNOWNERR", "carrier_rejected", False),
+    (0x0400, "0x00000400", "carrier_rejected", False),  # vendor-specific: final, never retried in a loop
+])
+def test_command_status_names_and_what_they_mean_for_the_message(status, name, code, temporary):
+    assert status_name(status) == name
+    assert command_status_error(name) == (code, temporary)
+
+
+def test_every_status_in_the_error_table_is_an_smpp_status():
+    names = {name.removeprefix("SMPP_") for name in vars(smpp_consts) if name.startswith("SMPP_ESME_")}
+    assert set(COMMAND_STATUS_ERRORS) <= names
+
+
+# --- Reading PDUs -------------------------------------------------------------------------------
+def deliver_sm(short_message: bytes, tlvs: bytes = b"", *, esm_class=0x04, sequence=9) -> bytes:
+    body = (b"\x00" + b"\x01\x01" + b"15005550102\x00" + b"\x01\x01" + b"18045550142\x00"
+            + bytes((esm_class, 0, 0)) + b"\x00\x00" + bytes((0, 0, 0, 0)) + bytes((len(short_message),))
+            + short_message + tlvs)
+    return struct.pack(">LLLL", 16 + len(body), 0x00000005, 0, sequence) + body
+
+
+def tlv(tag: int, value: bytes) -> bytes:
+    return struct.pack(">HH", tag, len(value)) + value
+
+
+@pytest.fixture
+def client():
+    client = Client("127.0.0.1", 1, allow_unknown_opt_params=True)
+    yield client
+    client._socket = None
+
+
+def test_a_receipt_with_tlvs_smpplib_does_not_expect_is_read(client):
+    raw = deliver_sm(RECEIPT.encode(), tlv(0x001E, b"ABC")  # receipted_message_id without its NUL
+                     + tlv(0x0427, b"\x02") + tlv(0x0423, b"\x03\x00\x01")
+                     + tlv(0x0420, b"\x01")  # dpf_result, which smpplib's deliver_sm does not declare
+                     + tlv(0x1401, b"vendor"))
+
+    pdu = parse_pdu(raw, client)
+
+    assert (pdu.command, pdu.sequence, pdu.esm_class, pdu.message_state) == ("deliver_sm", 9, 0x04, 2)
+    assert pdu.receipted_message_id == b"ABC" and pdu.short_message == RECEIPT.encode()
+    assert pdu.network_error_code == b"\x03\x00\x01"
+
+
+def test_a_pdu_smpplib_cannot_read_is_kept_as_unknown(client):
+    raw = struct.pack(">LLLL", 16, 0x00000111, 0, 5)  # broadcast_sm, an SMPP 5.0 command 3.4 lacks
+
+    pdu = parse_pdu(raw, client)
+
+    assert isinstance(pdu, UnknownPdu) and (pdu.command_id, pdu.sequence) == (0x111, 5)
