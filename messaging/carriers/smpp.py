@@ -179,7 +179,8 @@ def address_from_smpp(address: str, ton: int) -> str:
     return address
 
 
-# --- command_status: SMPP 3.4 5.1.3 ---------------------------------------------------------------
+# --- command_status -------------------------------------------------------------------------------
+# SMPP 3.4 5.1.3, "command_status": https://smpp.org/SMPP_v3_4_Issue1_2.pdf
 STATUS_NAMES: dict[int, str] = {
     value: name.removeprefix("SMPP_") for name, value in vars(smpp_consts).items() if name.startswith("SMPP_ESME_")
 }
@@ -207,14 +208,12 @@ COMMAND_STATUS_ERRORS: dict[str, tuple[str, bool]] = {
     "ESME_RSYSERR": ("carrier_unavailable", True),
     "ESME_RX_T_APPN": ("carrier_unavailable", True),
     "ESME_RINVBNDSTS": ("carrier_unavailable", True),  # the SMSC no longer considers us bound
-    "ESME_RINVDSTADR": ("invalid_destination", False),
-    "ESME_RINVDSTTON": ("invalid_destination", False),
-    "ESME_RINVDSTNPI": ("invalid_destination", False),
+    "ESME_RINVDSTADR": ("invalid_phone_number", False),
+    "ESME_RINVDSTTON": ("invalid_phone_number", False),
+    "ESME_RINVDSTNPI": ("invalid_phone_number", False),
     "ESME_RINVSRCADR": ("invalid_sender", False),
     "ESME_RINVSRCTON": ("invalid_sender", False),
     "ESME_RINVSRCNPI": ("invalid_sender", False),
-    "ESME_RINVMSGLEN": ("invalid_message", False),
-    "ESME_RINVESMCLASS": ("invalid_message", False),
     "ESME_RX_P_APPN": ("carrier_rejected", False),
     "ESME_RX_R_APPN": ("carrier_rejected", False),
     "ESME_RSUBMITFAIL": ("carrier_rejected", False),
@@ -227,15 +226,17 @@ def command_status_error(name: str) -> tuple[str, bool]:
     return COMMAND_STATUS_ERRORS.get(name, ("carrier_rejected", False))
 
 
-# --- Delivery receipts: SMPP 3.4 Appendix B and 5.2.28 (message_state) -------------------------------
+# --- Delivery receipts ----------------------------------------------------------------------------
+# SMPP 3.4 Appendix B, "Delivery Receipt Format" (the text), and 5.2.28, "message_state" (the TLV),
+# https://smpp.org/SMPP_v3_4_Issue1_2.pdf. The `err` field is the network's or the SMSC's own.
 # The final states a receipt reports, and what they make of the message. `sent` changes nothing: the
 # report is recorded and the message waits for a final one. EXPIRED (the SMSC's validity period ran
 # out) is `undelivered`: our own `expired` is for messages we never sent.
 RECEIPT_STATES: dict[str, tuple[str, str]] = {
     "DELIVRD": (statuses.DELIVERED, ""),
-    "UNDELIV": (statuses.UNDELIVERED, "undeliverable"),
-    "EXPIRED": (statuses.UNDELIVERED, "validity_expired"),
-    "DELETED": (statuses.UNDELIVERED, "deleted_by_carrier"),
+    "UNDELIV": (statuses.UNDELIVERED, "unknown_error"),
+    "EXPIRED": (statuses.UNDELIVERED, "unreachable"),  # the phone stayed out of reach for the validity period
+    "DELETED": (statuses.UNDELIVERED, "unknown_error"),
     "REJECTD": (statuses.FAILED, "carrier_rejected"),
     "ACCEPTD": (statuses.SENT, ""),  # read by the carrier's staff on the subscriber's behalf: not delivered
     "ENROUTE": (statuses.SENT, ""),
@@ -244,10 +245,10 @@ RECEIPT_STATES: dict[str, tuple[str, str]] = {
 MESSAGE_STATES = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV", 6: "ACCEPTD",
                   7: "UNKNOWN", 8: "REJECTD"}
 RECEIPT_ERROR_MESSAGES = {
-    "undeliverable": "The carrier could not deliver the message",
-    "validity_expired": "The carrier gave up delivering the message when its validity period ran out",
-    "deleted_by_carrier": "The carrier deleted the message before delivering it",
-    "carrier_rejected": "The carrier rejected the message",
+    "UNDELIV": "The carrier could not deliver the message",
+    "EXPIRED": "The recipient's phone stayed unreachable until the message's validity period ran out",
+    "DELETED": "The carrier deleted the message before delivering it",
+    "REJECTD": "The carrier rejected the message",
 }
 ESM_CLASS_TYPE_MASK = 0x3C  # bits 5-2: the message type of a deliver_sm (5.2.12)
 ESM_CLASS_DELIVERY_RECEIPT = 0x04
@@ -286,7 +287,7 @@ def delivery_report(receipt: Receipt, *, carrier_message_id: str, reference: str
     carrier_status = f"{receipt.stat} err:{receipt.err}" if has_error else receipt.stat
     error_message = ""
     if error_code:
-        error_message = RECEIPT_ERROR_MESSAGES[error_code] + (f" (err {receipt.err})." if has_error else ".")
+        error_message = RECEIPT_ERROR_MESSAGES[receipt.stat] + (f" (err {receipt.err})." if has_error else ".")
     return DeliveryReport(carrier_message_id=carrier_message_id, status=status, carrier_status=carrier_status[:64],
                           error_code=error_code, error_message=error_message, reference=reference)
 
@@ -325,11 +326,11 @@ class SmppClient(SmsClient):
                     answer["status"] != SmppSubmission.SUBMITTING or answer["command_status"]):
                 return self._outcome(answer)
         if rows.filter(status=SmppSubmission.PENDING).update(status=SmppSubmission.CANCELED):
-            raise CarrierTemporaryError("carrier_timeout", f"The SMPP bind of {self.name} did not take the message "
+            raise CarrierTemporaryError("carrier_unavailable", f"The SMPP bind of {self.name} did not take the message "
                                         "in time; it was withdrawn unsent.", carrier_status="not_submitted")
         answer = rows.values("status", "carrier_message_id", "command_status").get()
         if answer["status"] == SmppSubmission.SUBMITTING:
-            raise CarrierTemporaryError("carrier_timeout", "The SMSC did not answer the submit in time; the message "
+            raise CarrierTemporaryError("carrier_no_answer", "The SMSC did not answer the submit in time; the message "
                                         "may have been sent.", carrier_status="no_response", maybe_sent=True)
         return self._outcome(answer)
 
@@ -340,7 +341,7 @@ class SmppClient(SmsClient):
         if status == SmppSubmission.ACCEPTED:
             return SendResult(carrier_message_id=answer["carrier_message_id"])
         if status == SmppSubmission.SUBMITTING:  # CONNECTION_LOST: written to the SMSC, never answered
-            raise CarrierTemporaryError("carrier_timeout", "The connection to the SMSC dropped before it answered; "
+            raise CarrierTemporaryError("carrier_no_answer", "The connection to the SMSC dropped before it answered; "
                                         "the message may have been sent.", carrier_status=command_status,
                                         maybe_sent=True)
         if status == SmppSubmission.REJECTED:

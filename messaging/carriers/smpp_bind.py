@@ -333,7 +333,8 @@ class _Session:
     # The loop ----------------------------------------------------------------------------------
     def serve(self, stop: threading.Event) -> None:
         now = time.monotonic()
-        next_heartbeat, next_enquire_link, next_claim = now + HEARTBEAT_INTERVAL, now + self.config.enquire_link_interval, now
+        next_heartbeat, next_claim = now + HEARTBEAT_INTERVAL, now
+        next_enquire_link = now + self.config.enquire_link_interval
         while not stop.is_set():
             for pdu in self.link.receive(self._idle_time(time.monotonic())):
                 self.handle(pdu)
@@ -623,7 +624,8 @@ class BindRunner:
                                       created_at__lt=self.claim_cutoff()).update(
             status=SmppSubmission.CANCELED, updated_at=timezone.now())
 
-    def answer(self, submission_id: int, status: str, *, carrier_message_id: str = "", command_status: str = "") -> None:
+    def answer(self, submission_id: int, status: str, *, carrier_message_id: str = "",
+               command_status: str = "") -> None:
         from messaging.models import SmppSubmission
 
         SmppSubmission.objects.filter(pk=submission_id, status=SmppSubmission.SUBMITTING).update(

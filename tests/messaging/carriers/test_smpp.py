@@ -222,10 +222,10 @@ def test_a_long_message_goes_in_concatenated_parts_with_one_udh_reference(smsc, 
 
 
 @pytest.mark.parametrize("to, status, error_code, event_types", [
-    (UNDELIVERED, "undelivered", "undeliverable", ["message.queued", "message.sent", "message.failed"]),
-    (EXPIRED, "undelivered", "validity_expired", ["message.queued", "message.sent", "message.failed"]),
+    (UNDELIVERED, "undelivered", "unknown_error", ["message.queued", "message.sent", "message.failed"]),
+    (EXPIRED, "undelivered", "unreachable", ["message.queued", "message.sent", "message.failed"]),
     (TEXT_ONLY_RECEIPT, "delivered", "", ["message.queued", "message.sent", "message.delivered"]),
-    (REJECTED, "failed", "invalid_destination", ["message.queued", "message.failed"]),
+    (REJECTED, "failed", "invalid_phone_number", ["message.queued", "message.failed"]),
 ], ids=["undelivered", "expired", "receipt-text-only", "rejected-at-submit"])
 def test_receipts_and_refusals_end_in_the_right_status(smsc, bound, live, to, status, error_code, event_types):
     message = final(send(live, to=to))
@@ -239,7 +239,7 @@ def test_a_refused_submit_fails_the_message_with_the_smpp_status_and_refunds_it(
 
     attempt = message.attempts.get()
     assert (attempt.outcome, attempt.raw_code, attempt.error_code) == (
-        SendAttempt.REJECTED, "ESME_RINVDSTADR", "invalid_destination")
+        SendAttempt.REJECTED, "ESME_RINVDSTADR", "invalid_phone_number")
     assert "Invalid Destination Address" in message.error_message
     assert SmppSubmission.objects.get(reference=message.public_id).status == SmppSubmission.REJECTED
     assert LedgerEntry.objects.filter(message_id=message.public_id, type=LedgerEntry.REFUND).exists()
@@ -351,7 +351,7 @@ def test_a_submission_the_bind_never_takes_is_withdrawn_unsent(smsc):
     with pytest.raises(CarrierTemporaryError) as timeout:
         SmppClient(carrier).try_send_sms(OutboundSms("msg_1", SEED["from"], PHONE, "Hi", True, 1))
 
-    assert (timeout.value.code, timeout.value.maybe_sent) == ("carrier_timeout", False)
+    assert (timeout.value.code, timeout.value.maybe_sent) == ("carrier_unavailable", False)
     assert SmppSubmission.objects.get().status == SmppSubmission.CANCELED
 
 
@@ -370,6 +370,18 @@ def test_an_unanswered_submit_may_have_been_sent_so_it_is_not_retried_and_the_bi
     wait_until(lambda: len(smsc.get("/binds")) == 2 and SmppBind.objects.filter(state="bound").exists(),
                what="the bind to come back")
     assert final(send(live)).status == "delivered"
+
+
+def test_no_more_submits_are_in_flight_than_the_window(smsc, start_bind, live):
+    carrier = Carrier.objects.get(name="smsc-test")
+    carrier.settings.update(window=2, response_timeout=0.5)
+    carrier.save()
+    start_bind(carrier)
+
+    message = send(live, to=NO_RESPONSE, body="x" * 153 * 5)  # five parts, none of them ever answered
+
+    assert len(smsc.submits_to(NO_RESPONSE)) == 2
+    assert message.status == "sending"
 
 
 def test_a_dropped_connection_is_bound_again(smsc, bound, live):

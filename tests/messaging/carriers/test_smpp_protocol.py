@@ -140,9 +140,9 @@ def test_a_receipt_is_read_from_its_tlvs_first_then_its_text():
 
 @pytest.mark.parametrize("stat, err, status, error_code, carrier_status", [
     ("DELIVRD", "000", statuses.DELIVERED, "", "DELIVRD"),
-    ("UNDELIV", "001", statuses.UNDELIVERED, "undeliverable", "UNDELIV err:001"),
-    ("EXPIRED", "000", statuses.UNDELIVERED, "validity_expired", "EXPIRED"),
-    ("DELETED", "000", statuses.UNDELIVERED, "deleted_by_carrier", "DELETED"),
+    ("UNDELIV", "001", statuses.UNDELIVERED, "unknown_error", "UNDELIV err:001"),
+    ("EXPIRED", "000", statuses.UNDELIVERED, "unreachable", "EXPIRED"),
+    ("DELETED", "000", statuses.UNDELIVERED, "unknown_error", "DELETED"),
     ("REJECTD", "069", statuses.FAILED, "carrier_rejected", "REJECTD err:069"),
     ("ACCEPTD", "000", statuses.SENT, "", "ACCEPTD"),
     ("ENROUTE", "000", statuses.SENT, "", "ENROUTE"),
@@ -200,9 +200,9 @@ def test_the_receipt_book_fails_a_message_on_its_first_failed_part_and_passes_st
     (0x58, "ESME_RTHROTTLED", "carrier_throttled", True),
     (0x14, "ESME_RMSGQFUL", "carrier_throttled", True),
     (0x08, "ESME_RSYSERR", "carrier_unavailable", True),
-    (0x0B, "ESME_RINVDSTADR", "invalid_destination", False),
+    (0x0B, "ESME_RINVDSTADR", "invalid_phone_number", False),
     (0x0A, "ESME_RINVSRCADR", "invalid_sender", False),
-    (0x01, "ESME_RINVMSGLEN", "invalid_message", False),
+    (0x01, "ESME_RINVMSGLEN", "carrier_rejected", False),
     (0x45, "ESME_RSUBMITFAIL", "carrier_rejected", False),
     (0xFF, "ESME_RUNKNOWNERR", "carrier_rejected", False),
     (0x0400, "0x00000400", "carrier_rejected", False),  # vendor-specific: final, never retried in a loop
