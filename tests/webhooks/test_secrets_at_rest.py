@@ -18,10 +18,16 @@ def test_rotating_the_encryption_key_keeps_every_secret(settings, api, receiver,
     new_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
     settings.MITTIS_ENCRYPTION_KEYS = [new_key, old_key]
 
+    from messaging.models import Carrier
+    carrier = Carrier(name="smsc", kind="smpp")  # carrier credentials too
+    carrier.credentials = {"password": "pw-123"}
+    carrier.save()
+
     call_command("reencrypt_secrets", stdout=open("/dev/null", "w"))
 
     settings.MITTIS_ENCRYPTION_KEYS = [new_key]  # the old key is gone
     assert signing_secrets(WebhookEndpoint.objects.get()) == [endpoint[1]]
     assert signing_secrets(CallbackSecret.objects.get()) == [callback]
+    assert Carrier.objects.get(name="smsc").credentials == {"password": "pw-123"}
     with pytest.raises(InvalidToken):
         Fernet(old_key.encode()).decrypt(WebhookEndpoint.objects.get().secret_encrypted.encode())

@@ -7,6 +7,7 @@ run this command, then remove the old key.
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from messaging.models import Carrier
 from mittis import crypto
 from webhooks.models import CallbackSecret, WebhookEndpoint
 
@@ -14,6 +15,7 @@ from webhooks.models import CallbackSecret, WebhookEndpoint
 ENCRYPTED_FIELDS = [
     (WebhookEndpoint, ["secret_encrypted", "previous_secret_encrypted"]),
     (CallbackSecret, ["secret_encrypted", "previous_secret_encrypted"]),
+    (Carrier, ["credentials_encrypted"]),
 ]
 
 
