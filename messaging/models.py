@@ -63,6 +63,12 @@ class Message(models.Model):
     # The sequence number of this message's latest event; events are numbered under the row lock.
     event_sequence = models.PositiveIntegerField(default=0)
 
+    # Scheduled sends wait for `send_at`; nothing is handed to a carrier after `expires_at`.
+    send_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # Set when the body was removed (retention or on request); status, counts and price stay.
+    redacted_at = models.DateTimeField(null=True, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -77,6 +83,7 @@ class Message(models.Model):
             # Delivery reports arrive with the carrier's id.
             models.Index(fields=["carrier", "carrier_message_id"], name="message_carrier_ref_idx"),
             models.Index(fields=["status", "updated_at"], name="message_status_age_idx"),
+            models.Index(fields=["status", "send_at"], name="message_scheduled_idx"),
         ]
 
     def __str__(self) -> str:
@@ -258,6 +265,8 @@ class SmppSubmission(models.Model):
     sender = models.CharField(max_length=16)
     to = models.CharField(max_length=16)
     body = models.TextField()
+    validity_seconds = models.PositiveIntegerField(null=True, blank=True,
+                                                   help_text="Told to the SMSC as a relative validity_period.")
     status = models.CharField(max_length=12, default=PENDING)
     carrier_message_id = models.CharField(max_length=100, blank=True)
     command_status = models.CharField(max_length=32, blank=True, help_text="The SMPP error, verbatim.")

@@ -1,9 +1,14 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 import phonenumbers
 from rest_framework import serializers
 
 from billing.serializers import MoneyField
 from messaging import statuses
+from messaging.errors import retryable
 from messaging.models import Message, MessageEvent, OptOut, SendAttempt
 from mittis.api.pagination import ListParamsSerializer
 from mittis.api.serializers import StrictCharField, StrictSerializer
@@ -137,10 +142,30 @@ class MessageCreateSerializer(StrictSerializer):
     body = BodyField(help_text="The text, 1-1,600 characters. GSM-7 or UCS-2 is chosen for you.")
     metadata = MetadataField(required=False, default=dict,
                              help_text="Up to 20 string keys (1-40 characters) and values (up to 500 characters).")
+    send_at = serializers.DateTimeField(
+        required=False, default=None,
+        help_text="Send later: an ISO 8601 time 60 s to 35 days ahead. The message is `scheduled` (and charged) "
+                  "until then, and can be canceled.")
+    validity_period = serializers.IntegerField(
+        required=False, default=None, min_value=1, max_value=36000,
+        help_text="Seconds (1-36,000; 4 hours by default) the message may wait for a carrier, from `send_at` or "
+                  "now. Past it the message is `expired` and refunded rather than sent late.")
     status_callback = serializers.URLField(
         required=False, max_length=2048, default="",
         help_text="A URL that gets this message's events, signed with your callback secret "
                   "(`GET /v1/callback_secret`), besides your webhook endpoints.")
+
+    def validate_send_at(self, value):
+        if value is None:
+            return value
+        now = timezone.now()
+        earliest = now + timedelta(seconds=settings.MITTIS_SCHEDULE_MIN_SECONDS)
+        latest = now + timedelta(days=settings.MITTIS_SCHEDULE_MAX_DAYS)
+        if not earliest <= value <= latest:
+            raise serializers.ValidationError(
+                f"'send_at' must be between {settings.MITTIS_SCHEDULE_MIN_SECONDS} seconds and "
+                f"{settings.MITTIS_SCHEDULE_MAX_DAYS} days from now.", code="parameter_out_of_range")
+        return value
 
     def get_fields(self):
         fields = super().get_fields()
@@ -178,7 +203,7 @@ class MessageSerializer(serializers.Serializer):
     direction = serializers.ChoiceField(choices=[Message.OUTBOUND, Message.INBOUND])
     from_ = serializers.CharField(source="from_number")
     to = serializers.CharField()
-    body = serializers.CharField()
+    body = serializers.SerializerMethodField(help_text="The text; null once redacted (see `redacted_at`).")
     encoding = serializers.ChoiceField(choices=["GSM-7", "UCS-2"])
     segments = serializers.IntegerField()
     price = MoneyField(help_text="Decimal string: segments x the flat price per segment of the destination.")
@@ -187,7 +212,12 @@ class MessageSerializer(serializers.Serializer):
     status_callback = serializers.SerializerMethodField(help_text="The URL that gets this message's events, or null.")
     error_code = serializers.CharField(allow_null=True, help_text="Why the message failed; null unless it did.")
     error_message = serializers.CharField(allow_null=True)
+    retryable = serializers.SerializerMethodField(
+        help_text="For a failed message: whether sending it again later may succeed (see the error catalogue).")
     attempts = SendAttemptSerializer(many=True, help_text="Every try of a carrier, in order: 1, 2, 3...")
+    send_at = serializers.DateTimeField(allow_null=True, help_text="When a scheduled message is sent.")
+    expires_at = serializers.DateTimeField(allow_null=True, help_text="Not handed to a carrier after this.")
+    redacted_at = serializers.DateTimeField(allow_null=True, help_text="When the body was redacted, else null.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     livemode = serializers.BooleanField()
@@ -198,14 +228,20 @@ class MessageSerializer(serializers.Serializer):
         # Keep the documented order: `from` before `to`.
         return {name: fields[name] for name in [
             "object", "id", "status", "direction", "from", "to", "body", "encoding", "segments", "price",
-            "currency", "metadata", "status_callback", "error_code", "error_message", "attempts", "created_at",
-            "updated_at", "livemode"]}
+            "currency", "metadata", "status_callback", "error_code", "error_message", "retryable", "attempts",
+            "send_at", "expires_at", "redacted_at", "created_at", "updated_at", "livemode"]}
 
     def get_object(self, message) -> str:
         return "message"
 
     def get_status_callback(self, message) -> str | None:
         return message.status_callback or None
+
+    def get_body(self, message) -> str | None:
+        return None if message.redacted_at else message.body
+
+    def get_retryable(self, message) -> bool | None:
+        return retryable(message.error_code) if message.status in FAILURES else None
 
     def to_representation(self, message):
         data = super().to_representation(message)
@@ -296,3 +332,6 @@ class OptOutSerializer(serializers.Serializer):
 
     def get_object(self, opt_out) -> str:
         return "opt_out"
+
+
+FAILURES = {statuses.FAILED, statuses.UNDELIVERED, statuses.EXPIRED}

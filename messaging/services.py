@@ -6,12 +6,15 @@ other. No transaction is held across a carrier call.
 """
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
+import json
 import logging
 import time
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 import phonenumbers
 
@@ -24,10 +27,14 @@ from messaging.carriers.base import (
 )
 from messaging.carriers.registry import breaker_record, carriers_for
 from messaging.encoding import analyze
-from messaging.models import CarrierReport, Message, MessageEvent, OptOut, SendAttempt, Sender
+from messaging.errors import MESSAGE_ERRORS
+from messaging.models import (
+    CarrierReport, Message, MessageEvent, OptOut, SendAttempt, Sender, SmppSubmission,
+)
 from messaging.serializers import MessageSerializer
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
+from mittis.api.models import IdempotencyRecord
 from webhooks import services as webhooks
 
 logger = logging.getLogger(__name__)
@@ -45,9 +52,11 @@ def sender_create(*, account: Account, value: str) -> Sender:
 
 # --- Accepting --------------------------------------------------------------------------------
 def message_create(*, account: Account, livemode: bool, sender: str, to: str, body: str,
-                   metadata: dict | None = None, status_callback: str = "") -> Message:
+                   metadata: dict | None = None, status_callback: str = "", send_at: datetime | None = None,
+                   validity_period: int | None = None) -> Message:
     """Accept an outbound message: price it, charge it, store it `queued` with its event, and send
-    after commit. Without the balance to pay for it, nothing is stored (402 insufficient_funds)."""
+    after commit; with `send_at`, store it `scheduled` for the dispatcher. Without the balance to pay
+    for it, nothing is stored (402 insufficient_funds)."""
     quote = message_preview(account=account, sender=sender, to=to, body=body)
     if OptOut.objects.filter(account=account, livemode=livemode, phone_number=to).exists():
         raise ApiError("recipient_opted_out", f"{to} replied STOP to your messages; it gets none until it "
@@ -55,18 +64,22 @@ def message_create(*, account: Account, livemode: bool, sender: str, to: str, bo
     if status_callback:
         webhooks.callback_url_check(url=status_callback, livemode=livemode)
     with transaction.atomic():
+        starts = send_at or timezone.now()
         message = Message(
-            account=account, livemode=livemode, direction=Message.OUTBOUND, status=statuses.QUEUED,
+            account=account, livemode=livemode, direction=Message.OUTBOUND,
+            status=statuses.SCHEDULED if send_at else statuses.QUEUED,
             from_number=sender, to=to, body=body, encoding=quote.encoding, segments=quote.segments,
             country=quote.country, price=quote.price, currency=quote.currency, metadata=metadata or {},
-            status_callback=status_callback,
+            status_callback=status_callback, send_at=send_at,
+            expires_at=starts + timedelta(seconds=validity_period or settings.MITTIS_DEFAULT_VALIDITY_PERIOD),
         )
         billing.message_charge(account_id=account.pk, livemode=livemode, message_id=message.public_id,
                                amount=quote.price, currency=quote.currency)
         message.save(force_insert=True)
         _record_event(message)
         Message.objects.filter(pk=message.pk).update(event_sequence=message.event_sequence)
-        transaction.on_commit(lambda: _enqueue_send(message.pk))
+        if not send_at:
+            transaction.on_commit(lambda: _enqueue_send(message.pk))
     return message
 
 
@@ -122,6 +135,9 @@ def message_send(*, message_id: int, attempt: int = 1) -> SendOutcome:
     message = Message.objects.select_related("account").get(pk=message_id)
     if message.status not in (statuses.QUEUED, statuses.SENDING):
         return SendOutcome(skipped=True)
+    if message.expires_at and timezone.now() >= message.expires_at and not message.carrier_message_id:
+        message_expire(message_id=message_id)  # better not sent than sent late
+        return SendOutcome()
     carriers = carriers_for(to=message.to, country=message.country, livemode=message.livemode)
     if message.livemode and carriers:
         wait = _throughput_wait(message, carriers[0])
@@ -130,7 +146,8 @@ def message_send(*, message_id: int, attempt: int = 1) -> SendOutcome:
     if not _claim_attempt(message_id, attempt):
         return SendOutcome(skipped=True)
     sms = OutboundSms(reference=message.public_id, sender=message.from_number, to=message.to,
-                      body=message.body, livemode=message.livemode, attempt=attempt)
+                      body=message.body, livemode=message.livemode, attempt=attempt,
+                      validity_seconds=_remaining_validity(message))
     last_error = None
     for carrier in carriers:
         started_at, started = timezone.now(), time.monotonic()
@@ -304,6 +321,153 @@ def message_apply_delivery_report(*, carrier: str, report: DeliveryReport, raw: 
                            error_message=report.error_message or "The carrier did not deliver the message.")
         message.save(update_fields=_transition(message, report.status, **changes))
     return message
+
+
+# --- Lifecycle: scheduling, cancelling, expiry, stuck messages, redaction --------------------------
+def _remaining_validity(message: Message) -> int | None:
+    if not message.expires_at:
+        return None
+    return max(1, int((message.expires_at - timezone.now()).total_seconds()))
+
+
+def messages_dispatch_scheduled(*, limit: int = 1000) -> list[int]:
+    """Queue the scheduled messages whose time has come (a beat task runs this every few seconds)."""
+    now = timezone.now()
+    due = list(Message.objects.filter(status=statuses.SCHEDULED, send_at__lte=now)
+               .order_by("send_at").values_list("pk", flat=True)[:limit])
+    queued = []
+    for message_id in due:
+        with transaction.atomic():
+            message = Message.objects.select_for_update().get(pk=message_id)
+            if message.status != statuses.SCHEDULED:
+                continue  # canceled, or dispatched by a concurrent run
+            if message.expires_at and now >= message.expires_at:
+                _expire_locked(message)
+                continue
+            message.save(update_fields=_transition(message, statuses.QUEUED))
+            transaction.on_commit(lambda pk=message_id: _enqueue_send(pk))
+            queued.append(message_id)
+    return queued
+
+
+def message_cancel(*, message: Message) -> Message:
+    """Cancel a scheduled message: it is refunded and never sent. Anything else is 409."""
+    with transaction.atomic():
+        message = Message.objects.select_for_update().get(pk=message.pk)
+        if message.status != statuses.SCHEDULED:
+            raise ApiError("message_not_cancelable",
+                           f"Only a scheduled message can be canceled; this one is {message.status}.")
+        message.save(update_fields=_transition(message, statuses.CANCELED))
+        billing.message_refund(account_id=message.account_id, livemode=message.livemode,
+                               message_id=message.public_id, reason="Canceled before sending")
+    return message
+
+
+def message_expire(*, message_id: int) -> Message:
+    with transaction.atomic():
+        message = Message.objects.select_for_update().get(pk=message_id)
+        if statuses.can_transition(message.status, statuses.EXPIRED) and not message.carrier_message_id:
+            _expire_locked(message)
+    return message
+
+
+def _expire_locked(message: Message) -> None:
+    """Precondition: the caller holds the message's row lock."""
+    message.save(update_fields=_transition(
+        message, statuses.EXPIRED, error_code="expired", error_message=MESSAGE_ERRORS["expired"].message))
+    billing.message_refund(account_id=message.account_id, livemode=message.livemode,
+                           message_id=message.public_id, reason="Expired before sending")
+
+
+def messages_expire_overdue(*, limit: int = 1000) -> list[int]:
+    """Expire messages still waiting for a carrier past their validity (a throttled or retrying
+    message is also checked at its next attempt)."""
+    overdue = list(Message.objects.filter(status__in=[statuses.SCHEDULED, statuses.QUEUED],
+                                          expires_at__lte=timezone.now()).values_list("pk", flat=True)[:limit])
+    for message_id in overdue:
+        message_expire(message_id=message_id)
+    return overdue
+
+
+def messages_close_stuck(*, limit: int = 1000) -> list[int]:
+    """Close messages a carrier took (or may have taken) whose final report never came: they end
+    `undelivered` with `no_delivery_report`, so nothing stays open forever."""
+    cutoff = timezone.now() - timedelta(hours=settings.MITTIS_STUCK_AFTER_HOURS)
+    stuck = list(Message.objects.filter(
+        Q(status=statuses.SENT, sent_at__lt=cutoff) | Q(status=statuses.SENDING, updated_at__lt=cutoff))
+        .values_list("pk", flat=True)[:limit])
+    for message_id in stuck:
+        with transaction.atomic():
+            message = Message.objects.select_for_update().get(pk=message_id)
+            if message.status in (statuses.SENT, statuses.SENDING):
+                message.save(update_fields=_transition(
+                    message, statuses.UNDELIVERED, error_code="no_delivery_report",
+                    error_message=MESSAGE_ERRORS["no_delivery_report"].message))
+    return stuck
+
+
+def message_redact(*, message: Message) -> Message:
+    """Remove a final message's body everywhere we keep it: the message, its events, the webhook
+    payloads kept for retries, carrier reports, SMPP hand-overs and stored idempotent answers.
+    Status, segments and price stay, so usage and billing still add up."""
+    with transaction.atomic():
+        message = Message.objects.select_for_update().get(pk=message.pk)
+        if message.redacted_at:
+            return message
+        if not statuses.is_final(message.status):
+            raise ApiError("message_not_redactable",
+                           f"Only a message in a final status can be redacted; this one is {message.status}.")
+        _redact_locked(message)
+    return message
+
+
+def _redact_locked(message: Message) -> None:
+    now = timezone.now()
+    message.body, message.redacted_at = "", now
+    message.save(update_fields=["body", "redacted_at", "updated_at"])
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for event in MessageEvent.objects.filter(message=message):
+        event.data = {**event.data, "body": None, "redacted_at": stamp}
+        event.save(update_fields=["data"])
+    webhooks.events_redact(object_id=message.public_id, redacted_at=stamp)
+    for report in CarrierReport.objects.filter(message=message):
+        report.raw = {"report": report.raw.get("report", {}), "received": "redacted"}
+        report.save(update_fields=["raw"])
+    SmppSubmission.objects.filter(reference=message.public_id).update(body="")
+    for record in IdempotencyRecord.objects.filter(account_id=message.account_id,
+                                                   response_body__contains=message.public_id.encode()):
+        _redact_stored_answer(record, message.public_id, stamp)
+
+
+def _redact_stored_answer(record: IdempotencyRecord, public_id: str, stamp: str) -> None:
+    try:
+        answer = json.loads(bytes(record.response_body))
+    except ValueError:
+        return
+    if isinstance(answer, dict) and answer.get("id") == public_id:
+        answer.update(body=None, redacted_at=stamp)
+        record.response_body = json.dumps(answer).encode()
+        record.save(update_fields=["response_body"])
+
+
+def messages_redact_past_retention(*, batch: int = 500) -> int:
+    """Redact every message older than its account's retention (a nightly beat task)."""
+    redacted = 0
+    now = timezone.now()
+    for account in Account.objects.all().only("pk", "retention_days").iterator():
+        cutoff = now - timedelta(days=account.retention_days)
+        while True:
+            ids = list(Message.objects.filter(account_id=account.pk, created_at__lt=cutoff, redacted_at__isnull=True,
+                                              status__in=statuses.FINAL).values_list("pk", flat=True)[:batch])
+            if not ids:
+                break
+            for message_id in ids:
+                with transaction.atomic():
+                    message = Message.objects.select_for_update().get(pk=message_id)
+                    if not message.redacted_at:
+                        _redact_locked(message)
+                        redacted += 1
+    return redacted
 
 
 # --- Inbound messages and opt-outs --------------------------------------------------------------

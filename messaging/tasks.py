@@ -42,3 +42,23 @@ def process_delivery_report(carrier: str, report: dict) -> None:
 @shared_task(name="messaging.requeue_stale_messages")
 def requeue_stale_messages() -> int:
     return len(services.messages_requeue_stale(older_than=STALE_QUEUED_AFTER))
+
+
+@shared_task(name="messaging.dispatch_scheduled")
+def dispatch_scheduled() -> int:
+    return len(services.messages_dispatch_scheduled())
+
+
+@shared_task(name="messaging.expire_overdue")
+def expire_overdue() -> int:
+    return len(services.messages_expire_overdue())
+
+
+@shared_task(name="messaging.close_stuck")
+def close_stuck() -> int:
+    return len(services.messages_close_stuck())
+
+
+@shared_task(name="messaging.redact_past_retention")
+def redact_past_retention() -> int:
+    return services.messages_redact_past_retention()

@@ -9,4 +9,6 @@ urlpatterns = [
     path("opt_outs", views.OptOutsView.as_view(), name="opt-outs"),
     path("messages/<str:id>", views.MessageDetailView.as_view(), name="message-detail"),
     path("messages/<str:id>/events", views.MessageEventsView.as_view(), name="message-events"),
+    path("messages/<str:id>/cancel", views.MessageCancelView.as_view(), name="message-cancel"),
+    path("messages/<str:id>/redact", views.MessageRedactView.as_view(), name="message-redact"),
 ]

@@ -17,7 +17,8 @@ SEED_RESPONSE = {
     "object": "message", "id": "msg_4Zq8yXbV2nLwR7tKp1sHc9dE", "status": "queued", "direction": "outbound",
     "from": "+18045550142", "to": "+18045550199", "body": "Your technician is 15 minutes out.",
     "encoding": "GSM-7", "segments": 1, "price": "0.008", "currency": "USD", "metadata": {}, "status_callback": None,
-    "error_code": None, "error_message": None, "attempts": [],
+    "error_code": None, "error_message": None, "retryable": None, "attempts": [], "send_at": None,
+    "expires_at": "2026-06-12T18:03:22Z", "redacted_at": None,
     "created_at": "2026-06-12T14:03:22Z", "updated_at": "2026-06-12T14:03:22Z", "livemode": False,
 }
 ID_PARAMETER = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The message id (`msg_…`).")
@@ -50,6 +51,7 @@ class MessagesView(APIView):
         message = services.message_create(
             account=request.user.account, livemode=request.user.livemode, sender=data["from"], to=data["to"],
             body=data["body"], metadata=data["metadata"], status_callback=data["status_callback"],
+            send_at=data["send_at"], validity_period=data["validity_period"],
         )
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
@@ -206,3 +208,37 @@ class OptOutsView(APIView):
                         ending_before=query.get("ending_before"))
         return Response({"object": "list", "url": request.path, "has_more": page.has_more,
                          "data": OptOutSerializer(page.items, many=True).data})
+
+
+class MessageCancelView(APIView):
+    @extend_schema(
+        operation_id="messages_cancel",
+        summary="Cancel a scheduled message",
+        description="A `scheduled` message becomes `canceled`: it is refunded, never sent, and a "
+                    "`message.canceled` event is sent. Any other status is `409 message_not_cancelable`.",
+        parameters=[ID_PARAMETER], request=None,
+        responses={200: MessageSerializer, **error_responses(401, 404, 409)},
+        tags=["Messages"],
+    )
+    def post(self, request, id: str):
+        message = selectors.message_get(account=request.user.account, livemode=request.user.livemode, public_id=id)
+        message = services.message_cancel(message=message)
+        return Response(MessageSerializer(message).data)
+
+
+class MessageRedactView(APIView):
+    @extend_schema(
+        operation_id="messages_redact",
+        summary="Redact a message's body",
+        description="Removes the body of a final message now, everywhere it is kept (the message, its events, "
+                    "webhook payloads, exports): it reads as `null`, with `redacted_at` set. Status, segments and "
+                    "price stay. Bodies are redacted anyway after your account's retention period (30 days by "
+                    "default). A message still on its way is `409 message_not_redactable`.",
+        parameters=[ID_PARAMETER], request=None,
+        responses={200: MessageSerializer, **error_responses(401, 404, 409)},
+        tags=["Messages"],
+    )
+    def post(self, request, id: str):
+        message = selectors.message_get(account=request.user.account, livemode=request.user.livemode, public_id=id)
+        message = services.message_redact(message=message)
+        return Response(MessageSerializer(message).data)

@@ -11,6 +11,7 @@ from pathlib import Path
 import secrets
 import tempfile
 
+from celery.schedules import crontab
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -199,15 +200,24 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stale-queued-messages": {
-        "task": "messaging.requeue_stale_messages",
-        "schedule": 60.0,
-    },
+    "requeue-stale-queued-messages": {"task": "messaging.requeue_stale_messages", "schedule": 60.0},
+    # Scheduled messages are queued by this sweep, not by broker countdowns weeks long.
+    "dispatch-scheduled-messages": {"task": "messaging.dispatch_scheduled", "schedule": 5.0},
+    "expire-overdue-messages": {"task": "messaging.expire_overdue", "schedule": 60.0},
+    "close-stuck-messages": {"task": "messaging.close_stuck", "schedule": 3600.0},
+    "redact-past-retention": {"task": "messaging.redact_past_retention",
+                              "schedule": crontab(hour=3, minute=0)},
 }
 
 # --- Mittis -----------------------------------------------------------------------------------
 # Where carriers reach us (Twilio status callbacks and inbound messages): this server's public URL.
 MITTIS_PUBLIC_URL = env.str("MITTIS_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The message lifecycle: how long a message may wait for a carrier (seconds), how far ahead it may be
+# scheduled, and when a sent message without a final report is closed.
+MITTIS_DEFAULT_VALIDITY_PERIOD = env.int("MITTIS_DEFAULT_VALIDITY_PERIOD", default=4 * 3600)
+MITTIS_SCHEDULE_MIN_SECONDS = 60
+MITTIS_SCHEDULE_MAX_DAYS = 35
+MITTIS_STUCK_AFTER_HOURS = env.int("MITTIS_STUCK_AFTER_HOURS", default=72)
 # Messages per second a sender may send, by its type (a sender's own `mps` overrides).
 MITTIS_SENDER_MPS = {"long_code": 1, "toll_free": 3, "short_code": 100, "alphanumeric": 10}
 # Carrier used for live messages until routing (issue 6) lands; test mode always uses the sandbox.

@@ -21,6 +21,9 @@ class OutboundSms:
     body: str
     livemode: bool
     attempt: int
+    # Seconds the message may still wait for delivery: carriers whose protocol has a validity period
+    # (SMPP `validity_period`, Twilio `ValidityPeriod`) are told it.
+    validity_seconds: int | None = None
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,14 @@ class SubmitPart:
     short_message: bytes
 
 
+def relative_validity(seconds: int) -> str:
+    """An SMPP 3.4 relative time (section 7.1.1): "YYMMDDhhmmsstnnR"."""
+    days, rest = divmod(max(1, seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"0000{min(days, 99):02d}{hours:02d}{minutes:02d}{secs:02d}000R"
+
+
 def concatenation_udh(reference: int, total: int, sequence: int) -> bytes:
     """The 6-byte UDH of a concatenated message with an 8-bit reference (3GPP TS 23.040 9.2.3.24.1)."""
     return bytes((0x05, IEI_CONCATENATED_8BIT, 0x03, reference & 0xFF, total, sequence))
@@ -316,7 +324,7 @@ class SmppClient(SmsClient):
         if connection.in_atomic_block:
             raise RuntimeError("SmppClient.try_send_sms inside a transaction: the bind would never see the message")
         submission = SmppSubmission.objects.create(carrier=self.carrier, reference=sms.reference, sender=sms.sender,
-                                                   to=sms.to, body=sms.body)
+                                                   to=sms.to, body=sms.body, validity_seconds=sms.validity_seconds)
         rows = SmppSubmission.objects.filter(pk=submission.pk)
         deadline = time.monotonic() + setting(self.carrier, "submit_timeout", DEFAULT_SUBMIT_TIMEOUT)
         while time.monotonic() < deadline:

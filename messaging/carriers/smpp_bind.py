@@ -51,7 +51,7 @@ from messaging.carriers.smpp import (
     ESM_CLASS_UDHI, ESME_RINVCMDID, ESME_ROK, ESME_RX_T_APPN, REGISTERED_DELIVERY_RECEIPT, TEMPORARY_STATUSES,
     THROTTLING_STATUSES, Receipt, address_from_smpp, concatenation_of, decode_short_message, delivery_report,
     is_delivery_receipt, parse_receipt, setting, smpp_address, split_udh, status_description, status_name,
-    submit_parts,
+    relative_validity, submit_parts,
 )
 
 logger = logging.getLogger(__name__)
@@ -406,6 +406,9 @@ class _Session:
                 "dest_addr_ton": dest_ton, "dest_addr_npi": dest_npi, "destination_addr": destination,
                 "esm_class": part.esm_class, "registered_delivery": REGISTERED_DELIVERY_RECEIPT,
                 "data_coding": part.data_coding, "short_message": part.short_message,
+                # What is left of the message's validity: the SMSC stops trying when it runs out.
+                **({"validity_period": relative_validity(submission.validity_seconds)}
+                   if submission.validity_seconds else {}),
             }))
         self.claims.append(claim)
         self.outbox.extend(claim.parts)

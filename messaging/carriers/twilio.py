@@ -128,6 +128,9 @@ class TwilioClient(SmsClient):
         callback = self.status_callback_url(sms.reference)
         if callback:
             fields["StatusCallback"] = callback
+        if sms.validity_seconds:
+            # Twilio's queue drops the message when its validity runs out (1 to 36,000 seconds).
+            fields["ValidityPeriod"] = str(min(max(sms.validity_seconds, 1), 36000))
         return fields
 
     def status_callback_url(self, reference: str) -> str:

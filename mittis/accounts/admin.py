@@ -23,7 +23,7 @@ class AccountAdmin(admin.ModelAdmin):
     search_fields = ["=public_id", "name"]
     readonly_fields = ["public_id", "created_at"]
     fieldsets = [
-        (None, {"fields": ["public_id", "name", "is_active", "help_reply", "created_at"]}),
+        (None, {"fields": ["public_id", "name", "is_active", "help_reply", "retention_days", "created_at"]}),
         ("Rate limit", {"fields": ["rate_limit", "rate_limit_window"],
                         "description": "Per API key. Blank fields take the defaults from settings."}),
     ]

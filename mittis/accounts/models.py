@@ -14,6 +14,8 @@ class Account(models.Model):
         null=True, blank=True, help_text="Requests each API key of this account may make per window; blank for the default.")
     rate_limit_window = models.PositiveIntegerField(
         null=True, blank=True, help_text="The window in seconds; blank for the default.")
+    retention_days = models.PositiveIntegerField(
+        default=30, help_text="Message bodies are redacted this many days after the message was created.")
     help_reply = models.CharField(
         max_length=320, blank=True,
         help_text="Sent to whoever texts HELP or INFO to one of the account's senders.")

@@ -75,6 +75,14 @@ _CODES = [
               "The recipient has opted out of your messages.",
               "The number replied STOP (or another opt-out keyword) to one of your senders. Nothing was sent or "
               "charged. It receives your messages again after it replies START; see `GET /v1/opt_outs`."),
+    ErrorCode("message_not_cancelable", "invalid_request_error", 409,
+              "This message can no longer be canceled.",
+              "Only a `scheduled` message can be canceled (it is then refunded and never sent). A message "
+              "already queued or sent is on its way."),
+    ErrorCode("message_not_redactable", "invalid_request_error", 409,
+              "This message cannot be redacted yet.",
+              "A message's body can be redacted once the message is final (delivered, undelivered, failed, "
+              "canceled, expired or received); before that it is still needed to send it."),
     ErrorCode("unsupported_media_type", "invalid_request_error", 415,
               "The request body must be sent as application/json.",
               "Send `Content-Type: application/json` with a JSON body."),

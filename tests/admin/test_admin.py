@@ -161,7 +161,7 @@ def test_staff_cannot_add_or_delete_messages(admin_client, delivered):
 
 def test_staff_set_an_accounts_rate_limit_and_its_keys_get_it(admin_client, account, api):
     keys = list(account.api_keys.all())  # the read-only inline still posts its management form
-    form = {"name": account.name, "is_active": "on", "rate_limit": "2", "rate_limit_window": "30",
+    form = {"name": account.name, "is_active": "on", "rate_limit": "2", "rate_limit_window": "30", "retention_days": "30",
             "api_keys-TOTAL_FORMS": len(keys), "api_keys-INITIAL_FORMS": len(keys),
             **{f"api_keys-{n}-id": key.pk for n, key in enumerate(keys)},
             **{f"api_keys-{n}-account": account.pk for n in range(len(keys))}}

@@ -1,5 +1,6 @@
 """POST /v1/messages: the 201 of the contract, and a clear 4xx for every malformed request."""
 
+from datetime import datetime, timedelta
 import json
 import re
 
@@ -18,18 +19,23 @@ def test_seed_request_answers_201_in_the_contract_shape(send):
     body = response.json()
     assert list(body) == [
         "object", "id", "status", "direction", "from", "to", "body", "encoding", "segments", "price",
-        "currency", "metadata", "status_callback", "error_code", "error_message", "attempts", "created_at",
-        "updated_at", "livemode",
+        "currency", "metadata", "status_callback", "error_code", "error_message", "retryable", "attempts",
+        "send_at", "expires_at", "redacted_at", "created_at", "updated_at", "livemode",
     ]
     assert body["object"] == "message"
     assert re.fullmatch(r"msg_[A-Za-z0-9]{24}", body["id"])
-    assert body | {"id": None, "created_at": None, "updated_at": None} == {
+    assert body | {"id": None, "created_at": None, "updated_at": None, "expires_at": None} == {
         "object": "message", "id": None, "status": "queued", "direction": "outbound",
         "from": "+18045550142", "to": "+18045550199", "body": "Your technician is 15 minutes out.",
-        "encoding": "GSM-7", "segments": 1, "price": "0.008", "currency": "USD", "metadata": {}, "status_callback": None,
-        "error_code": None, "error_message": None, "attempts": [], "created_at": None, "updated_at": None, "livemode": False,
+        "encoding": "GSM-7", "segments": 1, "price": "0.008", "currency": "USD", "metadata": {},
+        "status_callback": None, "error_code": None, "error_message": None, "retryable": None, "attempts": [],
+        "send_at": None, "expires_at": None, "redacted_at": None, "created_at": None, "updated_at": None,
+        "livemode": False,
     }
     assert TIMESTAMP.match(body["created_at"]) and TIMESTAMP.match(body["updated_at"])
+    # Four hours to reach a carrier, by default.
+    created, expires = (datetime.strptime(body[f], "%Y-%m-%dT%H:%M:%SZ") for f in ("created_at", "expires_at"))
+    assert abs(expires - created - timedelta(hours=4)) <= timedelta(seconds=1)
 
 
 def test_accepting_records_the_queued_event_and_enqueues_the_send_after_commit(send, django_capture_on_commit_callbacks):
