@@ -299,3 +299,17 @@ def enqueue_after_commit(task, *args) -> None:
         except Exception:
             logger.warning("Could not enqueue %s%r", task.name, args, exc_info=True)
     transaction.on_commit(send)
+
+
+def events_redact(*, object_id: str, redacted_at: str) -> int:
+    """Remove the message body from the stored payloads of an object's events (kept for retries
+    and `GET /v1/events`). Called by the redaction of that object."""
+    redacted = 0
+    for event in Event.objects.filter(object_id=object_id):
+        payload = json.loads(event.payload)
+        if isinstance(payload.get("data"), dict):
+            payload["data"].update(body=None, redacted_at=redacted_at)
+            event.payload = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+            event.save(update_fields=["payload"])
+            redacted += 1
+    return redacted
