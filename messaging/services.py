@@ -34,6 +34,7 @@ from messaging.models import (
 from messaging.serializers import MessageSerializer
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
+from mittis.api.idempotency import expiry_cutoff
 from mittis.api.models import IdempotencyRecord
 from webhooks import services as webhooks
 
@@ -434,9 +435,11 @@ def _redact_locked(message: Message) -> None:
         report.raw = {"report": report.raw.get("report", {}), "received": "redacted"}
         report.save(update_fields=["raw"])
     SmppSubmission.objects.filter(reference=message.public_id).update(body="")
-    for record in IdempotencyRecord.objects.filter(account_id=message.account_id,
-                                                   response_body__contains=message.public_id.encode()):
-        _redact_stored_answer(record, message.public_id, stamp)
+    # Stored answers live a day at most (idempotency keys expire): few rows to look through.
+    for record in IdempotencyRecord.objects.filter(account_id=message.account_id, livemode=message.livemode,
+                                                   created_at__gte=expiry_cutoff(), method="POST"):
+        if message.public_id.encode() in bytes(record.response_body):
+            _redact_stored_answer(record, message.public_id, stamp)
 
 
 def _redact_stored_answer(record: IdempotencyRecord, public_id: str, stamp: str) -> None:

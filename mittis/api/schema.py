@@ -79,6 +79,26 @@ UTC ISO 8601 with a `Z`, to the second. Money is a decimal string (`"0.008"`) wi
 `{"object": "list", "url": …, "data": [...], "has_more": …}`, newest first; `limit` 1-100 (default 20),
 `starting_after` / `ending_before` take an object id.
 
+## Scheduling, cancelling, expiry and redaction
+- `send_at` (60 s to 35 days ahead) makes a `scheduled` message, charged now and sent at its time;
+  `POST /v1/messages/{id}/cancel` cancels it (refunded, `message.canceled`); anything else is
+  `409 message_not_cancelable`.
+- `validity_period` (1-36,000 s, 4 hours by default, counted from `send_at` or now): a message not handed to
+  a carrier within it becomes `expired` (refunded, `message.failed`) instead of going out late. Carriers
+  whose protocol has a validity period are told what is left of it.
+- A message a carrier took but never reported on is closed after 72 hours as `undelivered` with
+  `no_delivery_report`: nothing stays open forever.
+- Bodies are redacted after your account's retention period (30 days by default) or at once with
+  `POST /v1/messages/{id}/redact`: `body` reads `null` with `redacted_at` set, in the API, events, webhook
+  payloads and exports. Status, segments and price stay, so usage still adds up.
+
+## Why a message failed
+A `failed`, `undelivered` or `expired` message carries an `error_code` from this catalogue (whatever the
+carrier said, normalised; its raw code is in `attempts`), an `error_message`, and `retryable`: whether
+sending the same message again later may succeed.
+
+MESSAGE_ERROR_CATALOGUE
+
 ## Carriers, attempts and opt-outs
 Live messages go out through one of several carriers, chosen by destination; if a carrier fails
 temporarily the message moves to the next, and a carrier that may already have taken it is never followed
@@ -241,7 +261,10 @@ IDEMPOTENCY_KEY = {
 
 def describe_api(result, generator, request, public):
     """The overview, the error catalogue, and what every operation shares: limit headers, 429, idempotency."""
-    result["info"]["description"] = API_DESCRIPTION.strip() + "\n\n" + error_catalogue_markdown()
+    from messaging.errors import catalogue_markdown  # messaging depends on this module, not the reverse
+
+    description = API_DESCRIPTION.strip().replace("MESSAGE_ERROR_CATALOGUE", catalogue_markdown())
+    result["info"]["description"] = description + "\n\n" + error_catalogue_markdown()
     components = result.setdefault("components", {})
     components["headers"] = RESPONSE_HEADERS
     components.setdefault("parameters", {})["IdempotencyKey"] = IDEMPOTENCY_KEY

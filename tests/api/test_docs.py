@@ -122,3 +122,12 @@ def test_the_docs_have_a_webhooks_guide_whose_python_verifies_a_real_signature(s
     namespace = {}
     exec(snippet.replace("whsec_…", secret), namespace)
     assert namespace["handle"](Request()) == 200
+
+
+def test_the_docs_list_every_message_error_code_with_its_retryable_flag(schema):
+    from messaging.errors import MESSAGE_ERRORS
+
+    description = schema["info"]["description"]
+    assert "## Why a message failed" in description and "MESSAGE_ERROR_CATALOGUE" not in description
+    for error in MESSAGE_ERRORS.values():
+        assert f"| `{error.code}` | {'yes' if error.retryable else 'no'} |" in description
