@@ -4,8 +4,9 @@ from django import forms
 from django.contrib import admin
 
 from billing.pricing import format_amount
+from messaging.exports import export_create
 from messaging.models import (
-    Carrier, CarrierReport, Message, MessageEvent, OptOut, Route, RouteCarrier, SendAttempt, Sender, SmppBind,
+    Carrier, CarrierReport, Export, Message, MessageEvent, OptOut, Route, RouteCarrier, SendAttempt, Sender, SmppBind,
 )
 
 
@@ -183,3 +184,45 @@ class OptOutAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # only the phone's own STOP opts it out; deleting one opts it back in
+
+
+class ExportForm(forms.ModelForm):
+    class Meta:
+        model = Export
+        fields = ["account", "livemode", "type", "format", "start", "end"]
+
+
+@admin.register(Export)
+class ExportAdmin(admin.ModelAdmin):
+    """Staff start an export for an account here and follow its progress; the customer downloads it
+    through the API like any of their exports."""
+
+    form = ExportForm
+    list_display = ["public_id", "account", "livemode", "type", "format", "status", "progress", "row_count",
+                    "created_by", "created_at", "expires_at"]
+    list_filter = ["status", "type", "livemode"]
+    list_select_related = ["account"]
+    search_fields = ["=public_id", "=account__public_id"]
+    autocomplete_fields = ["account"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["account", "livemode", "type", "format", "start", "end"]
+        return ["public_id", "account", "livemode", "type", "format", "start", "end", "filters", "status",
+                "progress", "row_count", "file_size", "error", "created_by", "created_at", "completed_at",
+                "expires_at", "file_deleted_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        data = form.cleaned_data
+        export = export_create(account=data["account"], livemode=data["livemode"], type=data["type"],
+                               format=data["format"], start=data["start"], end=data["end"], filters={},
+                               created_by=request.user.get_username())
+        obj.pk, obj.public_id = export.pk, export.public_id
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None

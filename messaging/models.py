@@ -275,3 +275,40 @@ class SmppSubmission(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["carrier", "status", "id"], name="smpp_submission_queue_idx")]
+
+
+class Export(models.Model):
+    """A bulk export of an account's messages or events, written by a task into a file in the
+    `exports` storage (never into the database), downloadable until `expires_at`."""
+
+    MESSAGES, EVENTS = "messages", "events"
+    CSV, NDJSON = "csv", "ndjson"
+    PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
+
+    public_id = models.CharField(max_length=40, unique=True, default=public_id_default("exp"), editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="exports")
+    livemode = models.BooleanField()
+    type = models.CharField(max_length=10, choices=[(MESSAGES, "messages"), (EVENTS, "events")])
+    format = models.CharField(max_length=10, choices=[(CSV, "CSV"), (NDJSON, "NDJSON")])
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    filters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, default=PENDING, choices=[
+        (s, s) for s in (PENDING, RUNNING, SUCCEEDED, FAILED)])
+    progress = models.PositiveSmallIntegerField(default=0)
+    row_count = models.PositiveIntegerField(default=0)
+    file_name = models.CharField(max_length=300, blank=True)
+    file_size = models.PositiveBigIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True)
+    created_by = models.CharField(max_length=150, blank=True, help_text="The staff user, for exports started in the admin.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    file_deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["account", "livemode", "-id"], name="export_list_idx")]
+
+    def __str__(self) -> str:
+        return self.public_id

@@ -7,7 +7,7 @@ from datetime import timezone as dt_timezone
 from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from messaging.models import Message, MessageEvent, OptOut
+from messaging.models import Export, Message, MessageEvent, OptOut
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
 
@@ -71,3 +71,14 @@ def _as_e164(value: str) -> str:
 
 def opt_out_scope(*, account: Account, livemode: bool) -> QuerySet[OptOut]:
     return OptOut.objects.filter(account=account, livemode=livemode)
+
+
+def export_scope(*, account: Account, livemode: bool) -> QuerySet[Export]:
+    return Export.objects.filter(account=account, livemode=livemode)
+
+
+def export_get(*, account: Account, livemode: bool, public_id: str) -> Export:
+    export = export_scope(account=account, livemode=livemode).filter(public_id=public_id).first()
+    if export is None:
+        raise ApiError("resource_missing", f"No such export: '{public_id}'.", field="id")
+    return export

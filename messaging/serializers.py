@@ -12,6 +12,7 @@ from messaging.errors import retryable
 from messaging.models import Message, MessageEvent, OptOut, SendAttempt
 from mittis.api.pagination import ListParamsSerializer
 from mittis.api.serializers import StrictCharField, StrictSerializer
+from webhooks.serializers import EVENT_TYPES
 
 MAX_BODY_LENGTH = 1600
 METADATA_MAX_KEYS = 20
@@ -335,3 +336,56 @@ class OptOutSerializer(serializers.Serializer):
 
 
 FAILURES = {statuses.FAILED, statuses.UNDELIVERED, statuses.EXPIRED}
+
+
+class ExportCreateSerializer(StrictSerializer):
+    type = serializers.ChoiceField(choices=["messages", "events"])
+    format = serializers.ChoiceField(choices=["csv", "ndjson"], default="ndjson")
+    start = serializers.DateTimeField(help_text="From (inclusive), ISO 8601.")
+    end = serializers.DateTimeField(help_text="To (exclusive), ISO 8601.")
+    status = serializers.ChoiceField(choices=statuses.ALL, required=False, help_text="Messages only.")
+    direction = serializers.ChoiceField(choices=[Message.OUTBOUND, Message.INBOUND], required=False,
+                                        help_text="Messages only.")
+    event_type = serializers.ChoiceField(choices=EVENT_TYPES, required=False, help_text="Events only.")
+
+    def validate(self, attrs):
+        if attrs["end"] <= attrs["start"]:
+            raise serializers.ValidationError({"end": [serializers.ErrorDetail("'end' must be after 'start'.",
+                                                                               code="parameter_invalid")]})
+        wrong = ["event_type"] if attrs["type"] == "messages" else ["status", "direction"]
+        for name in wrong:
+            if name in attrs:
+                raise serializers.ValidationError({name: [serializers.ErrorDetail(
+                    f"'{name}' does not filter {attrs['type']}.", code="parameter_invalid")]})
+        return attrs
+
+
+class ExportSerializer(serializers.Serializer):
+    object = serializers.SerializerMethodField()
+    id = serializers.CharField(source="public_id")
+    type = serializers.CharField()
+    format = serializers.CharField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    filters = serializers.DictField()
+    status = serializers.ChoiceField(choices=["pending", "running", "succeeded", "failed"])
+    progress = serializers.IntegerField(help_text="0-100.")
+    row_count = serializers.IntegerField()
+    size = serializers.IntegerField(source="file_size", help_text="Bytes, once succeeded.")
+    download_url = serializers.SerializerMethodField(help_text="Where to download it, once succeeded.")
+    error = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True, help_text="The file is deleted then (7 days).")
+    livemode = serializers.BooleanField()
+
+    def get_object(self, export) -> str:
+        return "export"
+
+    def get_download_url(self, export) -> str | None:
+        if export.status != "succeeded" or export.file_deleted_at:
+            return None
+        return f"/v1/exports/{export.public_id}/download"
+
+    def get_error(self, export) -> str | None:
+        return export.error or None

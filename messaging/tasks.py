@@ -62,3 +62,17 @@ def close_stuck() -> int:
 @shared_task(name="messaging.redact_past_retention")
 def redact_past_retention() -> int:
     return services.messages_redact_past_retention()
+
+
+@shared_task(name="messaging.run_export", acks_late=True)
+def run_export(export_id: int) -> None:
+    from messaging.exports import export_run
+
+    export_run(export_id=export_id)
+
+
+@shared_task(name="messaging.delete_expired_exports")
+def delete_expired_exports() -> int:
+    from messaging.exports import exports_delete_expired
+
+    return exports_delete_expired()

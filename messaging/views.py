@@ -1,14 +1,16 @@
+from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from messaging import selectors, services
 from billing.pricing import format_amount
+from messaging import exports, selectors, services
 from messaging.serializers import (
-    MessageCreateSerializer, MessageEventSerializer, MessageListParamsSerializer, MessagePreviewSerializer,
-    MessageSerializer, OptOutSerializer, UsageParamsSerializer,
+    ExportCreateSerializer, ExportSerializer, MessageCreateSerializer, MessageEventSerializer,
+    MessageListParamsSerializer, MessagePreviewSerializer, MessageSerializer, OptOutSerializer, UsageParamsSerializer,
 )
+from mittis.api.exceptions import ApiError
 from mittis.api.pagination import ListParamsSerializer, paginate
 from mittis.api.schema import error_responses, list_response
 
@@ -242,3 +244,83 @@ class MessageRedactView(APIView):
         message = selectors.message_get(account=request.user.account, livemode=request.user.livemode, public_id=id)
         message = services.message_redact(message=message)
         return Response(MessageSerializer(message).data)
+
+
+EXPORT_ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The export id (`exp_…`).")
+
+
+class ExportsView(APIView):
+    @extend_schema(
+        operation_id="exports_create",
+        summary="Export messages or events",
+        description=(
+            "Starts an export of your messages or events created in [`start`, `end`), as CSV or NDJSON, in the "
+            "background: the answer is `202` with the export, whose `status` and `progress` you follow with "
+            "`GET /v1/exports/{id}`. NDJSON lines are exactly the API's objects; CSV columns are their fields "
+            "in the API's order (null is an empty cell, booleans `true`/`false`, `metadata`, `attempts` and "
+            "an event's `data` are JSON). Redacted bodies are `null`. The file can be downloaded for 7 days."
+        ),
+        request=ExportCreateSerializer,
+        responses={202: ExportSerializer, **error_responses(400, 401)},
+        tags=["Exports"],
+    )
+    def post(self, request):
+        params = ExportCreateSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = dict(params.validated_data)
+        filters = {name: data.pop(name) for name in ("status", "direction", "event_type") if name in data}
+        export = exports.export_create(account=request.user.account, livemode=request.user.livemode,
+                                       filters=filters, **data)
+        return Response(ExportSerializer(export).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        operation_id="exports_list", summary="List exports", parameters=[ListParamsSerializer],
+        responses={200: list_response(ExportSerializer, "ExportList"), **error_responses(400, 401)},
+        tags=["Exports"],
+    )
+    def get(self, request):
+        params = ListParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        query = params.validated_data
+        scope = selectors.export_scope(account=request.user.account, livemode=request.user.livemode)
+        page = paginate(scope, scope=scope, limit=query["limit"], starting_after=query.get("starting_after"),
+                        ending_before=query.get("ending_before"))
+        return Response({"object": "list", "url": request.path, "has_more": page.has_more,
+                         "data": ExportSerializer(page.items, many=True).data})
+
+
+class ExportDetailView(APIView):
+    @extend_schema(operation_id="exports_retrieve", summary="Retrieve an export", parameters=[EXPORT_ID],
+                   responses={200: ExportSerializer, **error_responses(401, 404)}, tags=["Exports"])
+    def get(self, request, id: str):
+        export = selectors.export_get(account=request.user.account, livemode=request.user.livemode, public_id=id)
+        return Response(ExportSerializer(export).data)
+
+
+class ExportDownloadView(APIView):
+    @extend_schema(
+        operation_id="exports_download", summary="Download an export's file",
+        description="Streams the file (`text/csv` or `application/x-ndjson`), gzipped when the request says "
+                    "`Accept-Encoding: gzip`. `409 export_not_ready` before it has succeeded, "
+                    "`410 export_expired` once its file was deleted.",
+        parameters=[EXPORT_ID], responses={(200, "application/octet-stream"): bytes,
+                                           **error_responses(401, 404, 409, 410)},
+        tags=["Exports"],
+    )
+    def get(self, request, id: str):
+        export = selectors.export_get(account=request.user.account, livemode=request.user.livemode, public_id=id)
+        if export.file_deleted_at:
+            raise ApiError("export_expired")
+        if export.status != export.SUCCEEDED:
+            raise ApiError("export_not_ready", f"The export is {export.status}; download it once it has succeeded.")
+        gzip = "gzip" in request.headers.get("Accept-Encoding", "")
+        response = StreamingHttpResponse(exports.export_file_chunks(export, gzip=gzip),
+                                         content_type="text/csv; charset=utf-8" if export.format == "csv"
+                                         else "application/x-ndjson; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{export.public_id}.{export.format}"'
+        response["Vary"] = "Accept-Encoding"
+        if gzip:
+            response["Content-Encoding"] = "gzip"
+        else:
+            response["Content-Length"] = str(export.file_size)
+        return response

@@ -128,7 +128,15 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    # Export files: local files by default; any storage by setting, e.g. django-storages' S3 backend
+    # MITTIS_EXPORT_STORAGE_BACKEND=storages.backends.s3.S3Storage MITTIS_EXPORT_STORAGE_OPTIONS='{"bucket_name": ...}'
+    "exports": {
+        "BACKEND": env.str("MITTIS_EXPORT_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": env.json("MITTIS_EXPORT_STORAGE_OPTIONS", default={"location": str(VAR_DIR / "exports")}),
+    },
 }
+# Export files are downloadable this long, then deleted.
+MITTIS_EXPORT_DAYS = env.int("MITTIS_EXPORT_DAYS", default=7)
 # Serve static files straight from the apps, so `make run` needs no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
@@ -168,7 +176,9 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "mittis.api.schema.describe_api",
     ],
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {"EventTypeEnum": "webhooks.serializers.EVENT_TYPES",
+                            "ExportStatusEnum": ["pending", "running", "succeeded", "failed"],
+                            "MessageStatusEnum": "messaging.statuses.ALL"},
 }
 
 # --- Celery -----------------------------------------------------------------------------------
@@ -207,6 +217,7 @@ CELERY_BEAT_SCHEDULE = {
     "close-stuck-messages": {"task": "messaging.close_stuck", "schedule": 3600.0},
     "redact-past-retention": {"task": "messaging.redact_past_retention",
                               "schedule": crontab(hour=3, minute=0)},
+    "delete-expired-exports": {"task": "messaging.delete_expired_exports", "schedule": 3600.0},
 }
 
 # --- Mittis -----------------------------------------------------------------------------------

@@ -83,6 +83,13 @@ _CODES = [
               "This message cannot be redacted yet.",
               "A message's body can be redacted once the message is final (delivered, undelivered, failed, "
               "canceled, expired or received); before that it is still needed to send it."),
+    ErrorCode("export_not_ready", "invalid_request_error", 409,
+              "The export has not finished.",
+              "Follow `GET /v1/exports/{id}` until `status` is `succeeded`, then download it. A `failed` export "
+              "says why in `error`; start a new one."),
+    ErrorCode("export_expired", "invalid_request_error", 410,
+              "The export's file has been deleted.",
+              "Export files are kept 7 days after they are written. Start a new export of the same range."),
     ErrorCode("unsupported_media_type", "invalid_request_error", 415,
               "The request body must be sent as application/json.",
               "Send `Content-Type: application/json` with a JSON body."),

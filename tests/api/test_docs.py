@@ -19,6 +19,7 @@ def test_the_schema_documents_the_message_endpoints(schema):
         "/v1/messages", "/v1/messages/{id}", "/v1/messages/{id}/events", "/v1/messages/preview",
         "/v1/messages/{id}/cancel", "/v1/messages/{id}/redact",
         "/v1/pricing", "/v1/balance", "/v1/ledger", "/v1/usage", "/v1/opt_outs",
+        "/v1/exports", "/v1/exports/{id}", "/v1/exports/{id}/download",
         "/v1/webhook_endpoints", "/v1/webhook_endpoints/{id}", "/v1/webhook_endpoints/{id}/rotate_secret",
         "/v1/webhook_endpoints/{id}/deliveries", "/v1/webhook_endpoints/{id}/recover",
         "/v1/events", "/v1/events/{id}", "/v1/events/{id}/redeliver",
