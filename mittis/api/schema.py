@@ -92,6 +92,18 @@ UTC ISO 8601 with a `Z`, to the second. Money is a decimal string (`"0.008"`) wi
   `POST /v1/messages/{id}/redact`: `body` reads `null` with `redacted_at` set, in the API, events, webhook
   payloads and exports. Status, segments and price stay, so usage still adds up.
 
+## Exporting your data
+`POST /v1/exports` with `type` (`messages` or `events`), `start`, `end`, `format` (`csv` or `ndjson`) and
+optional filters (`status`, `direction` for messages; `event_type` for events) answers `202` with an export
+(`exp_…`). Follow `status` (`pending`, `running`, `succeeded`, `failed`) and `progress` at
+`GET /v1/exports/{id}`, then download the file at `GET /v1/exports/{id}/download` (gzipped when you send
+`Accept-Encoding: gzip`) for 7 days. Everything is included, oldest first; nothing is held back.
+
+- NDJSON: one API object per line, exactly as the API returns it (`jq` and pandas read it as is).
+- CSV: a header row, then one row per object. Message columns, in order: MESSAGE_EXPORT_COLUMNS.
+  Event columns: `object`, `id`, `type`, `created_at`, `livemode`, `sequence`, `data`. A null is an empty
+  cell, booleans are `true`/`false`, and `metadata`, `attempts` and an event's `data` are JSON.
+
 ## Why a message failed
 A `failed`, `undelivered` or `expired` message carries an `error_code` from this catalogue (whatever the
 carrier said, normalised; its raw code is in `attempts`), an `error_message`, and `retryable`: whether
@@ -263,7 +275,10 @@ def describe_api(result, generator, request, public):
     """The overview, the error catalogue, and what every operation shares: limit headers, 429, idempotency."""
     from messaging.errors import catalogue_markdown  # messaging depends on this module, not the reverse
 
-    description = API_DESCRIPTION.strip().replace("MESSAGE_ERROR_CATALOGUE", catalogue_markdown())
+    from messaging.exports import MESSAGE_COLUMNS
+
+    description = (API_DESCRIPTION.strip().replace("MESSAGE_ERROR_CATALOGUE", catalogue_markdown())
+                   .replace("MESSAGE_EXPORT_COLUMNS", ", ".join(f"`{c}`" for c in MESSAGE_COLUMNS)))
     result["info"]["description"] = description + "\n\n" + error_catalogue_markdown()
     components = result.setdefault("components", {})
     components["headers"] = RESPONSE_HEADERS
