@@ -196,12 +196,12 @@ def test_the_dispatcher_puts_one_send_task_on_the_broker_when_the_time_comes(clo
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(account)}")
     send_at = START + timedelta(minutes=30)
+    drain_queued_tasks()  # what earlier tests left on this run's queue
     created = client.post("/v1/messages", {**SEED, "send_at": iso(send_at)}, format="json").json()
     assert drain_queued_tasks() == []  # no task waits in the broker for a scheduled message
 
     clock.move_to(send_at + timedelta(seconds=2))
     tasks.dispatch_scheduled()
 
-    [task] = drain_queued_tasks()
-    assert task["task"] == "messaging.send_message"
+    [task] = [t for t in drain_queued_tasks() if t["task"] == "messaging.send_message"]
     assert str(Message.objects.get(public_id=created["id"]).pk) in task["argsrepr"]
