@@ -1,7 +1,7 @@
 import json
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from billing.pricing import format_amount
 from messaging.exports import export_create
@@ -24,36 +24,12 @@ class SenderAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
-class SendAttemptInline(admin.TabularInline):
-    model = SendAttempt
-    fields = ["number", "carrier", "started_at", "latency_ms", "outcome", "carrier_message_id", "raw_code",
-              "error_code", "error_message"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
-class MessageEventInline(admin.TabularInline):
-    model = MessageEvent
-    fields = ["sequence", "type", "status", "carrier_status", "created_at", "public_id"]
-    readonly_fields = fields
-    ordering = ["sequence"]
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    """Read-only: staff look here to answer "what happened to my message?"."""
+    """Staff look here to answer "what happened to my message?": everything about it on one page."""
 
-    list_display = ["public_id", "account", "livemode", "status", "direction", "from_number", "to", "segments",
-                    "display_price", "created_at"]
+    list_display = ["public_id", "account", "livemode", "status", "direction", "from_number", "to", "carrier",
+                    "segments", "display_price", "created_at"]
     list_filter = ["status", "livemode", "direction", "carrier"]
     list_select_related = ["account"]
     # Exact matches only: each hits an index, so search stays fast on a large table.
@@ -61,17 +37,79 @@ class MessageAdmin(admin.ModelAdmin):
     search_help_text = "A message id (msg_…), a phone number (+1804…), an account id or a carrier message id."
     show_full_result_count = False
     date_hierarchy = "created_at"
-    inlines = [MessageEventInline, SendAttemptInline]
+    actions = ["cancel_scheduled"]
     fieldsets = [
         (None, {"fields": ["public_id", "account", "livemode", "status", "direction", "from_number", "to", "body"]}),
+        ("Timeline", {"fields": ["timeline"]}),
         ("Pricing", {"fields": ["encoding", "segments", "price", "currency"]}),
         ("Carrier", {"fields": ["carrier", "carrier_message_id", "send_attempts", "error_code", "error_message"]}),
-        ("Times", {"fields": ["created_at", "updated_at", "sent_at", "delivered_at"]}),
-        ("Metadata", {"fields": ["metadata"]}),
+        ("Times", {"fields": ["created_at", "updated_at", "send_at", "expires_at", "sent_at", "delivered_at",
+                              "redacted_at"]}),
+        ("Metadata", {"fields": ["metadata", "status_callback"]}),
     ]
 
+    @admin.display(description="everything that happened, in order")
+    def timeline(self, message):
+        from messaging.admin_timeline import render_timeline
+
+        return render_timeline(message, request=self._request)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        self._request = request  # the timeline shows redeliver buttons only to those allowed them
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        from django.urls import path
+
+        return [path("<path:object_id>/redeliver/<str:event_id>/", self.admin_site.admin_view(self.redeliver_view),
+                     name="messaging_message_redeliver")] + super().get_urls()
+
+    def redeliver_view(self, request, object_id, event_id):
+        """Send one of the message's events again to its endpoints now, and show how it went."""
+        from django.http import HttpResponseNotAllowed
+        from django.shortcuts import get_object_or_404, redirect
+        from django.core.exceptions import PermissionDenied
+
+        from webhooks.models import Event
+        from webhooks.services import delivery_attempt, event_redeliver
+
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm("webhooks.redeliver_event"):
+            raise PermissionDenied
+        message = get_object_or_404(Message, pk=object_id)
+        event = get_object_or_404(Event, public_id=event_id, object_id=message.public_id)
+        deliveries = event_redeliver(event=event)
+        results = [delivery_attempt(delivery_id=d.pk) for d in deliveries]
+        summary = ", ".join(f"{d.endpoint.public_id}: {r.response_status or r.error}" if r else
+                            f"{d.endpoint.public_id}: queued" for d, r in zip(deliveries, results))
+        self.log_change(request, message, f"Redelivered {event.public_id} ({event.type}) to {summary or 'no endpoint'}.")
+        self.message_user(request, f"Redelivered {event.type}: {summary or 'no enabled endpoint subscribes to it'}.",
+                          messages.SUCCESS if deliveries else messages.WARNING)
+        return redirect("admin:messaging_message_change", message.pk)
+
+    @admin.action(description="Cancel the selected scheduled messages (refunded)", permissions=["cancel"])
+    def cancel_scheduled(self, request, queryset):
+        from messaging.services import message_cancel
+        from mittis.api.exceptions import ApiError
+
+        canceled = 0
+        for message in queryset:
+            try:
+                message_cancel(message=message)
+            except ApiError as refused:
+                self.message_user(request, f"{message.public_id}: {refused.message}", messages.ERROR)
+                continue
+            self.log_change(request, message, "Canceled (scheduled message) from the staff console.")
+            canceled += 1
+        if canceled:
+            self.message_user(request, f"Canceled {canceled} scheduled message(s).", messages.SUCCESS)
+
+    def has_cancel_permission(self, request):
+        return request.user.has_perm("messaging.cancel_message")
+
     def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in Message._meta.fields]
+        return [field.name for field in Message._meta.fields] + ["timeline"]
 
     @admin.display(description="price", ordering="price")
     def display_price(self, message):
@@ -124,7 +162,19 @@ class CarrierAdmin(admin.ModelAdmin):
                     "bind_state"]
     list_filter = ["kind", "enabled", "breaker_state"]
     readonly_fields = ["breaker_state", "breaker_failures", "breaker_opened_at", "created_at", "updated_at"]
-    actions = ["close_breaker"]
+    actions = ["close_breaker", "disable_carriers", "enable_carriers"]
+
+    @admin.action(description="Take out of rotation (disable)", permissions=["change"])
+    def disable_carriers(self, request, queryset):
+        for carrier in queryset.filter(enabled=True):
+            Carrier.objects.filter(pk=carrier.pk).update(enabled=False)
+            self.log_change(request, carrier, "Disabled from the staff console.")
+
+    @admin.action(description="Put back in rotation (enable)", permissions=["change"])
+    def enable_carriers(self, request, queryset):
+        for carrier in queryset.filter(enabled=False):
+            Carrier.objects.filter(pk=carrier.pk).update(enabled=True)
+            self.log_change(request, carrier, "Enabled from the staff console.")
 
     @admin.display(boolean=True, description="credentials")
     def has_credentials(self, carrier):
@@ -135,9 +185,12 @@ class CarrierAdmin(admin.ModelAdmin):
         bind = SmppBind.objects.filter(carrier=carrier).first()
         return f"{bind.state} {bind.last_error}".strip() if bind else "—"
 
-    @admin.action(description="Close the breaker (put back in rotation now)")
+    @admin.action(description="Close the breaker (put back in rotation now)", permissions=["change"])
     def close_breaker(self, request, queryset):
-        queryset.update(breaker_state=Carrier.CLOSED, breaker_failures=0, breaker_opened_at=None)
+        for carrier in queryset:
+            Carrier.objects.filter(pk=carrier.pk).update(breaker_state=Carrier.CLOSED, breaker_failures=0,
+                                                         breaker_opened_at=None)
+            self.log_change(request, carrier, "Breaker closed from the staff console.")
 
 
 class RouteCarrierInline(admin.TabularInline):

@@ -84,7 +84,11 @@ class Message(models.Model):
             models.Index(fields=["carrier", "carrier_message_id"], name="message_carrier_ref_idx"),
             models.Index(fields=["status", "updated_at"], name="message_status_age_idx"),
             models.Index(fields=["status", "send_at"], name="message_scheduled_idx"),
+            # The staff console's searches and date drill-down.
+            models.Index(fields=["from_number", "-id"], name="message_from_idx"),
+            models.Index(fields=["created_at"], name="message_created_idx"),
         ]
+        permissions = [("cancel_message", "Can cancel a scheduled message")]
 
     def __str__(self) -> str:
         return self.public_id

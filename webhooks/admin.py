@@ -6,7 +6,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
-from webhooks.services import deliveries_sweep
+from webhooks.services import deliveries_sweep, endpoint_update, enqueue_after_commit, event_redeliver
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -39,6 +39,35 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     readonly_fields = ["public_id", "account", "livemode", "url", "enabled_events", "failing_since",
                        "previous_secret_expires_at", "created_at", "updated_at"]
 
+    actions = ["recover_last_day", "disable_endpoints", "enable_endpoints"]
+
+    @admin.action(description="Recover: re-send the failed events of the last 24 hours", permissions=["recover"])
+    def recover_last_day(self, request, queryset):
+        from webhooks.tasks import recover_endpoint
+
+        until = timezone.now()
+        since = until - timedelta(hours=24)
+        for endpoint in queryset:
+            enqueue_after_commit(recover_endpoint, endpoint.pk, since.isoformat(), until.isoformat())
+            self.log_change(request, endpoint, f"Recovery of failed events since {since:%Y-%m-%d %H:%M} UTC started.")
+        messages.info(request, f"Recovery started for {queryset.count()} endpoint(s).")
+
+    def has_recover_permission(self, request):
+        return request.user.has_perm("webhooks.recover_endpoint")
+
+    @admin.action(description="Disable the selected endpoints", permissions=["change"])
+    def disable_endpoints(self, request, queryset):
+        for endpoint in queryset.filter(status=WebhookEndpoint.ENABLED):
+            endpoint_update(endpoint=endpoint, status=WebhookEndpoint.DISABLED)
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(disabled_reason=f"Disabled by staff ({request.user}).")
+            self.log_change(request, endpoint, "Disabled from the staff console.")
+
+    @admin.action(description="Enable the selected endpoints", permissions=["change"])
+    def enable_endpoints(self, request, queryset):
+        for endpoint in queryset.exclude(status=WebhookEndpoint.ENABLED):
+            endpoint_update(endpoint=endpoint, status=WebhookEndpoint.ENABLED)
+            self.log_change(request, endpoint, "Enabled from the staff console.")
+
     def has_add_permission(self, request):
         return False  # created through the API, which shows the customer its secret
 
@@ -67,6 +96,19 @@ class EventAdmin(admin.ModelAdmin):
     fields = ["public_id", "type", "object_id", "sequence", "account", "livemode", "created_at", "pretty_payload"]
     readonly_fields = fields
     inlines = [DeliveryInline]
+    actions = ["redeliver"]
+
+    @admin.action(description="Redeliver the selected events to their endpoints", permissions=["redeliver"])
+    def redeliver(self, request, queryset):
+        count = 0
+        for event in queryset:
+            deliveries = event_redeliver(event=event)
+            self.log_change(request, event, f"Redelivered to {len(deliveries)} endpoint(s) from the staff console.")
+            count += len(deliveries)
+        messages.info(request, f"{count} deliveries queued.")
+
+    def has_redeliver_permission(self, request):
+        return request.user.has_perm("webhooks.redeliver_event")
 
     @admin.display(description="payload")
     def pretty_payload(self, event):

@@ -38,6 +38,7 @@ class WebhookEndpoint(models.Model):
         ordering = ["-id"]
         indexes = [models.Index(fields=["account", "livemode", "-id"], name="endpoint_list_idx")]
         verbose_name = "webhook endpoint"
+        permissions = [("recover_endpoint", "Can recover an endpoint's failed events")]
 
     def __str__(self) -> str:
         return f"{self.public_id} {self.url}"
@@ -81,7 +82,9 @@ class Event(models.Model):
             models.Index(fields=["account", "livemode", "-id"], name="event_list_idx"),
             models.Index(fields=["account", "livemode", "type", "-id"], name="event_type_idx"),
             models.Index(fields=["account", "livemode", "created_at"], name="event_time_idx"),
+            models.Index(fields=["object_id"], name="event_object_idx"),
         ]
+        permissions = [("redeliver_event", "Can redeliver an event")]
 
     def __str__(self) -> str:
         return f"{self.public_id} {self.type}"

@@ -61,8 +61,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # revoke instead: a revoked key keeps its history
 
-    @admin.action(description="Revoke selected API keys")
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
     def revoke_keys(self, request, queryset):
         for api_key in queryset.filter(revoked_at__isnull=True):
             api_key_revoke(api_key=api_key)
+            self.log_change(request, api_key, "Revoked from the staff console.")
         self.message_user(request, "Revoked. Requests with these keys now get 401 invalid_api_key.")

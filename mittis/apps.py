@@ -1,0 +1,5 @@
+from django.contrib.admin.apps import AdminConfig
+
+
+class MittisAdminConfig(AdminConfig):
+    default_site = "mittis.admin_site.MittisAdminSite"
