@@ -12,6 +12,7 @@ import threading
 from django.conf import settings as django_settings
 from django.contrib.auth.models import Group, User
 import pytest
+from selenium.webdriver.support.ui import WebDriverWait
 
 from billing.services import balance_top_up
 from messaging.services import message_create, message_send
@@ -92,7 +93,8 @@ def log_in(browser, live_server, role: str):
     browser.find_element("name", "username").send_keys(user.username)
     browser.find_element("name", "password").send_keys("correct horse")
     browser.find_element("css selector", "input[type=submit]").click()
-    assert "Mittis staff console" in browser.page_source
+    # The login page shows the console's header too: wait for the dashboard itself.
+    WebDriverWait(browser, 10).until(lambda driver: driver.title.startswith("Dashboard"))
 
 
 def test_staff_find_a_message_read_its_timeline_and_redeliver_its_webhook(browser, live_server, message):
@@ -113,6 +115,7 @@ def test_staff_find_a_message_read_its_timeline_and_redeliver_its_webhook(browse
     browser.save_screenshot(str(SCREENSHOTS / "message.png"))
 
     browser.find_element("css selector", "button.redeliver").click()
+    WebDriverWait(browser, 10).until(lambda driver: driver.find_elements("css selector", "ul.messagelist"))
 
     assert "Redelivered message.queued" in browser.find_element("css selector", "ul.messagelist").text
     webhook_rows = browser.find_elements("css selector", "#timeline tr.timeline-webhook-attempt")
@@ -123,6 +126,7 @@ def test_a_support_user_is_refused_a_balance_adjustment(browser, live_server, me
     log_in(browser, live_server, "support")
 
     browser.get(f"{live_server.url}/admin/billing/ledgerentry/add/")
+    WebDriverWait(browser, 10).until(lambda driver: "ledgerentry/add" in driver.current_url)
 
     assert "permission_denied" in browser.page_source
     browser.get(f"{live_server.url}/admin/billing/")
