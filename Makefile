@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 PEERS := tests/peers/node_modules/.installed
 
-.PHONY: run test install migrate bootstrap clean
+.PHONY: run test bench install migrate bootstrap clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ run: bootstrap
 
 test: install $(PEERS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks on the machine's PostgreSQL and Redis (a database of their own), printed as one table.
+BENCH_DB := postgres://postgres@127.0.0.1:5432/mittis_bench
+bench: install
+	@command -v wrk >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+	@psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS mittis_bench" && psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE mittis_bench"
+	DATABASE_URL=$(BENCH_DB) CELERY_BROKER_URL=redis://127.0.0.1:6379/2 $(BIN)/python manage.py migrate --noinput -v0
+	DATABASE_URL=$(BENCH_DB) CELERY_BROKER_URL=redis://127.0.0.1:6379/2 $(BIN)/python manage.py bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles tests/peers/node_modules

@@ -221,6 +221,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Mittis -----------------------------------------------------------------------------------
+# The reference endpoints of `make bench` (/bench/r1..r4); never on in production.
+MITTIS_BENCH_REFERENCES = env.bool("MITTIS_BENCH_REFERENCES", default=False)
 # Where carriers reach us (Twilio status callbacks and inbound messages): this server's public URL.
 MITTIS_PUBLIC_URL = env.str("MITTIS_PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
 # The message lifecycle: how long a message may wait for a carrier (seconds), how far ahead it may be

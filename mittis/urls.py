@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -17,6 +18,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(url="/docs", permanent=False)),
 ]
+
+if settings.MITTIS_BENCH_REFERENCES:
+    urlpatterns.append(path("bench/", include("mittis.api.bench_views")))
 
 handler400 = "mittis.api.errors.bad_request_view"
 handler403 = "mittis.api.errors.permission_denied_view"

@@ -22,7 +22,8 @@ class RateLimitMiddleware:
     """Count the request against its API key (or its address without one) before any work is done,
     and put the limit that applied on the response, whatever the response is."""
 
-    EXEMPT = ("/admin/", "/static/", "/carriers/")  # the staff console and carrier callbacks are not the API
+    # The staff console, carrier callbacks and the benchmark's reference endpoints are not the API.
+    EXEMPT = ("/admin/", "/static/", "/carriers/", "/bench/")
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -28,3 +28,12 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} [{self.key}] → {self.response_status}"
+
+
+class BenchRecord(models.Model):
+    """A row for the benchmark's reference endpoints (`make bench`): an insert as cheap as one can be."""
+
+    name = models.CharField(max_length=100)
+    count = models.IntegerField()
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)

@@ -1,0 +1,259 @@
+"""`make bench`: Mittis under load, on PostgreSQL and Redis, as production serves it; prints one table.
+
+Starts gunicorn with the production configuration (mittis/gunicorn_conf.py) and the reference endpoints
+(R1-R4), drives it with wrk, then runs Celery workers for the end-to-end and no-op rates. Every API
+figure is also given as a ratio to a reference measured in the same run, so it holds on a noisy machine.
+Prints figures; asserts nothing.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import json
+import os
+from pathlib import Path
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+import urllib3
+
+from billing.services import balance_top_up
+from messaging.models import Message
+from messaging.services import sender_create
+from mittis.accounts.models import Account
+from mittis.accounts.services import api_key_create
+from mittis.celery import app as celery_app
+from webhooks.models import Delivery
+from webhooks.services import endpoint_create
+
+ROOT = Path(settings.BASE_DIR)
+SEED = {"from": "+18045550142", "to": "+18045550199", "body": "Your technician is 15 minutes out."}
+POST_LUA = """
+wrk.method = "POST"
+wrk.body = '%(body)s'
+wrk.headers["Content-Type"] = "application/json"
+%(extra)s
+"""
+IDEMPOTENT_LUA = """
+local counter = 0
+local prefix = tostring(math.random(1, 1000000000))
+request = function()
+  counter = counter + 1
+  wrk.headers["Idempotency-Key"] = prefix .. "-" .. counter
+  return wrk.format(nil, nil, nil, nil)
+end
+"""
+
+
+class Command(BaseCommand):
+    help = "Benchmark Mittis against reference endpoints in one run and print a table."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--duration", type=int, default=10, help="Seconds per HTTP measurement.")
+        parser.add_argument("--connections", type=int, default=64)
+        parser.add_argument("--messages", type=int, default=1500, help="Messages for the end-to-end run.")
+        parser.add_argument("--export-rows", type=int, default=200_000)
+
+    def handle(self, *args, duration, connections, messages, export_rows, **options):
+        if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL.startswith("redis"):
+            raise CommandError("make bench runs on PostgreSQL and Redis (DATABASE_URL, CELERY_BROKER_URL).")
+        if not shutil.which("wrk"):
+            raise CommandError("wrk is needed (apt-get install wrk; `make bench` installs it).")
+        self.rows = []
+        receiver = _Receiver()
+        account, secret = self._setup(receiver.url)
+        env = {**os.environ, "MITTIS_BENCH_REFERENCES": "true", "MITTIS_SANDBOX_REPORT_DELAY": "0",
+               "MITTIS_WEBHOOK_ALLOWED_PRIVATE": "127.0.0.1", "MITTIS_WEBHOOK_ALLOW_HTTP": "true",
+               "LOG_LEVEL": "WARNING"}
+        port = _free_port()
+        web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "mittis/gunicorn_conf.py", "--bind",
+                                f"127.0.0.1:{port}", "mittis.wsgi"], cwd=ROOT, env=env)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_for(f"{base}/healthz")
+            reference = self._http_phase(base, secret, duration, connections)
+            self._purge()
+            self._worker_phase(base, env, account, secret, messages, receiver)
+            self._export_phase(export_rows)
+        finally:
+            web.terminate()
+            web.wait(timeout=20)
+            receiver.stop()
+        self._print(reference)
+
+    # --- setup ----------------------------------------------------------------------------------
+    def _setup(self, receiver_url):
+        account = Account.objects.create(name="bench", rate_limit=10**9, rate_limit_window=1)
+        sender = sender_create(account=account, value=SEED["from"])
+        sender.mps = 10**6
+        sender.save()
+        balance_top_up(account_id=account.pk, livemode=True, amount=Decimal("1000000"))
+        settings.MITTIS_WEBHOOK_ALLOWED_PRIVATE, settings.MITTIS_WEBHOOK_ALLOW_HTTP = ["127.0.0.1"], True
+        endpoint_create(account=account, livemode=True, url=receiver_url, enabled_events=["*"])
+        secret = api_key_create(account=account, livemode=True, name="bench").secret
+        return account, secret
+
+    # --- HTTP -----------------------------------------------------------------------------------
+    def _http_phase(self, base, secret, duration, connections):
+        body = json.dumps({"name": "bench", "count": 3, "note": "three fields"})
+        reference = {}
+        for name, path, script in [
+            ("R1 bare Django JSON view", "/bench/r1", ""),
+            ("R2 DRF POST, 3-field serializer", "/bench/r2", POST_LUA % {"body": body, "extra": ""}),
+            ("R3 R2 + one INSERT", "/bench/r3", POST_LUA % {"body": body, "extra": ""}),
+            ("R4 R3 + Celery publish on commit", "/bench/r4", POST_LUA % {"body": body, "extra": ""}),
+        ]:
+            result = _wrk(base + path, script, duration, connections)
+            reference[path[-2:]] = result["rps"]
+            self.rows.append((name, f"{result['rps']:,.0f} req/s", f"{result['p50']} / {result['p99']}", ""))
+        auth = f'wrk.headers["Authorization"] = "Bearer {secret}"'
+        send = _wrk(base + "/v1/messages", POST_LUA % {"body": json.dumps(SEED), "extra": auth} + IDEMPOTENT_LUA,
+                    duration, connections)
+        self.rows.append(("POST /v1/messages (auth, rate limit, idempotency, price, charge, event, publish)",
+                          f"{send['rps']:,.0f} req/s", f"{send['p50']} / {send['p99']}",
+                          f"{send['rps'] / reference['r4']:.2f} x R4"))
+        listing = _wrk(base + "/v1/messages?limit=100", f'wrk.headers["Authorization"] = "Bearer {secret}"',
+                       duration, connections)
+        self.rows.append(("GET /v1/messages?limit=100", f"{listing['rps']:,.0f} req/s",
+                          f"{listing['p50']} / {listing['p99']}", f"{listing['rps'] / reference['r1']:.3f} x R1"))
+        return reference
+
+    # --- workers ----------------------------------------------------------------------------------
+    def _purge(self):
+        with celery_app.connection_for_write() as conn:
+            conn.default_channel.queue_purge(celery_app.conf.task_default_queue)
+        Message.objects.filter(status__in=["queued", "sending"]).update(status="failed")
+        Delivery.objects.filter(status="pending").update(status="failed")
+
+    def _worker_phase(self, base, env, account, secret, count, receiver):
+        worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "mittis", "worker", "--concurrency", "2",
+                                   "--loglevel", "WARNING", "--without-gossip", "--without-mingle"], cwd=ROOT, env=env)
+        try:
+            time.sleep(3)
+            noop_rate = self._noop_rate(count * 2)
+            start_messages = Message.objects.filter(account=account, status="delivered").count()
+            start_ok = Delivery.objects.filter(event__account=account, status="succeeded").count()
+            pool = urllib3.PoolManager(maxsize=16)
+            started = time.monotonic()
+
+            def post(n):
+                pool.request("POST", base + "/v1/messages", body=json.dumps(SEED).encode(), headers={
+                    "Authorization": f"Bearer {secret}", "Content-Type": "application/json"})
+
+            with ThreadPoolExecutor(max_workers=16) as threads:
+                list(threads.map(post, range(count)))
+            accepted = time.monotonic() - started
+            deadline = started + 600
+            while time.monotonic() < deadline:
+                delivered = Message.objects.filter(account=account, status="delivered").count() - start_messages
+                hooks = Delivery.objects.filter(event__account=account, status="succeeded").count() - start_ok
+                if delivered >= count and hooks >= 3 * count:
+                    break
+                time.sleep(0.2)
+            elapsed = time.monotonic() - started
+            rate = delivered / elapsed
+            self.rows.append(("Celery no-op task (2 worker processes)", f"{noop_rate:,.0f} tasks/s", "", ""))
+            self.rows.append((f"End to end: {count} accepted -> delivered, {3 * count} webhooks delivered",
+                              f"{rate:,.0f} msg/s", f"accepted in {accepted:.1f} s, done in {elapsed:.1f} s",
+                              f"{rate / noop_rate:.2f} x no-op"))
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+    def _noop_rate(self, count):
+        from mittis.api.tasks import noop
+
+        with celery_app.producer_or_acquire() as producer:
+            for n in range(count):
+                noop.apply_async((n,), producer=producer)
+        started = time.monotonic()
+        with celery_app.connection_for_read() as conn:
+            channel = conn.default_channel
+            while channel.queue_declare(queue=celery_app.conf.task_default_queue, passive=True).message_count:
+                time.sleep(0.02)
+        return count / (time.monotonic() - started)
+
+    # --- export -----------------------------------------------------------------------------------
+    def _export_phase(self, rows):
+        out = subprocess.run([sys.executable, "manage.py", "bench_export", "--messages", str(rows), "--format", "csv"],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        match = re.search(r"([\d,]+) rows/s, worker peak memory (\d+) MB", out)
+        self.rows.append((f"Export of {rows:,} messages (CSV)", f"{match.group(1)} rows/s",
+                          f"peak memory {match.group(2)} MB", ""))
+
+    def _print(self, reference):
+        widths = [max(len(str(row[i])) for row in self.rows) for i in range(4)]
+        header = ("measurement", "throughput", "p50 / p99 latency", "ratio")
+        widths = [max(w, len(h)) for w, h in zip(widths, header)]
+        line = " | ".join(h.ljust(w) for h, w in zip(header, widths))
+        self.stdout.write(line)
+        self.stdout.write("-" * len(line))
+        for row in self.rows:
+            self.stdout.write(" | ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+
+
+def _wrk(url, script, duration, connections) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(script)
+    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", lua.name,
+                          url], capture_output=True, text=True, check=True).stdout
+    os.unlink(lua.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = re.search(r"50%\s+(\S+)", out).group(1)
+    p99 = re.search(r"99%\s+(\S+)", out).group(1)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise CommandError(f"{url}: {errors.group(1)} error responses under load:\n{out}")
+    return {"rps": rps, "p50": p50, "p99": p99}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib3.request("GET", url, timeout=1, retries=False)
+            return
+        except urllib3.exceptions.HTTPError:
+            if time.monotonic() > deadline:
+                raise CommandError(f"{url} did not come up")
+            time.sleep(0.2)
+
+
+class _Receiver:
+    """The customer's webhook endpoint: answers 204 to everything."""
+
+    def __init__(self):
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
