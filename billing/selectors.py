@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone as dt_timezone
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -22,11 +23,31 @@ class PriceTable:
     upcoming: list[Price]  # changes that take effect later
 
 
+# Every send is priced: the price table (a few rows) is read once a minute, not per request. Rows are
+# effective-dated, so an announced change still applies at its exact time; a row added for the past
+# would take up to a minute to apply everywhere (staff add prices ahead of time).
+PRICE_CACHE_SECONDS = 60
+_PRICES_KEY = "mittis:prices"
+
+
+def _all_prices() -> list[Price]:
+    prices = cache.get(_PRICES_KEY)
+    if prices is None:
+        prices = list(Price.objects.order_by("-effective_from"))
+        cache.set(_PRICES_KEY, prices, timeout=PRICE_CACHE_SECONDS)
+    return prices
+
+
+def prices_changed() -> None:
+    cache.delete(_PRICES_KEY)
+
+
 def price_in_effect(*, country: str, at: datetime | None = None) -> Price:
     """The country's own price in effect at `at` (default now), else the default price."""
-    in_effect = Price.objects.filter(effective_from__lte=at or timezone.now()).order_by("-effective_from")
-    price = (country and in_effect.filter(country=country).first()) or in_effect.filter(country="").first()
-    return price or _BUILT_IN_DEFAULT
+    at = at or timezone.now()
+    in_effect = [price for price in _all_prices() if price.effective_from <= at]  # newest first
+    own = next((p for p in in_effect if country and p.country == country), None)
+    return own or next((p for p in in_effect if p.country == ""), None) or _BUILT_IN_DEFAULT
 
 
 def message_quote(*, country: str, segments: int) -> Quote:

@@ -76,10 +76,11 @@ def message_create(*, account: Account, livemode: bool, sender: str, to: str, bo
         )
         billing.message_charge(account_id=account.pk, livemode=livemode, message_id=message.public_id,
                                amount=quote.price, currency=quote.currency)
+        message.event_sequence = 0 if send_at else 1  # its `message.queued` event, written next
         message.save(force_insert=True)
-        _record_event(message)
-        Message.objects.filter(pk=message.pk).update(event_sequence=message.event_sequence)
+        message._prefetched_objects_cache = {"attempts": SendAttempt.objects.none()}  # new: none to read
         if not send_at:
+            _record_event(message, sequence=1)
             transaction.on_commit(lambda: _enqueue_send(message.pk))
     return message
 
@@ -532,11 +533,14 @@ def _transition(message: Message, status: str, *, carrier_status: str = "", **ch
     return ["status", "updated_at", "event_sequence", *changes]
 
 
-def _record_event(message: Message, *, carrier_status: str = "") -> MessageEvent | None:
+def _record_event(message: Message, *, carrier_status: str = "", sequence: int | None = None) -> MessageEvent | None:
+    """Precondition: the caller holds the row lock and saves `event_sequence` (or, for a new message,
+    passes the `sequence` it was inserted with)."""
     event_type = statuses.EVENT_TYPES.get(message.status)
     if event_type is None:
         return None
-    message.event_sequence += 1
+    if sequence is None:
+        message.event_sequence += 1
     event = MessageEvent.objects.create(
         message=message, type=event_type, status=message.status, sequence=message.event_sequence,
         data=MessageSerializer(message).data, carrier_status=carrier_status,

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 import hashlib
 
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -46,8 +47,11 @@ def api_key_create(*, account: Account, livemode: bool, name: str = "") -> Creat
 
 
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    from mittis.accounts.selectors import api_keys_changed
+
     with transaction.atomic():
         ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        transaction.on_commit(api_keys_changed)  # an UPDATE sends no post_save
     api_key.refresh_from_db()
     return api_key
 
@@ -59,3 +63,4 @@ def api_key_touch(*, api_key: ApiKey) -> None:
         return
     ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     api_key.last_used_at = now
+    cache.delete(f"mittis:key:{api_key.hashed_secret}")  # the cached copy still has the old time

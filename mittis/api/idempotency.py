@@ -103,7 +103,6 @@ class IdempotencyMiddleware:
         with transaction.atomic():
             if not _try_lock(scope):
                 return _in_use(request)
-            IdempotencyRecord.objects.filter(**scope, created_at__lt=expiry_cutoff()).delete()
             try:
                 with transaction.atomic():
                     record = IdempotencyRecord.objects.create(
@@ -113,7 +112,16 @@ class IdempotencyMiddleware:
                         created_at=timezone.now())
             except IntegrityError:
                 # Committed by an earlier request (a concurrent one waited here until it did).
-                return _replay(request, IdempotencyRecord.objects.get(**scope), request_fingerprint)
+                existing = IdempotencyRecord.objects.get(**scope)
+                if existing.created_at >= expiry_cutoff():
+                    return _replay(request, existing, request_fingerprint)
+                # Expired, not yet purged: forgotten, so this request is new. (Rare: beat purges hourly.)
+                existing.delete()
+                with transaction.atomic():
+                    record = IdempotencyRecord.objects.create(
+                        **scope, fingerprint=request_fingerprint, method=request.method,
+                        path=request.get_full_path()[:2000], request_id=getattr(request, "request_id", ""),
+                        response_status=0, response_content_type="", response_body=b"", created_at=timezone.now())
 
             response = self.get_response(request)
             if response.status_code >= 500 or response.streaming:
