@@ -176,10 +176,10 @@ class Command(BaseCommand):
     def _noop_rate(self, count):
         from mittis.api.tasks import noop
 
+        started = time.monotonic()  # the worker consumes while these are published
         with celery_app.producer_or_acquire() as producer:
             for n in range(count):
                 noop.apply_async((n,), producer=producer)
-        started = time.monotonic()
         with celery_app.connection_for_read() as conn:
             while _queue_length(conn.default_channel):
                 time.sleep(0.02)
@@ -211,8 +211,8 @@ def _wrk(url, script, duration, connections) -> dict:
                           url], capture_output=True, text=True, check=True).stdout
     os.unlink(lua.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = re.search(r"50%\s+(\S+)", out).group(1)
-    p99 = re.search(r"99%\s+(\S+)", out).group(1)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)  # the Latency Distribution lines
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise CommandError(f"{url}: {errors.group(1)} error responses under load:\n{out}")
