@@ -74,14 +74,16 @@ def message_create(*, account: Account, livemode: bool, sender: str, to: str, bo
             status_callback=status_callback, send_at=send_at,
             expires_at=starts + timedelta(seconds=validity_period or settings.MITTIS_DEFAULT_VALIDITY_PERIOD),
         )
-        billing.message_charge(account_id=account.pk, livemode=livemode, message_id=message.public_id,
-                               amount=quote.price, currency=quote.currency)
         message.event_sequence = 0 if send_at else 1  # its `message.queued` event, written next
         message.save(force_insert=True)
         message._prefetched_objects_cache = {"attempts": SendAttempt.objects.none()}  # new: none to read
         if not send_at:
             _record_event(message, sequence=1)
             transaction.on_commit(lambda: _enqueue_send(message.pk))
+        # Last: the charge locks the account's balance row until commit, so every other write of this
+        # request comes before it. A 402 here undoes the message, its event and its send with it.
+        billing.message_charge(account_id=account.pk, livemode=livemode, message_id=message.public_id,
+                               amount=quote.price, currency=quote.currency)
     return message
 
 
