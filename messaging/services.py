@@ -172,7 +172,9 @@ def message_send(*, message_id: int, attempt: int = 1) -> SendOutcome:
                          carrier=carrier.name, carrier_status=error.carrier_status)
             return SendOutcome()
         _record_attempt(message, carrier.name, started_at, started, result=result, outcome=SendAttempt.ACCEPTED)
-        breaker_record(carrier.name, ok=True)
+        row = carrier.carrier
+        if row is not None and (row.breaker_failures or row.breaker_state != row.CLOSED):
+            breaker_record(carrier.name, ok=True)  # a healthy carrier's success writes nothing
         _accept(message_id, carrier.name, result)
         return SendOutcome(sent=True)
 

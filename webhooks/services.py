@@ -226,7 +226,8 @@ def _note_endpoint_health(endpoint: WebhookEndpoint, *, succeeded: bool, gone: b
     now = timezone.now()
     endpoints = WebhookEndpoint.objects.filter(pk=endpoint.pk)
     if succeeded:
-        endpoints.exclude(failing_since=None).update(failing_since=None)
+        if endpoint.failing_since is not None:  # the common case, a healthy endpoint, writes nothing
+            endpoints.update(failing_since=None)
     elif gone:
         endpoints.update(status=WebhookEndpoint.DISABLED, disabled_reason="The endpoint answered 410 Gone.",
                          updated_at=now)
