@@ -13,6 +13,7 @@ from messaging.serializers import (
 from mittis.api.exceptions import ApiError
 from mittis.api.pagination import ListParamsSerializer, paginate
 from mittis.api.schema import error_responses, list_response
+from mittis.api.serializers import no_params
 
 SEED_REQUEST = {"from": "+18045550142", "to": "+18045550199", "body": "Your technician is 15 minutes out."}
 SEED_RESPONSE = {
@@ -224,6 +225,7 @@ class MessageCancelView(APIView):
     )
     def post(self, request, id: str):
         message = selectors.message_get(account=request.user.account, livemode=request.user.livemode, public_id=id)
+        no_params(request)
         message = services.message_cancel(message=message)
         return Response(MessageSerializer(message).data)
 
@@ -242,6 +244,7 @@ class MessageRedactView(APIView):
     )
     def post(self, request, id: str):
         message = selectors.message_get(account=request.user.account, livemode=request.user.livemode, public_id=id)
+        no_params(request)
         message = services.message_redact(message=message)
         return Response(MessageSerializer(message).data)
 

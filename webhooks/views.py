@@ -6,6 +6,7 @@ from rest_framework.views import APIView
 
 from mittis.api.pagination import ListParamsSerializer, paginate
 from mittis.api.schema import error_responses, list_response
+from mittis.api.serializers import no_params
 from webhooks import selectors, services
 from webhooks.serializers import (
     CallbackSecretSerializer, DeliveryAttemptSerializer, EndpointCreateSerializer, EndpointDeletedSerializer,
@@ -94,7 +95,9 @@ class WebhookEndpointRotateSecretView(APIView):
                    parameters=[ENDPOINT_ID], request=None,
                    responses={200: EndpointWithSecretSerializer, **error_responses(401, 404)}, tags=TAGS)
     def post(self, request, id):
-        return Response(_with_secret(services.endpoint_rotate_secret(endpoint=_endpoint(request, id))))
+        endpoint = _endpoint(request, id)
+        no_params(request)
+        return Response(_with_secret(services.endpoint_rotate_secret(endpoint=endpoint)))
 
 
 class WebhookEndpointDeliveriesView(APIView):
@@ -204,5 +207,6 @@ class CallbackSecretRotateView(APIView):
                    description="A new secret; the old one keeps signing beside it for 24 hours.",
                    request=None, responses={200: CallbackSecretSerializer, **error_responses(401)}, tags=TAGS)
     def post(self, request):
+        no_params(request)
         secret = services.callback_secret_rotate(account_id=request.user.account.pk, livemode=request.user.livemode)
         return Response({"object": "callback_secret", "secret": secret, "livemode": request.user.livemode})

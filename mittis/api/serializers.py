@@ -35,3 +35,12 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             raise serializers.ValidationError(f"'{self.field_name}' must be a string.", code="parameter_invalid_type")
         return super().to_internal_value(data)
+
+
+class NoParamsSerializer(StrictSerializer):
+    """For POSTs that take no parameters: a body, if any, must be an empty JSON object."""
+
+
+def no_params(request) -> None:
+    """Refuse parameters an action does not take (a 400 naming them), as every endpoint refuses unknown ones."""
+    NoParamsSerializer(data=request.data).is_valid(raise_exception=True)
