@@ -20,8 +20,7 @@ from tests.factories import AccountFactory, SenderFactory
 from webhooks.models import Delivery
 from webhooks.services import delivery_attempt, endpoint_create
 
-# serialized_rollback: the staff groups come from a data migration, which a flush would remove.
-pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 SCREENSHOTS = Path(django_settings.BASE_DIR) / "var" / "screenshots"
