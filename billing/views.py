@@ -5,7 +5,7 @@ from rest_framework.views import APIView
 
 from billing import selectors
 from billing.serializers import BalanceSerializer, LedgerEntrySerializer, PriceTableSerializer
-from mittis.api.pagination import ListParamsSerializer, paginate
+from mittis.api.pagination import ListParamsSerializer, list_page
 from mittis.api.schema import error_responses, list_response
 
 
@@ -57,9 +57,6 @@ class LedgerView(APIView):
         tags=["Billing"],
     )
     def get(self, request):
-        params = ListParamsSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        scope = selectors.ledger_scope(account_id=request.user.account.pk, livemode=request.user.livemode)
-        page = paginate(scope, scope=scope, **params.validated_data)
-        return Response({"object": "list", "url": request.path, "has_more": page.has_more,
-                         "data": LedgerEntrySerializer(page.items, many=True).data})
+        return list_page(request, scope=selectors.ledger_scope(account_id=request.user.account.pk,
+                                                               livemode=request.user.livemode),
+                         serializer_class=LedgerEntrySerializer)

@@ -11,7 +11,7 @@ from messaging.serializers import (
     MessageListParamsSerializer, MessagePreviewSerializer, MessageSerializer, OptOutSerializer, UsageParamsSerializer,
 )
 from mittis.api.exceptions import ApiError
-from mittis.api.pagination import ListParamsSerializer, paginate
+from mittis.api.pagination import ListParamsSerializer, list_envelope, list_page, paginate
 from mittis.api.schema import error_responses, list_response
 from mittis.api.serializers import no_params
 
@@ -78,8 +78,7 @@ class MessagesView(APIView):
         )
         page = paginate(messages, scope=scope, limit=query["limit"], starting_after=query.get("starting_after"),
                         ending_before=query.get("ending_before"))
-        return Response({"object": "list", "url": request.path, "has_more": page.has_more,
-                         "data": MessageSerializer(page.items, many=True).data})
+        return list_envelope(request, page, MessageSerializer)
 
 
 class MessageDetailView(APIView):
@@ -203,14 +202,9 @@ class OptOutsView(APIView):
         tags=["Messages"],
     )
     def get(self, request):
-        params = ListParamsSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        query = params.validated_data
-        scope = selectors.opt_out_scope(account=request.user.account, livemode=request.user.livemode)
-        page = paginate(scope, scope=scope, limit=query["limit"], starting_after=query.get("starting_after"),
-                        ending_before=query.get("ending_before"))
-        return Response({"object": "list", "url": request.path, "has_more": page.has_more,
-                         "data": OptOutSerializer(page.items, many=True).data})
+        return list_page(request, scope=selectors.opt_out_scope(account=request.user.account,
+                                                                livemode=request.user.livemode),
+                         serializer_class=OptOutSerializer)
 
 
 class MessageCancelView(APIView):
@@ -282,14 +276,9 @@ class ExportsView(APIView):
         tags=["Exports"],
     )
     def get(self, request):
-        params = ListParamsSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        query = params.validated_data
-        scope = selectors.export_scope(account=request.user.account, livemode=request.user.livemode)
-        page = paginate(scope, scope=scope, limit=query["limit"], starting_after=query.get("starting_after"),
-                        ending_before=query.get("ending_before"))
-        return Response({"object": "list", "url": request.path, "has_more": page.has_more,
-                         "data": ExportSerializer(page.items, many=True).data})
+        return list_page(request, scope=selectors.export_scope(account=request.user.account,
+                                                               livemode=request.user.livemode),
+                         serializer_class=ExportSerializer)
 
 
 class ExportDetailView(APIView):

@@ -76,3 +76,12 @@ def drain_queued_tasks() -> list[dict]:
         finally:
             queue.close()
     return taken
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a server a test starts, or a connection to refuse)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

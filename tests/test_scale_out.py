@@ -7,7 +7,6 @@ from decimal import Decimal
 import json
 import os
 from pathlib import Path
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from billing.models import Balance, LedgerEntry
 from billing.services import balance_top_up
 from messaging.models import Message, MessageEvent, SendAttempt
 from mittis.celery import app as celery_app
+from tests.conftest import free_port
 from tests.factories import AccountFactory, SenderFactory, api_key_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -29,11 +29,6 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[1]
 MESSAGES = 40
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mittis.api.pagination import ListParamsSerializer, paginate
+from mittis.api.pagination import ListParamsSerializer, list_envelope, list_page, paginate
 from mittis.api.schema import error_responses, list_response
 from mittis.api.serializers import no_params
 from webhooks import selectors, services
@@ -28,11 +28,6 @@ def _endpoint(request, id: str):
     return selectors.endpoint_get(account=request.user.account, livemode=request.user.livemode, public_id=id)
 
 
-def _list(request, items, serializer, page):
-    return Response({"object": "list", "url": request.path, "has_more": page.has_more,
-                     "data": serializer(page.items, many=True).data})
-
-
 class WebhookEndpointsView(APIView):
     @extend_schema(operation_id="webhook_endpoints_create", summary="Create a webhook endpoint",
                    description="Events of this mode are POSTed to `url`, signed with the `secret` that "
@@ -51,13 +46,9 @@ class WebhookEndpointsView(APIView):
                    responses={200: list_response(EndpointSerializer, "WebhookEndpointList"),
                               **error_responses(400, 401)}, tags=TAGS)
     def get(self, request):
-        params = ListParamsSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        query = params.validated_data
-        scope = selectors.endpoint_scope(account=request.user.account, livemode=request.user.livemode)
-        page = paginate(scope, scope=scope, limit=query["limit"], starting_after=query.get("starting_after"),
-                        ending_before=query.get("ending_before"))
-        return _list(request, page.items, EndpointSerializer, page)
+        return list_page(request, scope=selectors.endpoint_scope(account=request.user.account,
+                                                                 livemode=request.user.livemode),
+                         serializer_class=EndpointSerializer)
 
 
 class WebhookEndpointDetailView(APIView):
@@ -109,13 +100,8 @@ class WebhookEndpointDeliveriesView(APIView):
                               **error_responses(400, 401, 404)}, tags=TAGS)
     def get(self, request, id):
         endpoint = _endpoint(request, id)
-        params = ListParamsSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        query = params.validated_data
-        scope = selectors.attempt_scope(endpoint=endpoint)
-        page = paginate(scope, scope=scope, limit=query["limit"], starting_after=query.get("starting_after"),
-                        ending_before=query.get("ending_before"))
-        return _list(request, page.items, DeliveryAttemptSerializer, page)
+        return list_page(request, scope=selectors.attempt_scope(endpoint=endpoint),
+                         serializer_class=DeliveryAttemptSerializer)
 
 
 class WebhookEndpointRecoverView(APIView):
@@ -158,7 +144,7 @@ class EventsView(APIView):
                                        created_lt=query.get("created_lt"))
         page = paginate(events, scope=scope, limit=query["limit"], starting_after=query.get("starting_after"),
                         ending_before=query.get("ending_before"))
-        return _list(request, page.items, EventSerializer, page)
+        return list_envelope(request, page, EventSerializer)
 
 
 class EventDetailView(APIView):

@@ -105,11 +105,7 @@ class IdempotencyMiddleware:
                 return _in_use(request)
             try:
                 with transaction.atomic():
-                    record = IdempotencyRecord.objects.create(
-                        **scope, fingerprint=request_fingerprint, method=request.method,
-                        path=request.get_full_path()[:2000], request_id=getattr(request, "request_id", ""),
-                        response_status=0, response_content_type="", response_body=b"",
-                        created_at=timezone.now())
+                    record = _claim_key(request, scope, request_fingerprint)
             except IntegrityError:
                 # Committed by an earlier request (a concurrent one waited here until it did).
                 existing = IdempotencyRecord.objects.get(**scope)
@@ -117,11 +113,7 @@ class IdempotencyMiddleware:
                     return _replay(request, existing, request_fingerprint)
                 # Expired, not yet purged: forgotten, so this request is new. (Rare: beat purges hourly.)
                 existing.delete()
-                with transaction.atomic():
-                    record = IdempotencyRecord.objects.create(
-                        **scope, fingerprint=request_fingerprint, method=request.method,
-                        path=request.get_full_path()[:2000], request_id=getattr(request, "request_id", ""),
-                        response_status=0, response_content_type="", response_body=b"", created_at=timezone.now())
+                record = _claim_key(request, scope, request_fingerprint)
 
             response = self.get_response(request)
             if response.status_code >= 500 or response.streaming:
@@ -133,6 +125,14 @@ class IdempotencyMiddleware:
             record.response_body = response.content
             record.save(update_fields=["response_status", "response_content_type", "response_body"])
             return response
+
+
+def _claim_key(request, scope: dict, request_fingerprint: str) -> IdempotencyRecord:
+    """The key's record, its answer still to come: the unique constraint lets only one request hold it."""
+    return IdempotencyRecord.objects.create(
+        **scope, fingerprint=request_fingerprint, method=request.method, path=request.get_full_path()[:2000],
+        request_id=getattr(request, "request_id", ""), response_status=0, response_content_type="",
+        response_body=b"", created_at=timezone.now())
 
 
 def _try_lock(scope: dict) -> bool:

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 from rest_framework import serializers
+from rest_framework.response import Response
 
 from mittis.api.exceptions import ApiError
 from mittis.api.serializers import StrictSerializer
@@ -57,3 +58,16 @@ def _cursor_pk(queryset: QuerySet, public_id: str, param: str) -> int:
     if pk is None:
         raise ApiError("parameter_invalid", f"'{param}': no object with id '{public_id}'.", field=param)
     return pk
+
+
+def list_envelope(request, page: Page, serializer_class) -> Response:
+    """The contract's list object for one page."""
+    return Response({"object": "list", "url": request.path, "has_more": page.has_more,
+                     "data": serializer_class(page.items, many=True).data})
+
+
+def list_page(request, *, scope: QuerySet, serializer_class) -> Response:
+    """A list endpoint without filters of its own: paging parameters, one page, the envelope."""
+    params = ListParamsSerializer(data=request.query_params)
+    params.is_valid(raise_exception=True)
+    return list_envelope(request, paginate(scope, scope=scope, **params.validated_data), serializer_class)

@@ -4,7 +4,6 @@ from concurrent.futures import ThreadPoolExecutor
 import http.client
 import os
 from pathlib import Path
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from django.db import connection
 import http_sf
 import pytest
 
+from tests.conftest import free_port
 from tests.factories import AccountFactory, api_key_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -21,11 +21,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 LIMIT = 10
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get(port: int, path: str, secret: str) -> http.client.HTTPResponse:

@@ -6,7 +6,6 @@ from datetime import timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import json
-import socket
 import threading
 import time
 
@@ -19,16 +18,11 @@ from messaging.carriers import twilio
 from messaging.carriers.registry import BREAKER_COOLDOWN, BREAKER_THRESHOLD
 from messaging.models import Carrier, Message, Route, RouteCarrier, Sender
 from messaging.services import message_send
-from tests.conftest import SEED
+from tests.conftest import SEED, free_port
 from tests.factories import api_key_for
 
 ACCOUNT_SID = "AC" + "0" * 32
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
