@@ -262,6 +262,9 @@ def _claim_attempt(message_id: int, attempt: int) -> bool:
 def _enqueue_report(carrier: str, report: DeliveryReport, *, delay: float) -> None:
     from messaging.tasks import process_delivery_report
 
+    if not delay:  # a report the carrier gave at once (the sandbox without delay): no task to wait for
+        message_apply_delivery_report(carrier=carrier, report=report)
+        return
     process_delivery_report.apply_async(
         kwargs={"carrier": carrier, "report": report.__dict__}, countdown=delay or None)
 
@@ -549,6 +552,7 @@ def _record_event(message: Message, *, carrier_status: str = "", sequence: int |
         message=message, type=event_type, status=message.status, sequence=message.event_sequence,
         data=MessageSerializer(message).data, carrier_status=carrier_status,
     )
+    message.representation = event.data  # the message as of now: an answer that follows can reuse it
     # The same event, with the same id, to the account's endpoints and the message's status_callback:
     # in this transaction, so a status change never commits without its webhook.
     webhooks.event_publish(

@@ -56,7 +56,9 @@ class MessagesView(APIView):
             body=data["body"], metadata=data["metadata"], status_callback=data["status_callback"],
             send_at=data["send_at"], validity_period=data["validity_period"],
         )
-        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+        # A queued message was serialized once already, for its `message.queued` event.
+        representation = getattr(message, "representation", None) or MessageSerializer(message).data
+        return Response(representation, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         operation_id="messages_list",

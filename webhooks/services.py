@@ -15,6 +15,7 @@ from django.utils import timezone
 from mittis import crypto
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
+from mittis.redis import redis_client
 from webhooks import signing, transport
 from webhooks.models import CallbackSecret, Delivery, DeliveryAttempt, Event, WebhookEndpoint
 
@@ -149,9 +150,12 @@ def event_publish(*, account_id: int, livemode: bool, event_id: str, type: str, 
 
 
 def _schedule(deliveries: list[Delivery]) -> None:
-    ids = [delivery.pk for delivery in deliveries]
-    if ids:
-        transaction.on_commit(lambda: [_enqueue(pk) for pk in ids])
+    """After commit: an endpoint's deliveries go out in its batched flush, a callback URL's one by one."""
+    endpoint_ids = sorted({delivery.endpoint_id for delivery in deliveries if delivery.endpoint_id})
+    callbacks = [delivery.pk for delivery in deliveries if delivery.endpoint_id is None]
+    if endpoint_ids or callbacks:
+        transaction.on_commit(lambda: [endpoint_flush_request(pk) for pk in endpoint_ids]
+                              + [_enqueue(pk) for pk in callbacks])
 
 
 def _enqueue(delivery_id: int, countdown: float | None = None) -> None:
@@ -161,6 +165,143 @@ def _enqueue(delivery_id: int, countdown: float | None = None) -> None:
         deliver.apply_async((delivery_id,), countdown=countdown, retry=False)
     except Exception:  # the broker is down: the delivery is pending in the database, the sweeper sends it
         logger.warning("Could not enqueue webhook delivery %s; the sweeper will", delivery_id, exc_info=True)
+
+
+# --- Flushing: an endpoint's deliveries in batches --------------------------------------------
+# One flush task per endpoint at a time, marked by a Redis key: events committed while a flush runs are
+# picked up by it, so a busy endpoint costs a task per batch, not per event. The key expires on its own
+# if a worker dies holding it; the sweeper covers anything left behind.
+FLUSH_BATCH = 100
+FLUSH_LEASE_SECONDS = 120
+
+
+def _flush_key(endpoint_id: int) -> str:
+    return f"{settings.MITTIS_RATE_LIMIT_PREFIX}:webhooks:flush:{endpoint_id}"
+
+
+def endpoint_flush_request(endpoint_id: int, countdown: float | None = None) -> None:
+    """Make sure a flush of this endpoint runs soon; a no-op when one is already scheduled or running."""
+    from webhooks.tasks import flush_endpoint
+
+    client = redis_client()
+    if client is not None:
+        try:
+            if not client.set(_flush_key(endpoint_id), 1, nx=True, ex=FLUSH_LEASE_SECONDS):
+                return
+        except Exception:  # without the mark, flushes may overlap: the row claims keep that safe
+            logger.warning("Could not mark endpoint %s for a flush", endpoint_id, exc_info=True)
+    try:
+        flush_endpoint.apply_async((endpoint_id,), countdown=countdown, retry=False)
+    except Exception:
+        logger.warning("Could not enqueue a flush of endpoint %s; the sweeper will", endpoint_id, exc_info=True)
+        _flush_mark_clear(endpoint_id)
+
+
+def _flush_mark_clear(endpoint_id: int) -> None:
+    client = redis_client()
+    if client is not None:
+        try:
+            client.delete(_flush_key(endpoint_id))
+        except Exception:
+            logger.warning("Could not clear the flush mark of endpoint %s", endpoint_id, exc_info=True)
+
+
+def endpoint_flush(*, endpoint_id: int) -> int:
+    """Deliver an endpoint's due deliveries oldest first, a batch at a time over one kept-alive connection,
+    until none is due. Returns how many succeeded.
+
+    Stops at the endpoint's first failure: that delivery follows its retry schedule, and the rest wait
+    unattempted (and in order) until the endpoint answers again, instead of each spending an attempt.
+    """
+    succeeded = 0
+    connection = None
+    try:
+        while True:
+            batch = _claim_due(endpoint_id)
+            if not batch:
+                break
+            if connection is None or connection.url != batch[0].endpoint.url:
+                if connection is not None:
+                    connection.close()
+                connection = transport.Connection(batch[0].endpoint.url, timeout=settings.MITTIS_WEBHOOK_TIMEOUT)
+            delivered, stopped = _deliver_batch(batch, connection)
+            succeeded += delivered
+            if stopped:
+                return succeeded
+    finally:
+        if connection is not None:
+            connection.close()
+        _flush_mark_clear(endpoint_id)
+    # A delivery committed after the last claim but before the mark was cleared asked for no flush.
+    if _due(Delivery.objects.filter(endpoint_id=endpoint_id)).exists():
+        endpoint_flush_request(endpoint_id)
+    return succeeded
+
+
+def _due(deliveries):
+    now = timezone.now()
+    return (deliveries.filter(status=Delivery.PENDING, next_attempt_at__lte=now + timedelta(seconds=1))
+            .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now)))
+
+
+def _claim_due(endpoint_id: int) -> list[Delivery]:
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(_due(Delivery.objects.select_for_update(skip_locked=True).filter(endpoint_id=endpoint_id))
+                   .order_by("id").values_list("pk", flat=True)[:FLUSH_BATCH])
+        if not ids:
+            return []
+        Delivery.objects.filter(pk__in=ids).update(locked_until=now + CLAIM_FOR)
+    return list(Delivery.objects.filter(pk__in=ids).select_related("event", "endpoint").order_by("id"))
+
+
+def _deliver_batch(batch: list[Delivery], connection: transport.Connection) -> tuple[int, bool]:
+    """Post a claimed batch in order; record the successes together. Returns (succeeded, stopped)."""
+    endpoint = batch[0].endpoint
+    if endpoint.status != WebhookEndpoint.ENABLED:
+        Delivery.objects.filter(pk__in=[d.pk for d in batch]).update(status=Delivery.FAILED, locked_until=None)
+        return 0, True
+    secrets = signing_secrets(endpoint)
+    done: list[tuple[Delivery, transport.HttpResult, datetime]] = []
+    stopped = False
+    for index, delivery in enumerate(batch):
+        attempted_at = timezone.now()
+        headers = signing.headers(secrets=secrets, msg_id=delivery.event.public_id,
+                                  timestamp=int(time.time()), body=delivery.event.payload)
+        result = connection.post(body=delivery.event.payload.encode(), headers=headers)
+        if result.status is not None and 200 <= result.status < 300:
+            done.append((delivery, result, attempted_at))
+            continue
+        _record_successes(endpoint, done)
+        done = []
+        _record_attempt(delivery, result, attempted_at=attempted_at)
+        Delivery.objects.filter(pk__in=[d.pk for d in batch[index + 1:]]).update(locked_until=None)
+        stopped = True
+        break
+    _record_successes(endpoint, done)
+    return sum(1 for d in batch if d.status == Delivery.SUCCEEDED), stopped
+
+
+def _record_successes(endpoint: WebhookEndpoint, done: list) -> None:
+    if not done:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        DeliveryAttempt.objects.bulk_create([
+            DeliveryAttempt(delivery=delivery, endpoint=endpoint, number=delivery.attempts + 1, url=endpoint.url,
+                            attempted_at=attempted_at, succeeded=True, response_status=result.status,
+                            response_body=result.body[:DeliveryAttempt.RESPONSE_BODY_LIMIT],
+                            latency_ms=result.latency_ms)
+            for delivery, result, attempted_at in done])
+        # Each delivery's attempts grow by one: grouped by the count they had, usually one group.
+        by_attempts: dict[int, list[int]] = {}
+        for delivery, _, _ in done:
+            by_attempts.setdefault(delivery.attempts, []).append(delivery.pk)
+            delivery.status = Delivery.SUCCEEDED
+        for attempts, ids in by_attempts.items():
+            Delivery.objects.filter(pk__in=ids).update(status=Delivery.SUCCEEDED, attempts=attempts + 1,
+                                                       locked_until=None, updated_at=now)
+        _note_endpoint_health(endpoint, succeeded=True, gone=False)
 
 
 # --- Delivering -------------------------------------------------------------------------------
@@ -185,7 +326,10 @@ def delivery_attempt(*, delivery_id: int) -> DeliveryAttempt | None:
     # No transaction is open here: the receiver may take its full timeout.
     result = transport.post(delivery.url, body=delivery.event.payload.encode(), headers=headers,
                             timeout=settings.MITTIS_WEBHOOK_TIMEOUT)
-    return _record_attempt(delivery, result, attempted_at=now)
+    attempt = _record_attempt(delivery, result, attempted_at=now)
+    if attempt.succeeded and endpoint is not None:
+        endpoint_flush_request(endpoint.pk)  # it answers again: send what waited behind this delivery
+    return attempt
 
 
 def _record_attempt(delivery: Delivery, result: transport.HttpResult, *, attempted_at: datetime) -> DeliveryAttempt:

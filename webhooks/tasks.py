@@ -20,3 +20,9 @@ def sweep_deliveries() -> int:
 def recover_endpoint(endpoint_id: int, since: str, until: str) -> int:
     return services.endpoint_recover(endpoint_id=endpoint_id, since=datetime.fromisoformat(since),
                                      until=datetime.fromisoformat(until))
+
+
+@shared_task(name="webhooks.flush_endpoint")
+def flush_endpoint(endpoint_id: int) -> int:
+    """An endpoint's due deliveries, in batches over one connection (see `endpoint_flush`)."""
+    return services.endpoint_flush(endpoint_id=endpoint_id)

@@ -80,46 +80,75 @@ def _allow_listed(host: str, address: str) -> bool:
 
 def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> HttpResult:
     """POST once; never raises for network trouble, which comes back as `error`."""
-    started = time.monotonic()
+    with Connection(url, timeout=timeout) as connection:
+        return connection.post(body=body, headers=headers)
 
-    def result(**fields) -> HttpResult:
-        return HttpResult(latency_ms=int((time.monotonic() - started) * 1000), **fields)
 
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        address = resolve(parts.hostname or "", port)[0]
-    except UnsafeUrl as refused:
-        return result(status=None, body="", error=str(refused))
-    host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-    request_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "Host": host_header, **headers}
-    deadline = urllib3.Timeout(connect=min(timeout, 10.0), read=timeout, total=timeout)
-    if parts.scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(address, port, server_hostname=parts.hostname,
-                                           assert_hostname=parts.hostname, cert_reqs="CERT_REQUIRED",
-                                           timeout=deadline, retries=False, maxsize=1)
-    else:
-        pool = urllib3.HTTPConnectionPool(address, port, timeout=deadline, retries=False, maxsize=1)
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    try:
-        response = pool.urlopen("POST", path, body=body, headers=request_headers, redirect=False,
-                                retries=False, preload_content=False, assert_same_host=False)
+class Connection:
+    """Several POSTs to one URL over one kept-alive connection (a batch of webhooks to an endpoint).
+
+    The host is resolved and checked once, when the first POST is made; every POST still gets the
+    full timeout. Never raises for network trouble: each result carries its own `error`.
+    """
+
+    def __init__(self, url: str, *, timeout: float):
+        self.url, self.timeout = url, timeout
+        self._pool = None
+        parts = urlsplit(url)
+        self._parts, self._port = parts, parts.port or (443 if parts.scheme == "https" else 80)
+        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def _open(self):
+        parts = self._parts
+        address = resolve(parts.hostname or "", self._port)[0]
+        deadline = urllib3.Timeout(connect=min(self.timeout, 10.0), read=self.timeout, total=self.timeout)
+        if parts.scheme == "https":
+            return urllib3.HTTPSConnectionPool(address, self._port, server_hostname=parts.hostname,
+                                               assert_hostname=parts.hostname, cert_reqs="CERT_REQUIRED",
+                                               timeout=deadline, retries=False, maxsize=1)
+        return urllib3.HTTPConnectionPool(address, self._port, timeout=deadline, retries=False, maxsize=1)
+
+    def post(self, *, body: bytes, headers: dict[str, str]) -> HttpResult:
+        started = time.monotonic()
+
+        def result(**fields) -> HttpResult:
+            return HttpResult(latency_ms=int((time.monotonic() - started) * 1000), **fields)
+
+        parts = self._parts
+        if self._pool is None:
+            try:
+                self._pool = self._open()
+            except UnsafeUrl as refused:
+                return result(status=None, body="", error=str(refused))
+        host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+        request_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "Host": host_header,
+                           **headers}
         try:
-            content = response.read(2048, decode_content=True)
-        finally:
-            response.release_conn()
-    except urllib3.exceptions.NewConnectionError as failure:  # a ConnectTimeoutError subclass, but refused
-        return result(status=None, body="", error=_describe(failure))
-    except urllib3.exceptions.TimeoutError:
-        return result(status=None, body="", error=f"Timed out after {timeout:g} s.")
-    except urllib3.exceptions.HTTPError as failure:
-        return result(status=None, body="", error=_describe(failure))
-    finally:
-        pool.close()
-    return result(status=response.status, body=content.decode("utf-8", "replace"),
-                  retry_after=_retry_after(response.headers.get("Retry-After")))
+            response = self._pool.urlopen("POST", self._path, body=body, headers=request_headers, redirect=False,
+                                          retries=False, preload_content=False, assert_same_host=False)
+            try:
+                content = response.read(2048, decode_content=True)
+            finally:
+                response.release_conn()
+        except urllib3.exceptions.NewConnectionError as failure:  # a ConnectTimeoutError subclass, but refused
+            return result(status=None, body="", error=_describe(failure))
+        except urllib3.exceptions.TimeoutError:
+            return result(status=None, body="", error=f"Timed out after {self.timeout:g} s.")
+        except urllib3.exceptions.HTTPError as failure:
+            return result(status=None, body="", error=_describe(failure))
+        return result(status=response.status, body=content.decode("utf-8", "replace"),
+                      retry_after=_retry_after(response.headers.get("Retry-After")))
 
 
 def _describe(failure: Exception) -> str:

@@ -17,6 +17,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: str
+    peer: tuple = ()  # the sender's address and port: one per TCP connection
 
 
 @dataclass
@@ -55,9 +56,12 @@ def receiver(settings):
     state = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keeps a connection open for the next request, as real receivers do
+
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-            status, headers = state.answer(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            status, headers = state.answer(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                                                    self.client_address))
             time.sleep(state.delay)
             self.send_response(status)
             for name, value in headers.items():

@@ -6,6 +6,7 @@ from datetime import timedelta
 import time
 
 from django.conf import settings
+import kombu.pools
 import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -13,7 +14,8 @@ from celery.contrib.testing.worker import start_worker
 
 from mittis.celery import app as celery_app
 from webhooks.models import Delivery, DeliveryAttempt
-from webhooks.services import deliveries_sweep
+from tests.conftest import drain_queued_tasks
+from webhooks.services import deliveries_sweep, endpoint_flush
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -78,7 +80,7 @@ def test_a_receiver_failing_twice_gets_three_attempts_and_the_event_once_as_succ
 @contextmanager
 def broker_down():
     """Point the app at a broker that refuses connections, as if Redis were stopped; then put it back."""
-    url, pool, producers = celery_app.conf.broker_url, celery_app.pool, celery_app.amqp.producer_pool
+    url = celery_app.conf.broker_url
     options = celery_app.conf.broker_transport_options
     celery_app.conf.broker_url = "redis://127.0.0.1:9/0"  # nothing listens on port 9
     celery_app.conf.broker_transport_options = settings.MITTIS_BROKER_PUBLISH_RETRY
@@ -86,9 +88,11 @@ def broker_down():
     try:
         yield
     finally:
-        celery_app.pool.force_close_all()
+        # Rebuild every pool afresh on the real broker: kombu keeps producer pools in a global registry,
+        # and one built (or closed) for the dead URL must not serve the tests that follow.
         celery_app.conf.broker_url, celery_app.conf.broker_transport_options = url, options
-        celery_app._pool, celery_app.amqp._producer_pool = pool, producers
+        kombu.pools.reset()
+        celery_app._pool = celery_app.amqp._producer_pool = None
 
 
 def test_an_event_created_while_the_broker_is_down_is_delivered_by_the_sweeper(api, send, receiver, endpoint,
@@ -108,3 +112,40 @@ def test_an_event_created_while_the_broker_is_down_is_delivered_by_the_sweeper(a
     assert verified(secret, request)["data"]["id"] == created.json()["id"]
     assert Delivery.objects.get(pk=pending.pk).status == Delivery.SUCCEEDED
     assert DeliveryAttempt.objects.count() == 1
+
+
+def test_a_backlog_for_one_endpoint_is_one_task_and_arrives_in_order_over_one_connection(
+        api, send, receiver, endpoint, settings, monkeypatch):
+    endpoint_id, secret = endpoint
+    api.patch(f"/v1/webhook_endpoints/{endpoint_id}", {"enabled_events": ["message.queued"]}, format="json")
+    monkeypatch.setattr("webhooks.services.FLUSH_BATCH", 5)  # so the backlog takes several batches
+    drain_queued_tasks()
+
+    sent = [send().json()["id"] for _ in range(12)]
+
+    tasks = [task["task"] for task in drain_queued_tasks()]
+    assert tasks.count("messaging.send_message") == 12
+    assert tasks.count("webhooks.flush_endpoint") == 1  # not one task per event
+    flushed = endpoint_flush(endpoint_id=Delivery.objects.first().endpoint_id)  # what that task runs
+    assert flushed == 12
+    assert [verified(secret, r)["data"]["id"] for r in receiver.requests] == sent
+    assert len({r.peer for r in receiver.requests}) == 1  # one kept-alive connection for the backlog
+    assert set(Delivery.objects.values_list("status", "attempts")) == {(Delivery.SUCCEEDED, 1)}
+    assert DeliveryAttempt.objects.filter(succeeded=True).count() == 12
+
+
+def test_a_failing_endpoint_holds_its_backlog_in_order_and_sends_it_when_it_answers_again(
+        api, send, receiver, endpoint, worker):
+    endpoint_id, secret = endpoint
+    api.patch(f"/v1/webhook_endpoints/{endpoint_id}", {"enabled_events": ["message.queued"]}, format="json")
+    receiver.script = [(503, {})]
+
+    sent = [send().json()["id"] for _ in range(4)]
+    requests = receiver.wait_for(5)
+    time.sleep(0.5)
+
+    received = [verified(secret, r)["data"]["id"] for r in requests]
+    assert received[0] == received[1] == sent[0]  # the failure, then its retry
+    assert received[1:] == sent  # the rest waited behind it, in order, unattempted
+    assert len(receiver.requests) == 5
+    assert list(DeliveryAttempt.objects.order_by("id").values_list("succeeded", flat=True)) == [False] + [True] * 4
