@@ -42,6 +42,25 @@ SECRET_KEY = env.str("SECRET_KEY", default="") or _embedded_secret("secret_key",
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# --- HTTPS and security headers -----------------------------------------------------------------
+# Always: nosniff, X-Frame-Options DENY, Referrer-Policy same-origin, COOP same-origin (Django's defaults).
+# In production Mittis is served over HTTPS behind a proxy that terminates TLS and sets X-Forwarded-Proto:
+# MITTIS_HTTPS=true turns on the redirect, HSTS and secure cookies (`manage.py check --deploy` is clean).
+# Off by default because `make run` and the tests serve plain HTTP on 127.0.0.1.
+MITTIS_HTTPS = env.bool("MITTIS_HTTPS", default=False)
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if MITTIS_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
+
 INSTALLED_APPS = [
     "mittis.apps.MittisAdminConfig",  # the Django admin, as the staff console
     "django.contrib.auth",

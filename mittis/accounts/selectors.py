@@ -1,5 +1,7 @@
 """Reads for accounts and API keys."""
 
+import hmac
+
 from django.core.cache import cache
 
 from mittis.accounts.models import ApiKey
@@ -27,6 +29,9 @@ def api_key_get_active(*, secret: str) -> ApiKey | None:
         .filter(hashed_secret=hashed, revoked_at__isnull=True, account__is_active=True)
         .first()
     )
+    # Found by its hash, so the secret itself is never compared; this comparison is constant-time too.
+    if api_key is not None and not hmac.compare_digest(api_key.hashed_secret, hashed):
+        return None
     if api_key is not None:
         cache.set(f"mittis:key:{hashed}", (generation, api_key), timeout=KEY_CACHE_SECONDS)
     return api_key
