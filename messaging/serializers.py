@@ -11,7 +11,7 @@ from messaging import statuses
 from messaging.errors import retryable
 from messaging.models import Message, MessageEvent, OptOut, SendAttempt
 from mittis.api.pagination import ListParamsSerializer
-from mittis.api.serializers import StrictCharField, StrictSerializer
+from mittis.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer, TimestampField
 from webhooks.serializers import EVENT_TYPES
 
 MAX_BODY_LENGTH = 1600
@@ -143,11 +143,11 @@ class MessageCreateSerializer(StrictSerializer):
     body = BodyField(help_text="The text, 1-1,600 characters. GSM-7 or UCS-2 is chosen for you.")
     metadata = MetadataField(required=False, default=dict,
                              help_text="Up to 20 string keys (1-40 characters) and values (up to 500 characters).")
-    send_at = serializers.DateTimeField(
+    send_at = TimestampField(
         required=False, default=None,
         help_text="Send later: an ISO 8601 time 60 s to 35 days ahead. The message is `scheduled` (and charged) "
                   "until then, and can be canceled.")
-    validity_period = serializers.IntegerField(
+    validity_period = StrictIntegerField(
         required=False, default=None, min_value=1, max_value=36000,
         help_text="Seconds (1-36,000; 4 hours by default) the message may wait for a carrier, from `send_at` or "
                   "now. Past it the message is `expired` and refunded rather than sent late.")
@@ -273,8 +273,8 @@ class MessageListParamsSerializer(ListParamsSerializer):
     to = StrictCharField(required=False, max_length=32)
     from_ = StrictCharField(required=False, max_length=32)
     direction = serializers.ChoiceField(choices=[Message.OUTBOUND, Message.INBOUND], required=False)
-    created_gte = serializers.DateTimeField(required=False, help_text="Created at or after (ISO 8601).")
-    created_lt = serializers.DateTimeField(required=False, help_text="Created before (ISO 8601).")
+    created_gte = TimestampField(required=False, help_text="Created at or after (ISO 8601).")
+    created_lt = TimestampField(required=False, help_text="Created before (ISO 8601).")
 
     def get_fields(self):
         fields = super().get_fields()
@@ -304,8 +304,8 @@ class MessagePreviewSerializer(serializers.Serializer):
 
 
 class UsageParamsSerializer(StrictSerializer):
-    start = serializers.DateTimeField(help_text="From (inclusive), ISO 8601.")
-    end = serializers.DateTimeField(help_text="To (exclusive), ISO 8601.")
+    start = TimestampField(help_text="From (inclusive), ISO 8601.")
+    end = TimestampField(help_text="To (exclusive), ISO 8601.")
     group_by = serializers.ChoiceField(choices=["day", "country", "status"], default="day")
 
     def validate(self, attrs):
@@ -341,8 +341,8 @@ FAILURES = {statuses.FAILED, statuses.UNDELIVERED, statuses.EXPIRED}
 class ExportCreateSerializer(StrictSerializer):
     type = serializers.ChoiceField(choices=["messages", "events"])
     format = serializers.ChoiceField(choices=["csv", "ndjson"], default="ndjson")
-    start = serializers.DateTimeField(help_text="From (inclusive), ISO 8601.")
-    end = serializers.DateTimeField(help_text="To (exclusive), ISO 8601.")
+    start = TimestampField(help_text="From (inclusive), ISO 8601.")
+    end = TimestampField(help_text="To (exclusive), ISO 8601.")
     status = serializers.ChoiceField(choices=statuses.ALL, required=False, help_text="Messages only.")
     direction = serializers.ChoiceField(choices=[Message.OUTBOUND, Message.INBOUND], required=False,
                                         help_text="Messages only.")

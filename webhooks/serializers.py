@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from mittis.api.pagination import ListParamsSerializer
-from mittis.api.serializers import StrictCharField, StrictSerializer
+from mittis.api.serializers import StrictCharField, StrictSerializer, TimestampField
 from webhooks.models import DeliveryAttempt, Event, WebhookEndpoint
 
 # Every event type the API publishes (the contract's list), and "*" for all of them.
@@ -98,8 +98,8 @@ class RedeliverSerializer(StrictSerializer):
 
 
 class RecoverSerializer(StrictSerializer):
-    since = serializers.DateTimeField(help_text="From (inclusive), ISO 8601.")
-    until = serializers.DateTimeField(required=False, help_text="To (exclusive); now when omitted.")
+    since = TimestampField(help_text="From (inclusive), ISO 8601.")
+    until = TimestampField(required=False, help_text="To (exclusive); now when omitted.")
 
     def validate(self, attrs):
         if "until" in attrs and attrs["until"] <= attrs["since"]:

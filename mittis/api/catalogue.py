@@ -58,7 +58,7 @@ _CODES = [
               "The body parsed, but it is not a JSON object (for example an array or a string)."),
     ErrorCode("request_too_large", "invalid_request_error", 413,
               "The request body is too large.",
-              "The body is over the size the API accepts (2.5 MB). A message body is at most 1,600 characters."),
+              "The body is over the size the API accepts (1 MB: 1,048,576 bytes). A message body is at most 1,600 characters."),
     ErrorCode("idempotency_key_invalid", "invalid_request_error", 400,
               "The Idempotency-Key header is invalid.",
               "`Idempotency-Key` must be 1 to 255 printable ASCII characters (a UUID is ideal), optionally "
@@ -138,6 +138,11 @@ _CODES = [
               "This API key (or, without a key, this client address) has used its requests for the current "
               "window. Wait the seconds in `Retry-After`; the `RateLimit` headers show the limit and what is left."),
     # --- api_error: ours ----------------------------------------------------------------------------
+    ErrorCode("service_unavailable", "api_error", 503,
+              "The service is briefly unavailable. Retry shortly.",
+              "A service Mittis depends on (its database) did not answer, for example during a restart. The "
+              "request may not have been carried out: retry after `Retry-After` seconds with the same "
+              "`Idempotency-Key`, and it is done exactly once."),
     ErrorCode("internal_error", "api_error", 500,
               "Something went wrong on our side. It has been logged.",
               "An unexpected error on our side. The request's database changes were rolled back; "

@@ -5,8 +5,10 @@
 
 from dataclasses import dataclass
 import logging
+import sys
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import set_rollback
@@ -36,6 +38,11 @@ _VALIDATION_CODES = {
     "date": "parameter_invalid",
     "datetime": "parameter_invalid",
 }
+
+# The database refused or dropped the connection (a restart, a failover): Django reconnects on the next
+# request, so the client is told to retry, in the error shape.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+RETRY_AFTER_UNAVAILABLE = 1
 
 _EXCEPTION_CODES = [
     (exceptions.ParseError, "invalid_json"),
@@ -105,6 +112,11 @@ def exception_handler(exc, context):
         elif code == "unsupported_media_type":
             message = f"Content type '{request.content_type}' is not supported; send application/json."
         errors = [FieldError(code, message)]
+    elif isinstance(exc, DATABASE_UNAVAILABLE):
+        logger.warning("Database unavailable in %s %s: %s", getattr(request, "method", "?"),
+                       getattr(request, "path", "?"), exc)
+        errors = [FieldError("service_unavailable", ERROR_CODES["service_unavailable"].message)]
+        headers["Retry-After"] = str(RETRY_AFTER_UNAVAILABLE)
     else:
         logger.exception("Unhandled error in %s %s", getattr(request, "method", "?"), getattr(request, "path", "?"))
         errors = [FieldError("internal_error", ERROR_CODES["internal_error"].message)]
@@ -166,6 +178,12 @@ def not_found_view(request, exception=None):
 
 
 def server_error_view(request):
+    """Django's handler500, for errors outside DRF's views (middleware included): a database that does not
+    answer is a 503 to retry, not a 500."""
+    if isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE):
+        response = error_response(request, "service_unavailable")
+        response["Retry-After"] = str(RETRY_AFTER_UNAVAILABLE)
+        return response
     return error_response(request, "internal_error")
 
 

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from mittis.api.exceptions import ApiError
-from mittis.api.serializers import StrictSerializer
+from mittis.api.serializers import StrictIntegerField, StrictSerializer
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -16,7 +16,7 @@ MAX_LIMIT = 100
 class ListParamsSerializer(StrictSerializer):
     """The paging parameters every list accepts; list views extend it with their filters."""
 
-    limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT,
+    limit = StrictIntegerField(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT,
                                      help_text="How many objects to return, 1-100.")
     starting_after = serializers.CharField(required=False, max_length=64,
                                            help_text="An object id: return the objects after it (older).")

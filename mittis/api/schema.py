@@ -289,8 +289,11 @@ def describe_api(result, generator, request, public):
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             responses.setdefault("429", {**error, "description": "Codes: `rate_limit_exceeded`. See `Retry-After`."})
+            responses.setdefault("503", {**error, "description": "Codes: `service_unavailable`: retry after "
+                                                                 "`Retry-After` (with the same `Idempotency-Key`)."})
             if method == "post":
                 operation.setdefault("parameters", []).append({"$ref": "#/components/parameters/IdempotencyKey"})
+                responses.setdefault("400", {**error, "description": "Codes: `idempotency_key_invalid`."})
                 responses.setdefault("409", {**error, "description": "Codes: `idempotency_key_in_use`."})
                 responses.setdefault("422", {**error, "description": "Codes: `idempotency_key_reused`."})
             for status, response in responses.items():
@@ -299,7 +302,7 @@ def describe_api(result, generator, request, public):
                     headers["Idempotent-Replayed"] = {
                         "description": "`true` when this is the stored answer to an earlier request with the "
                                        "same Idempotency-Key.", "schema": {"type": "string", "enum": ["true"]}}
-                if status == "429":
+                if status in ("429", "503"):
                     headers["Retry-After"] = {"description": "Seconds to wait.", "schema": _INTEGER}
                 response["headers"] = headers
     return result

@@ -1,5 +1,7 @@
 """Serializer building blocks for strict, predictable input."""
 
+import re
+
 from rest_framework import serializers
 
 
@@ -10,6 +12,12 @@ class StrictSerializer(serializers.Serializer):
         unknown = []
         if hasattr(data, "keys"):
             unknown = sorted(set(data.keys()) - set(self.fields.keys()))
+        if hasattr(data, "getlist"):
+            # `?starting_after=` is a mistake, not an omission (DRF would drop an empty query value silently)
+            empty = sorted(name for name in data.keys() if name in self.fields and data.get(name) == "")
+            if empty:
+                raise serializers.ValidationError({name: [serializers.ErrorDetail(
+                    f"'{name}' is empty: give it a value, or leave it out.", code="blank")] for name in empty})
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:
@@ -44,3 +52,27 @@ class NoParamsSerializer(StrictSerializer):
 def no_params(request) -> None:
     """Refuse parameters an action does not take (a 400 naming them), as every endpoint refuses unknown ones."""
     NoParamsSerializer(data=request.data).is_valid(raise_exception=True)
+
+
+class TimestampField(serializers.DateTimeField):
+    """An ISO 8601 time from 1970 to 9999: what a message, a window or a filter can mean."""
+
+    def to_internal_value(self, value):
+        parsed = super().to_internal_value(value)
+        if not 1970 <= parsed.year <= 9999:
+            raise serializers.ValidationError(f"'{self.field_name}' must be a time from 1970 on.",
+                                              code="parameter_invalid")
+        return parsed
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer, or a string of ASCII digits (a query value): not `1_000`, `1e3` or full-width digits,
+    which Python's int() would take."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or (isinstance(data, str) and not _ASCII_INTEGER.fullmatch(data)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+_ASCII_INTEGER = re.compile(r"-?[0-9]{1,18}")

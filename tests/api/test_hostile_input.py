@@ -46,3 +46,112 @@ def test_carrier_callbacks_refuse_strangers(client, db, path):
     response = client.post(path, data={"MessageSid": "SM1", "MessageStatus": "delivered"})
 
     assert 400 <= response.status_code < 500
+
+
+# --- Hand-written cases the generator misses ------------------------------------------------------
+ONE_MB = 1024 * 1024
+
+
+@pytest.mark.parametrize("path", POSTS)
+def test_a_body_over_one_megabyte_is_413_in_the_error_shape(api, path):
+    body = '{"body": "' + "x" * ONE_MB + '"}'
+
+    response = api.post(path, data=body, content_type="application/json")
+
+    assert_clean_4xx(response)
+    assert response.status_code in (404, 413)
+    if response.status_code == 413:
+        assert response.json()["error"]["code"] == "request_too_large"
+
+
+def test_a_body_just_under_one_megabyte_is_read_and_its_long_text_refused(api):
+    body = '{"from": "+18045550142", "to": "+18045550199", "body": "' + "x" * (ONE_MB - 100) + '"}'
+
+    response = api.post("/v1/messages", data=body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "body"
+
+
+@pytest.mark.parametrize("depth", [50, 5_000, 200_000])
+def test_deeply_nested_json_is_refused(api, depth):
+    body = '{"from": "+18045550142", "to": "+18045550199", "body": "hi", "metadata": {"a": ' + \
+        "[" * depth + "]" * depth + "}}"
+
+    assert_clean_4xx(api.post("/v1/messages", data=body, content_type="application/json"))
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"from": "+18045550142", "to": "+18045550199", "body": "\xff\xfe\xfd"}',  # invalid UTF-8
+    b'{"from": "+18045550142", "to": "+18045550199", "body": "\xed\xa0\x80"}',  # an encoded lone surrogate
+    b'{"from": "+18045550142", "to": "+18045550199", "body": "a\x00b"}',  # a raw NUL inside a string
+    b'{"from": "+18045550142", "to": "+18045550199", "body": "a\\u0000b"}',  # an escaped NUL
+    b'{"from": "+18045550142", "to": "+18045550199", "body": "\\ud800"}',  # an escaped lone surrogate
+    b'\x00{"body": "x"}',
+    b'{"from": "+18045550142", "to": "+18045550199", "body": "hi", "metadata": {"k\\u0000": "v"}}',
+])
+def test_invalid_utf8_and_nul_bytes_are_refused(api, raw):
+    response = api.generic("POST", "/v1/messages", raw, content_type="application/json")
+
+    assert_clean_4xx(response)
+    assert not response.json()["error"]["code"].startswith("internal")
+
+
+@pytest.mark.parametrize("query", ["limit=10abc", "limit=1e1", "limit=0x10", "limit=1_0", "limit=%EF%BC%91",
+                                   "limit=10.0", "limit=NaN", "limit=Infinity", "limit=9" * 400])
+def test_numbers_with_letters_in_a_query_are_refused(api, query):
+    response = api.get("/v1/messages?" + query)
+
+    assert_clean_4xx(response)
+    assert response.json()["error"]["field"] == "limit"
+
+
+@pytest.mark.parametrize("value", ["12e3", "0x10", "1_000", "3600s", "NaN", "Infinity", "１２０"])
+def test_numbers_with_letters_in_a_body_are_refused(api, value):
+    response = api.post("/v1/messages", {"from": "+18045550142", "to": "+18045550199", "body": "hi",
+                                         "validity_period": value}, format="json")
+
+    assert_clean_4xx(response)
+    assert response.json()["error"]["field"] == "validity_period"
+
+
+@pytest.mark.parametrize("value", ["a\r\nSet-Cookie: session=evil", "a\nX-Injected: 1", "a\rLocation: //evil.example"])
+def test_header_injection_in_metadata_stays_data_and_never_becomes_a_header(api, value):
+    response = api.post("/v1/messages", {"from": "+18045550142", "to": "+18045550199", "body": "hi",
+                                         "metadata": {"order": value}}, format="json")
+
+    assert response.status_code == 201
+    assert response.json()["metadata"] == {"order": value}
+    for header in ("Set-Cookie", "X-Injected", "Location"):
+        assert header not in response
+    shown = api.get(f"/v1/messages/{response.json()['id']}")
+    assert shown.json()["metadata"] == {"order": value} and "Set-Cookie" not in shown
+
+
+@pytest.mark.parametrize("key, code", [
+    ("k" * 256, "idempotency_key_invalid"),
+    ("", "idempotency_key_invalid"),
+    ("clé-unicode", "idempotency_key_invalid"),
+    ("tab\there", "idempotency_key_invalid"),
+])
+def test_idempotency_key_abuse_is_refused_before_anything_is_sent(api, key, code):
+    response = api.post("/v1/messages", {"from": "+18045550142", "to": "+18045550199", "body": "hi"},
+                        format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+    assert_clean_4xx(response)
+    assert (response.json()["error"]["code"], response.json()["error"]["field"]) == (code, "Idempotency-Key")
+    assert api.get("/v1/messages").json()["data"] == []
+
+
+def test_one_idempotency_key_reused_across_endpoints_and_bodies_never_sends_twice(api):
+    first = api.post("/v1/messages", {"from": "+18045550142", "to": "+18045550199", "body": "hi"},
+                     format="json", HTTP_IDEMPOTENCY_KEY="order-1")
+    other_body = api.post("/v1/messages", {"from": "+18045550142", "to": "+18045550199", "body": "bye"},
+                          format="json", HTTP_IDEMPOTENCY_KEY="order-1")
+    other_path = api.post("/v1/messages/preview", {"from": "+18045550142", "to": "+18045550199", "body": "hi"},
+                          format="json", HTTP_IDEMPOTENCY_KEY="order-1")
+
+    assert first.status_code == 201
+    assert other_body.status_code == 422 and other_body.json()["error"]["code"] == "idempotency_key_reused"
+    assert other_path.status_code == 422 and other_path.json()["error"]["code"] == "idempotency_key_reused"
+    assert len(api.get("/v1/messages").json()["data"]) == 1

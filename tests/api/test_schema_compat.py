@@ -51,7 +51,7 @@ def test_additions_pass(served):
     changed = copy.deepcopy(served)
     message_schema(changed)["properties"]["carrier_region"] = {"type": "string"}
     changed["components"]["schemas"]["MessageStatusEnum"]["enum"].append("held")
-    changed["paths"]["/v1/messages"]["post"]["responses"]["503"] = {"description": "unavailable"}
+    changed["paths"]["/v1/messages"]["post"]["responses"]["504"] = {"description": "gateway timeout"}
     changed["paths"]["/v1/widgets"] = {"get": {"responses": {"200": {"description": "ok"}}}}
     changed["components"]["schemas"]["MessageCreateRequest"]["properties"]["tag"] = {"type": "string"}
 
