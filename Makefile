@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 PEERS := tests/peers/node_modules/.installed
 
-.PHONY: run test bench install migrate bootstrap clean
+.PHONY: run test bench load install migrate bootstrap clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ bench: install
 	@psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS mittis_bench" && psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE mittis_bench"
 	DATABASE_URL=$(BENCH_DB) CELERY_BROKER_URL=redis://127.0.0.1:6379/2 $(BIN)/python manage.py migrate --noinput -v0
 	DATABASE_URL=$(BENCH_DB) CELERY_BROKER_URL=redis://127.0.0.1:6379/2 $(BIN)/python manage.py bench $(BENCH_ARGS)
+
+# 50,000 messages through the API under faults, then every promise checked (see `manage.py loadtest`).
+LOAD_DB := postgres://postgres@127.0.0.1:5432/mittis_load
+load: install
+	@psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS mittis_load" && psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE mittis_load"
+	@redis-cli -h 127.0.0.1 -n 3 flushdb >/dev/null
+	DATABASE_URL=$(LOAD_DB) CELERY_BROKER_URL=redis://127.0.0.1:6379/3 $(BIN)/python manage.py migrate --noinput -v0
+	DATABASE_URL=$(LOAD_DB) CELERY_BROKER_URL=redis://127.0.0.1:6379/3 $(BIN)/python manage.py loadtest $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles tests/peers/node_modules

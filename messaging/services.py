@@ -14,7 +14,7 @@ import time
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 import phonenumbers
 
@@ -563,6 +563,45 @@ def _record_event(message: Message, *, carrier_status: str = "", sequence: int |
 
 
 # --- Recovery ---------------------------------------------------------------------------------
+def messages_recover_interrupted(*, older_than: timedelta, limit: int = 1000) -> list[int]:
+    """Settle sends cut off by a dying worker, so no message stays `sending` for nothing.
+
+    A message claimed for an attempt longer ago than any send can take (the task's time limit) either
+    has a carrier's acceptance recorded but not applied (the worker died after the carrier answered):
+    it becomes `sent`; or has nothing recorded for that attempt (the worker died mid-call): the carrier
+    may or may not have it, so it is never sent again, and fails as `carrier_no_answer` (retryable: the
+    customer decides). A message waiting for its next retry or for a report has its attempt recorded
+    and is left alone.
+    """
+    cutoff = timezone.now() - older_than
+    since_claim = SendAttempt.objects.filter(message=OuterRef("pk"), started_at__gte=OuterRef("updated_at"))
+    candidates = list(Message.objects.filter(status=statuses.SENDING, updated_at__lt=cutoff)
+                      .values_list("pk", flat=True)[:limit])
+    recovered = []
+    for message_id in candidates:
+        latest = SendAttempt.objects.filter(message_id=message_id).order_by("-number").first()
+        with transaction.atomic():
+            message = Message.objects.select_for_update().get(pk=message_id)
+            if message.status != statuses.SENDING or message.updated_at >= cutoff:
+                continue
+            interrupted = not Message.objects.filter(pk=message_id).filter(Exists(since_claim)).exists()
+            accepted = (latest is not None and latest.outcome == SendAttempt.ACCEPTED
+                        and not message.carrier_message_id)
+            if not interrupted and not accepted:
+                continue  # waiting for its retry or its report
+            recovered.append(message_id)
+        if accepted and not interrupted:
+            _accept(message_id, latest.carrier, SendResult(carrier_message_id=latest.carrier_message_id))
+            continue
+        SendAttempt.objects.create(
+            message_id=message_id, number=(latest.number + 1) if latest else 1, carrier=latest.carrier if latest else "",
+            started_at=message.updated_at, outcome=SendAttempt.UNKNOWN, error_code="carrier_no_answer",
+            error_message="The send was interrupted (its worker stopped); the carrier may or may not have it.")
+        message_fail(message_id=message_id, error_code="carrier_no_answer",
+                     error_message=MESSAGE_ERRORS["carrier_no_answer"].message)
+    return recovered
+
+
 def messages_requeue_stale(*, older_than) -> list[int]:
     """Enqueue again the queued messages whose send task was lost (broker down, worker killed).
 

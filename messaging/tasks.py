@@ -14,6 +14,9 @@ SEND_RETRY_BASE_SECONDS = 5
 SEND_RETRY_MAX_SECONDS = 300
 # A queued message whose task has not run by then is presumed lost and enqueued again.
 STALE_QUEUED_AFTER = timedelta(minutes=2)
+# A send claimed this long ago with nothing recorded since was cut off: longer than the send task's hard
+# time limit (CELERY_TASK_TIME_LIMIT), so a send still in progress is never taken for dead.
+SEND_INTERRUPTED_AFTER = timedelta(minutes=5)
 
 
 def send_retry_delay(attempt: int) -> float:
@@ -42,6 +45,11 @@ def process_delivery_report(carrier: str, report: dict) -> None:
 @shared_task(name="messaging.requeue_stale_messages")
 def requeue_stale_messages() -> int:
     return len(services.messages_requeue_stale(older_than=STALE_QUEUED_AFTER))
+
+
+@shared_task(name="messaging.recover_interrupted_sends")
+def recover_interrupted_sends() -> int:
+    return len(services.messages_recover_interrupted(older_than=SEND_INTERRUPTED_AFTER))
 
 
 @shared_task(name="messaging.dispatch_scheduled")

@@ -238,6 +238,8 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-scheduled-messages": {"task": "messaging.dispatch_scheduled", "schedule": 5.0},
     "expire-overdue-messages": {"task": "messaging.expire_overdue", "schedule": 60.0},
     "close-stuck-messages": {"task": "messaging.close_stuck", "schedule": 3600.0},
+    # A send whose worker died mid-call is settled (never sent twice) instead of waiting for close_stuck.
+    "recover-interrupted-sends": {"task": "messaging.recover_interrupted_sends", "schedule": 60.0},
     "redact-past-retention": {"task": "messaging.redact_past_retention",
                               "schedule": crontab(hour=3, minute=0)},
     "delete-expired-exports": {"task": "messaging.delete_expired_exports", "schedule": 3600.0},

@@ -1,6 +1,9 @@
+from contextlib import contextmanager
 import os
 import uuid
 
+from django.conf import settings as django_settings
+import kombu.pools
 import pytest
 from rest_framework.test import APIClient
 
@@ -85,3 +88,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def broker_down():
+    """Point the app at a broker that refuses connections, as if Redis were stopped; then put it back."""
+    url = celery_app.conf.broker_url
+    options = celery_app.conf.broker_transport_options
+    celery_app.conf.broker_url = "redis://127.0.0.1:9/0"  # nothing listens on port 9
+    celery_app.conf.broker_transport_options = django_settings.MITTIS_BROKER_PUBLISH_RETRY
+    celery_app._pool = celery_app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        # Rebuild every pool afresh on the real broker: kombu keeps producer pools in a global registry,
+        # and one built (or closed) for the dead URL must not serve the tests that follow.
+        celery_app.conf.broker_url, celery_app.conf.broker_transport_options = url, options
+        kombu.pools.reset()
+        celery_app._pool = celery_app.amqp._producer_pool = None

@@ -1,0 +1,83 @@
+"""Fault tests share the webhook receiver and worker of tests/webhooks, and start real processes."""
+
+from contextlib import contextmanager
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.db import connection
+import pytest
+import urllib3
+
+from mittis.celery import app as celery_app
+from tests.webhooks.conftest import endpoint, fast_retries, receiver, worker  # noqa: F401 (fixtures)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def shared_services():
+    """Skip unless PostgreSQL and Redis are there to be shared by several processes (as in CI)."""
+    if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL.startswith("redis"):
+        pytest.skip("needs PostgreSQL and Redis shared by several processes (CI sets DATABASE_URL and the broker)")
+
+
+def process_env(**overrides) -> dict:
+    """The environment of a Mittis process on this test's database, queue and Redis prefix."""
+    db = connection.settings_dict
+    return {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "CELERY_TASK_DEFAULT_QUEUE": celery_app.conf.task_default_queue,
+            "MITTIS_RATE_LIMIT_PREFIX": settings.MITTIS_RATE_LIMIT_PREFIX, "LOG_LEVEL": "WARNING", **overrides}
+
+
+@contextmanager
+def running(args: list[str], env: dict):
+    """A Mittis process (and its children, e.g. gunicorn's workers) for the length of the block."""
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # whatever of the group is left
+        except ProcessLookupError:
+            pass
+
+
+def disconnect_others() -> None:
+    """End every other session on the test database (what killed processes may have left), so the
+    test's teardown never waits on their locks."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+def wait_for_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib3.request("GET", url, timeout=1, retries=False)
+            return
+        except urllib3.exceptions.HTTPError:
+            assert time.monotonic() < deadline, f"{url} did not come up"
+            time.sleep(0.2)
+
+
+def wait_until(condition, timeout: float = 20, what: str = "the condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        time.sleep(0.1)
