@@ -152,30 +152,39 @@ def message_send(*, message_id: int, attempt: int = 1) -> SendOutcome:
     sms = OutboundSms(reference=message.public_id, sender=message.from_number, to=message.to,
                       body=message.body, livemode=message.livemode, attempt=attempt,
                       validity_seconds=_remaining_validity(message))
+    # Attempt 1 was claimed from `queued`, so this call records all of the message's attempts: they are
+    # known without reading them back (the message's JSON, in its events, lists them).
+    recorded: list[SendAttempt] | None = [] if attempt == 1 else None
+    number = 1 if attempt == 1 else SendAttempt.objects.filter(message_id=message_id).count() + 1
     last_error = None
-    for carrier in carriers:
+    for number, carrier in enumerate(carriers, start=number):
         started_at, started = timezone.now(), time.monotonic()
+
+        def record(**outcome):
+            row = _record_attempt(message, carrier.name, started_at, started, number=number, **outcome)
+            if recorded is not None:
+                recorded.append(row)
+
         try:
             result = carrier.send_sms(sms)
         except CarrierTemporaryError as error:
-            _record_attempt(message, carrier.name, started_at, started, error=error,
-                            outcome=SendAttempt.UNKNOWN if error.maybe_sent else SendAttempt.TEMPORARY_ERROR)
+            record(error=error, outcome=SendAttempt.UNKNOWN if error.maybe_sent else SendAttempt.TEMPORARY_ERROR)
             if error.maybe_sent:
                 return SendOutcome()  # its report (or the expiry) settles it; never a second carrier
             breaker_record(carrier.name, ok=False)
             last_error = (carrier.name, error)
             continue
         except CarrierRejectedError as error:
-            _record_attempt(message, carrier.name, started_at, started, error=error, outcome=SendAttempt.REJECTED)
+            record(error=error, outcome=SendAttempt.REJECTED)
             breaker_record(carrier.name, ok=True)  # it answered: the carrier itself is healthy
             message_fail(message_id=message_id, error_code=error.code, error_message=error.message,
                          carrier=carrier.name, carrier_status=error.carrier_status)
             return SendOutcome()
-        _record_attempt(message, carrier.name, started_at, started, result=result, outcome=SendAttempt.ACCEPTED)
+        record(result=result, outcome=SendAttempt.ACCEPTED)
         row = carrier.carrier
         if row is not None and (row.breaker_failures or row.breaker_state != row.CLOSED):
             breaker_record(carrier.name, ok=True)  # a healthy carrier's success writes nothing
-        _accept(message_id, carrier.name, result)
+        _accept(message_id, carrier.name, result, attempts=recorded)
         return SendOutcome(sent=True)
 
     if attempt < MAX_SEND_ATTEMPTS:
@@ -219,9 +228,9 @@ def sender_number_type(value: str) -> str:
     return Sender.LONG_CODE
 
 
-def _record_attempt(message: Message, carrier: str, started_at, started: float, *, outcome: str,
+def _record_attempt(message: Message, carrier: str, started_at, started: float, *, number: int, outcome: str,
                     result: SendResult | None = None, error: CarrierError | None = None) -> SendAttempt:
-    number = SendAttempt.objects.filter(message_id=message.pk).count() + 1  # the attempt claim serialises these
+    """Precondition: the caller holds the attempt's claim, which serialises the numbers."""
     return SendAttempt.objects.create(
         message_id=message.pk, number=number, carrier=carrier, started_at=started_at,
         latency_ms=int((time.monotonic() - started) * 1000), outcome=outcome,
@@ -230,9 +239,10 @@ def _record_attempt(message: Message, carrier: str, started_at, started: float, 
         error_message=(error.message if error else "")[:500])
 
 
-def _accept(message_id: int, carrier: str, result: SendResult) -> None:
+def _accept(message_id: int, carrier: str, result: SendResult, *, attempts: list | None = None) -> None:
     with transaction.atomic():
         message = Message.objects.select_for_update().get(pk=message_id)
+        _known_attempts(message, attempts)
         message.carrier = carrier
         message.carrier_message_id = result.carrier_message_id
         fields = ["carrier", "carrier_message_id"]
@@ -241,11 +251,20 @@ def _accept(message_id: int, carrier: str, result: SendResult) -> None:
         message.save(update_fields=fields)
         if result.scheduled_report:
             report = result.scheduled_report
-            transaction.on_commit(lambda: _enqueue_report(carrier, report, delay=result.report_delay))
+            transaction.on_commit(lambda: _enqueue_report(carrier, report, delay=result.report_delay,
+                                                          attempts=attempts))
     # A report can overtake the carrier's answer to the submit: apply any that waited for this id.
     for early in CarrierReport.objects.filter(carrier=carrier, carrier_message_id=result.carrier_message_id,
                                               message__isnull=True):
         message_apply_delivery_report(carrier=carrier, report=DeliveryReport(**early.raw["report"]), record=early)
+
+
+def _known_attempts(message: Message, attempts: list | None) -> None:
+    """Give `message` the attempts the caller already holds (all of them), so that serializing it reads none."""
+    if attempts is not None:
+        known = SendAttempt.objects.none()
+        known._result_cache, known._prefetch_done = list(attempts), True
+        message._prefetched_objects_cache = {"attempts": known}
 
 
 def _claim_attempt(message_id: int, attempt: int) -> bool:
@@ -259,11 +278,11 @@ def _claim_attempt(message_id: int, attempt: int) -> bool:
     return claimed == 1
 
 
-def _enqueue_report(carrier: str, report: DeliveryReport, *, delay: float) -> None:
+def _enqueue_report(carrier: str, report: DeliveryReport, *, delay: float, attempts: list | None = None) -> None:
     from messaging.tasks import process_delivery_report
 
     if not delay:  # a report the carrier gave at once (the sandbox without delay): no task to wait for
-        message_apply_delivery_report(carrier=carrier, report=report)
+        message_apply_delivery_report(carrier=carrier, report=report, attempts=attempts)
         return
     process_delivery_report.apply_async(
         kwargs={"carrier": carrier, "report": report.__dict__}, countdown=delay or None)
@@ -288,7 +307,7 @@ def message_fail(*, message_id: int, error_code: str, error_message: str, carrie
 
 # --- Reports from carriers --------------------------------------------------------------------
 def message_apply_delivery_report(*, carrier: str, report: DeliveryReport, raw: dict | None = None,
-                                  record: CarrierReport | None = None) -> Message | None:
+                                  record: CarrierReport | None = None, attempts: list | None = None) -> Message | None:
     """Apply a carrier's delivery report under the message's row lock. Every report is recorded raw.
 
     A report for a message already final, or one that would move its status backwards, changes
@@ -313,6 +332,7 @@ def message_apply_delivery_report(*, carrier: str, report: DeliveryReport, raw: 
             logger.info("carrier=%s report for unknown message %s kept for a later match", carrier,
                         report.carrier_message_id)
             return None
+        _known_attempts(message, attempts)
         if message.status == statuses.SENDING and report.status in (statuses.DELIVERED, statuses.UNDELIVERED):
             # The report overtook the submit's answer: the message was sent first.
             message.save(update_fields=_transition(message, statuses.SENT, sent_at=timezone.now()))

@@ -91,7 +91,7 @@ def test_an_event_created_while_the_broker_is_down_is_delivered_by_the_sweeper(a
 
     assert verified(secret, request)["data"]["id"] == created.json()["id"]
     assert Delivery.objects.get(pk=pending.pk).status == Delivery.SUCCEEDED
-    assert DeliveryAttempt.objects.count() == 1
+    assert DeliveryAttempt.objects.count() == 1, (list(DeliveryAttempt.objects.values("delivery_id", "number", "succeeded", "response_status", "error", "attempted_at")), len(receiver.requests))
 
 
 def test_a_backlog_for_one_endpoint_is_one_task_and_arrives_in_order_over_one_connection(

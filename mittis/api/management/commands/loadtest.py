@@ -144,7 +144,7 @@ class Command(BaseCommand):
 
     # --- the verdict ----------------------------------------------------------------------------------
     def _report(self, account, client, receiver, traffic, elapsed, settled, faults) -> list[str]:
-        broken = []
+        broken = list(client.broken[:5])
         stored = dict(Message.objects.filter(account=account).values_list("public_id", "status"))
         accepted = set(client.accepted.values())
         final = Counter(stored.values())
@@ -225,7 +225,11 @@ class _Clients:
         faults = sorted(faults, key=lambda fault: fault[0])
 
         def one(n):
-            self._send(n)
+            try:
+                self._send(n)
+            except Exception as failure:  # a client bug must not end the run unreported
+                with self.lock:
+                    self.broken.append(f"client {n}: {failure!r}")
             with self.lock:
                 done[0] += 1
                 while faults and done[0] >= faults[0][0] * count:
@@ -264,16 +268,32 @@ class _Clients:
                 with self.lock:
                     self.accepted[key] = message_id
                 if rng.random() < 0.05:  # the client repeats itself: the same message comes back
-                    again = self._post(body, key, urllib3.Timeout(connect=5, read=30))
-                    with self.lock:
-                        self.statuses[again.status] += 1
-                        if again.status == 201 and json.loads(again.data)["id"] == message_id:
-                            self.replays += 1
+                    self._repeat(body, key, message_id)
                 return
             if response.status in (409, 429, 503):
                 time.sleep(float(response.headers.get("Retry-After", "0.2")) / 5)
                 continue
             return  # refused for good (it would be counted under "other answers")
+
+    def _repeat(self, body, key, message_id):
+        for _ in range(20):
+            try:
+                again = self._post(body, key, urllib3.Timeout(connect=5, read=30))
+            except urllib3.exceptions.HTTPError:
+                with self.lock:
+                    self.connection_errors += 1
+                time.sleep(0.2)
+                continue
+            with self.lock:
+                self.statuses[again.status] += 1
+            if again.status == 201:
+                with self.lock:
+                    if json.loads(again.data)["id"] == message_id:
+                        self.replays += 1
+                    else:
+                        self.broken.append(f"{key} answered with a second message")
+                return
+            time.sleep(0.2)
 
     def _post(self, body, key, timeout):
         with self.lock:
