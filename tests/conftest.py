@@ -7,6 +7,7 @@ import kombu.pools
 import pytest
 from rest_framework.test import APIClient
 
+from mittis.api.management.localhost import free_port  # noqa: F401 (the tests' import of it)
 from mittis.celery import app as celery_app
 from tests.factories import AccountFactory, SenderFactory, api_key_for
 
@@ -81,15 +82,6 @@ def drain_queued_tasks() -> list[dict]:
     return taken
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on now (for a server a test starts, or a connection to refuse)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def broker_down():
     """Point the app at a broker that refuses connections, as if Redis were stopped; then put it back."""
@@ -106,3 +98,20 @@ def broker_down():
         celery_app.conf.broker_url, celery_app.conf.broker_transport_options = url, options
         kombu.pools.reset()
         celery_app._pool = celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def public_dns(monkeypatch):
+    """hooks.example.com resolves to a public address (the outside world's DNS, stubbed)."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host.endswith("example.com"):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
+        if host == "rebound.example.net":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)

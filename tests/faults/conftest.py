@@ -3,16 +3,14 @@
 from contextlib import contextmanager
 import os
 from pathlib import Path
-import signal
 import subprocess
-import sys
 import time
 
 from django.conf import settings
 from django.db import connection
 import pytest
-import urllib3
 
+from mittis.api.management.localhost import stop_group, wait_for_http  # noqa: F401 (for the tests)
 from mittis.celery import app as celery_app
 from tests.webhooks.conftest import endpoint, fast_retries, receiver, worker  # noqa: F401 (fixtures)
 
@@ -42,16 +40,7 @@ def running(args: list[str], env: dict):
     try:
         yield process
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(process.pid, signal.SIGKILL)  # whatever of the group is left
-        except ProcessLookupError:
-            pass
+        stop_group(process, timeout=20)
 
 
 def disconnect_others() -> None:
@@ -60,17 +49,6 @@ def disconnect_others() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-
-
-def wait_for_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib3.request("GET", url, timeout=1, retries=False)
-            return
-        except urllib3.exceptions.HTTPError:
-            assert time.monotonic() < deadline, f"{url} did not come up"
-            time.sleep(0.2)
 
 
 def wait_until(condition, timeout: float = 20, what: str = "the condition"):

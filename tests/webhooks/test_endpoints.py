@@ -10,23 +10,6 @@ URL = "https://hooks.example.com/mittis"
 
 
 @pytest.fixture
-def public_dns(monkeypatch):
-    """hooks.example.com resolves to a public address (the outside world's DNS, stubbed)."""
-    import socket
-
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        if host.endswith("example.com"):
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
-        if host == "rebound.example.net":
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", port))]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-
-
-@pytest.fixture
 def live_api(account):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(account, livemode=True)}")

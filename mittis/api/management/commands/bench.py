@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from messaging.models import Message
 from messaging.services import sender_create
 from mittis.accounts.models import Account
 from mittis.accounts.services import api_key_create
+from mittis.api.management.localhost import free_port, wait_for_http
 from mittis.celery import app as celery_app
 from mittis.redis import redis_client
 from webhooks.models import Delivery
@@ -81,12 +81,12 @@ class Command(BaseCommand):
         env = {**os.environ, "MITTIS_BENCH_REFERENCES": "true", "MITTIS_SANDBOX_REPORT_DELAY": "0",
                "MITTIS_WEBHOOK_ALLOWED_PRIVATE": "127.0.0.1", "MITTIS_WEBHOOK_ALLOW_HTTP": "true",
                "LOG_LEVEL": "WARNING"}
-        port = _free_port()
+        port = free_port()
         web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "mittis/gunicorn_conf.py", "--bind",
                                 f"127.0.0.1:{port}", "mittis.wsgi"], cwd=ROOT, env=env)
         try:
             base = f"http://127.0.0.1:{port}"
-            _wait_for(f"{base}/healthz")
+            _wait(f"{base}/healthz")
             if only in (None, "http"):
                 self._http_phase(base, secret, duration, connections)
                 self._purge()
@@ -246,24 +246,6 @@ def _queue_length(channel) -> int:
         return 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib3.request("GET", url, timeout=1, retries=False)
-            return
-        except urllib3.exceptions.HTTPError:
-            if time.monotonic() > deadline:
-                raise CommandError(f"{url} did not come up")
-            time.sleep(0.2)
-
-
 class _Receiver:
     """The customer's webhook endpoint: answers 204 to everything."""
 
@@ -287,3 +269,10 @@ class _Receiver:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def _wait(url: str) -> None:
+    try:
+        wait_for_http(url)
+    except TimeoutError as late:
+        raise CommandError(str(late))

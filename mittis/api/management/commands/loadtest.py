@@ -24,7 +24,6 @@ import os
 from pathlib import Path
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -44,6 +43,7 @@ from messaging.models import Message
 from messaging.services import sender_create
 from mittis.accounts.models import Account
 from mittis.accounts.services import api_key_create
+from mittis.api.management.localhost import free_port, stop_group, wait_for_http
 from webhooks.models import Delivery, Event
 from webhooks.services import endpoint_create
 
@@ -71,7 +71,7 @@ class Command(BaseCommand):
         account, secret = self._setup(receiver.url)
         env = {**os.environ, "MITTIS_WEBHOOK_ALLOWED_PRIVATE": "127.0.0.1", "MITTIS_WEBHOOK_ALLOW_HTTP": "true",
                "MITTIS_SANDBOX_REPORT_DELAY": "0", "LOG_LEVEL": "WARNING", "WEB_CONCURRENCY": "2"}
-        port = _free_port()
+        port = free_port()
         self.processes = {}
         self._start("web", [sys.executable, "-m", "gunicorn", "-c", "mittis/gunicorn_conf.py", "--bind",
                             f"127.0.0.1:{port}", "mittis.wsgi"], env)
@@ -80,7 +80,7 @@ class Command(BaseCommand):
         self._start("beat", [sys.executable, "-m", "celery", "-A", "mittis", "beat", "--loglevel", "WARNING"], env)
         client = _Clients(f"http://127.0.0.1:{port}", secret)
         try:
-            _wait_for(f"http://127.0.0.1:{port}/healthz")
+            _wait(f"http://127.0.0.1:{port}/healthz")
             started = time.monotonic()
             faults = [] if no_faults else [
                 (0.25, "SIGKILL to a Celery worker (replaced)", lambda: self._kill_worker("worker1", env)),
@@ -93,7 +93,7 @@ class Command(BaseCommand):
             elapsed = time.monotonic() - started
         finally:
             for process in self.processes.values():
-                _stop(process)
+                stop_group(process)
             receiver.stop()
         broken = self._report(account, client, receiver, traffic, elapsed, settled, faults)
         if broken:
@@ -342,32 +342,8 @@ class _Receiver:
         self.server.server_close()
 
 
-def _stop(process):
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
+def _wait(url: str) -> None:
     try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib3.request("GET", url, timeout=1, retries=False)
-            return
-        except urllib3.exceptions.HTTPError:
-            if time.monotonic() > deadline:
-                raise CommandError(f"{url} did not come up")
-            time.sleep(0.2)
+        wait_for_http(url)
+    except TimeoutError as late:
+        raise CommandError(str(late))
