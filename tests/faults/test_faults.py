@@ -321,3 +321,10 @@ def test_a_hanging_receiver_blocks_a_worker_no_longer_than_the_timeout_and_other
     assert all(not attempt.succeeded and "Timed out" in attempt.error for attempt in timed_out)
     assert all(attempt.latency_ms < 2500 for attempt in timed_out)  # the worker was held ~1 s, not longer
     assert Delivery.objects.filter(endpoint__public_id=stuck["id"], status="succeeded").count() == 0
+
+
+def test_beat_settles_interrupted_sends_every_minute_after_the_send_tasks_hard_limit(settings):
+    entry = next(e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "messaging.recover_interrupted_sends")
+
+    assert entry["schedule"] <= 60
+    assert tasks.SEND_INTERRUPTED_AFTER.total_seconds() > settings.CELERY_TASK_TIME_LIMIT  # a live send is never taken
