@@ -172,6 +172,7 @@ def _enqueue(delivery_id: int, countdown: float | None = None) -> None:
 # picked up by it, so a busy endpoint costs a task per batch, not per event. The key expires on its own
 # if a worker dies holding it; the sweeper covers anything left behind.
 FLUSH_BATCH = 100
+FLUSH_STOP_AFTER_FAILURES = 3
 FLUSH_LEASE_SECONDS = 120
 
 
@@ -210,8 +211,9 @@ def endpoint_flush(*, endpoint_id: int) -> int:
     """Deliver an endpoint's due deliveries oldest first, a batch at a time over one kept-alive connection,
     until none is due. Returns how many succeeded.
 
-    Stops at the endpoint's first failure: that delivery follows its retry schedule, and the rest wait
-    unattempted (and in order) until the endpoint answers again, instead of each spending an attempt.
+    A refused delivery follows its retry schedule and the flush goes on. When the endpoint does not answer
+    (timeout, refused connection) or refuses several in a row, it is down: the flush stops and the rest wait
+    unattempted, in order, until it answers again, instead of each spending an attempt.
     """
     succeeded = 0
     connection = None
@@ -263,7 +265,7 @@ def _deliver_batch(batch: list[Delivery], connection: transport.Connection) -> t
         return 0, True
     secrets = signing_secrets(endpoint)
     done: list[tuple[Delivery, transport.HttpResult, datetime]] = []
-    stopped = False
+    stopped, failures_in_a_row = False, 0
     for index, delivery in enumerate(batch):
         attempted_at = timezone.now()
         headers = signing.headers(secrets=secrets, msg_id=delivery.event.public_id,
@@ -271,13 +273,18 @@ def _deliver_batch(batch: list[Delivery], connection: transport.Connection) -> t
         result = connection.post(body=delivery.event.payload.encode(), headers=headers)
         if result.status is not None and 200 <= result.status < 300:
             done.append((delivery, result, attempted_at))
+            failures_in_a_row = 0
             continue
         _record_successes(endpoint, done)
         done = []
-        _record_attempt(delivery, result, attempted_at=attempted_at)
-        Delivery.objects.filter(pk__in=[d.pk for d in batch[index + 1:]]).update(locked_until=None)
-        stopped = True
-        break
+        _record_attempt(delivery, result, attempted_at=attempted_at)  # schedules its own retry
+        failures_in_a_row += 1
+        # One refused event follows its retry schedule while the rest go on; an endpoint that does not
+        # answer at all, or refuses several in a row, is down: the rest wait for it, unattempted.
+        if result.status is None or failures_in_a_row >= FLUSH_STOP_AFTER_FAILURES:
+            Delivery.objects.filter(pk__in=[d.pk for d in batch[index + 1:]]).update(locked_until=None)
+            stopped = True
+            break
     _record_successes(endpoint, done)
     return sum(1 for d in batch if d.status == Delivery.SUCCEEDED), stopped
 

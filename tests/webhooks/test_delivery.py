@@ -117,18 +117,40 @@ def test_a_backlog_for_one_endpoint_is_one_task_and_arrives_in_order_over_one_co
     assert DeliveryAttempt.objects.filter(succeeded=True).count() == 12
 
 
-def test_a_failing_endpoint_holds_its_backlog_in_order_and_sends_it_when_it_answers_again(
-        api, send, receiver, endpoint, worker):
-    endpoint_id, secret = endpoint
+def queued_events(api, send, endpoint_id, count):
+    """`count` message.queued events pending for the endpoint, with no task to send them (drained)."""
     api.patch(f"/v1/webhook_endpoints/{endpoint_id}", {"enabled_events": ["message.queued"]}, format="json")
+    drain_queued_tasks()
+    sent = [send().json()["id"] for _ in range(count)]
+    drain_queued_tasks()
+    return sent, Delivery.objects.first().endpoint_id
+
+
+def test_one_refused_event_follows_its_retries_while_the_rest_of_the_backlog_goes_on(
+        api, send, receiver, endpoint):
+    endpoint_id, secret = endpoint
+    sent, pk = queued_events(api, send, endpoint_id, 4)
     receiver.script = [(503, {})]
 
-    sent = [send().json()["id"] for _ in range(4)]
-    requests = receiver.wait_for(5)
-    time.sleep(0.5)
+    assert endpoint_flush(endpoint_id=pk) == 3
 
-    received = [verified(secret, r)["data"]["id"] for r in requests]
-    assert received[0] == received[1] == sent[0]  # the failure, then its retry
-    assert received[1:] == sent  # the rest waited behind it, in order, unattempted
-    assert len(receiver.requests) == 5
-    assert list(DeliveryAttempt.objects.order_by("id").values_list("succeeded", flat=True)) == [False] + [True] * 4
+    assert [verified(secret, r)["data"]["id"] for r in receiver.requests] == sent
+    refused = Delivery.objects.get(event__object_id=sent[0])
+    assert (refused.status, refused.attempts) == (Delivery.PENDING, 1) and refused.next_attempt_at is not None
+
+
+def test_an_endpoint_refusing_several_in_a_row_holds_the_rest_in_order_until_it_answers_again(
+        api, send, receiver, endpoint, fast_retries):
+    endpoint_id, secret = endpoint
+    sent, pk = queued_events(api, send, endpoint_id, 5)
+    receiver.script = [(503, {})] * 3
+
+    assert endpoint_flush(endpoint_id=pk) == 0
+    assert len(receiver.requests) == 3  # then it stopped: the last two were not attempted
+    held = Delivery.objects.filter(event__object_id__in=sent[3:])
+    assert set(held.values_list("status", "attempts")) == {(Delivery.PENDING, 0)}
+
+    time.sleep(0.6)  # the three refused are due again (fast retries)
+    assert endpoint_flush(endpoint_id=pk) == 5
+    later = [verified(secret, r)["data"]["id"] for r in receiver.requests[3:]]
+    assert later == sent  # everything, in order, once the endpoint answers
