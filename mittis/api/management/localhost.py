@@ -16,8 +16,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_http(url: str, timeout: float = 30) -> None:
-    """Return once `url` answers at all; TimeoutError if it does not within `timeout` seconds."""
+def wait_for_http(url: str, timeout: float = 30, error: type[Exception] = TimeoutError) -> None:
+    """Return once `url` answers at all; raise `error` if it does not within `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -25,7 +25,7 @@ def wait_for_http(url: str, timeout: float = 30) -> None:
             return
         except urllib3.exceptions.HTTPError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not come up within {timeout:g} s")
+                raise error(f"{url} did not come up within {timeout:g} s")
             time.sleep(0.2)
 
 

@@ -86,7 +86,7 @@ class Command(BaseCommand):
                                 f"127.0.0.1:{port}", "mittis.wsgi"], cwd=ROOT, env=env)
         try:
             base = f"http://127.0.0.1:{port}"
-            _wait(f"{base}/healthz")
+            wait_for_http(f"{base}/healthz", error=CommandError)
             if only in (None, "http"):
                 self._http_phase(base, secret, duration, connections)
                 self._purge()
@@ -269,10 +269,3 @@ class _Receiver:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-def _wait(url: str) -> None:
-    try:
-        wait_for_http(url)
-    except TimeoutError as late:
-        raise CommandError(str(late))

@@ -80,7 +80,7 @@ class Command(BaseCommand):
         self._start("beat", [sys.executable, "-m", "celery", "-A", "mittis", "beat", "--loglevel", "WARNING"], env)
         client = _Clients(f"http://127.0.0.1:{port}", secret)
         try:
-            _wait(f"http://127.0.0.1:{port}/healthz")
+            wait_for_http(f"http://127.0.0.1:{port}/healthz", error=CommandError)
             started = time.monotonic()
             faults = [] if no_faults else [
                 (0.25, "SIGKILL to a Celery worker (replaced)", lambda: self._kill_worker("worker1", env)),
@@ -340,10 +340,3 @@ class _Receiver:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-def _wait(url: str) -> None:
-    try:
-        wait_for_http(url)
-    except TimeoutError as late:
-        raise CommandError(str(late))
