@@ -275,6 +275,8 @@ MITTIS_RATE_LIMIT_REDIS_URL = env.str(
 MITTIS_RATE_LIMIT_PREFIX = env.str("MITTIS_RATE_LIMIT_PREFIX", default="mittis:rl")
 # Idempotency keys are kept this long (the contract promises at least 24 hours).
 MITTIS_IDEMPOTENCY_KEY_HOURS = env.int("MITTIS_IDEMPOTENCY_KEY_HOURS", default=24)
+# A request transaction idle this long has lost its client: PostgreSQL ends it, releasing its key.
+MITTIS_ABANDONED_REQUEST_SECONDS = env.float("MITTIS_ABANDONED_REQUEST_SECONDS", default=10)
 CELERY_BEAT_SCHEDULE["purge-expired-idempotency-keys"] = {
     "task": "api.purge_expired_idempotency_keys",
     "schedule": 3600.0,

@@ -137,13 +137,19 @@ def _claim_key(request, scope: dict, request_fingerprint: str) -> IdempotencyRec
 
 def _try_lock(scope: dict) -> bool:
     """On PostgreSQL, a transaction-scoped advisory lock tells a duplicate at once that the first
-    request is in flight. Elsewhere (SQLite) writes are serialized already: always True."""
+    request is in flight. Elsewhere (SQLite) writes are serialized already: always True.
+
+    A request whose connection vanished without a FIN (a network partition, a killed host) would
+    leave its backend idle in transaction, holding the key, until TCP keepalive notices hours later;
+    the same statement bounds that idle time so the database ends it and the key is free again."""
     if connection.vendor != "postgresql":
         return True
     material = f"{scope['account_id']}:{scope['livemode']}:{scope['key']}".encode()
     lock_id = int.from_bytes(hashlib.sha256(material).digest()[:8], "big", signed=True)
+    idle_limit = f"{int(settings.MITTIS_ABANDONED_REQUEST_SECONDS * 1000)}ms"
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [lock_id])
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s), "
+                       "set_config('idle_in_transaction_session_timeout', %s, true)", [lock_id, idle_limit])
         return cursor.fetchone()[0]
 
 

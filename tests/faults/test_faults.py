@@ -257,8 +257,10 @@ def test_the_database_going_away_under_traffic_is_a_clean_503_and_mittis_recover
         return key, response.status, response.headers, response.data
 
     def retry(key):
-        """As a client does: the same key again while the answer is 409 idempotency_key_in_use (the first
-        request's transaction may still be ending in the database), after its Retry-After."""
+        """As a client does: the same key again while the answer is 409 idempotency_key_in_use, after its
+        Retry-After. The first request's transaction may still be ending; or, where the proxy lost the FIN
+        of a closed connection (as a partition does), the database ends it after
+        MITTIS_ABANDONED_REQUEST_SECONDS."""
         for _ in range(30):
             answer = post(key)
             if answer[1] != 409:
