@@ -25,7 +25,7 @@ from messaging import statuses, throughput
 from messaging.carriers.base import (
     CarrierError, CarrierRejectedError, CarrierTemporaryError, DeliveryReport, InboundSms, OutboundSms, SendResult,
 )
-from messaging.carriers.registry import breaker_record, carriers_for
+from messaging.carriers.registry import breaker_record, carriers_for, route_table
 from messaging.encoding import analyze
 from messaging.errors import MESSAGE_ERRORS
 from messaging.models import (
@@ -36,6 +36,7 @@ from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
 from mittis.api.idempotency import expiry_cutoff
 from mittis.api.models import IdempotencyRecord
+from mittis.redis import redis_client
 from webhooks import services as webhooks
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def message_create(*, account: Account, livemode: bool, sender: str, to: str, bo
         message._prefetched_objects_cache = {"attempts": SendAttempt.objects.none()}  # new: none to read
         if not send_at:
             _record_event(message, sequence=1)
-            transaction.on_commit(lambda: _enqueue_send(message.pk))
+            transaction.on_commit(lambda: _enqueue_send(message.pk, livemode=livemode))
         # Last: the charge locks the account's balance row until commit, so every other write of this
         # request comes before it. A 402 here undoes the message, its event and its send with it.
         billing.message_charge(account_id=account.pk, livemode=livemode, message_id=message.public_id,
@@ -110,9 +111,13 @@ def message_preview(*, account: Account, sender: str, to: str, body: str) -> Mes
                         currency=quote.currency)
 
 
-def _enqueue_send(message_id: int) -> None:
+def _enqueue_send(message_id: int, *, livemode: bool = True) -> None:
+    """A live message gets a task of its own; a test-mode message is sent by the batch dispatcher."""
     from messaging.tasks import send_message
 
+    if not livemode:
+        dispatch_request()
+        return
     try:
         send_message.apply_async((message_id,), retry=False)
     except Exception:  # the broker is down: the message waits `queued`, and the requeue task sends it
@@ -149,19 +154,35 @@ def message_send(*, message_id: int, attempt: int = 1) -> SendOutcome:
             return SendOutcome(throttled=wait)
     if not _claim_attempt(message_id, attempt):
         return SendOutcome(skipped=True)
-    sms = OutboundSms(reference=message.public_id, sender=message.from_number, to=message.to,
-                      body=message.body, livemode=message.livemode, attempt=attempt,
-                      validity_seconds=_remaining_validity(message))
     # Attempt 1 was claimed from `queued`, so this call records all of the message's attempts: they are
     # known without reading them back (the message's JSON, in its events, lists them).
     recorded: list[SendAttempt] | None = [] if attempt == 1 else None
+
+    def accept(carrier_name: str, result: SendResult, row: SendAttempt) -> None:
+        row.save(force_insert=True)
+        if recorded is not None:
+            recorded.append(row)
+        _accept(message_id, carrier_name, result, attempts=recorded)
+
+    return _send_claimed(message, carriers, attempt, recorded=recorded, accept=accept)
+
+
+def _send_claimed(message: Message, carriers: list, attempt: int, *, recorded: list | None, accept) -> SendOutcome:
+    """Try the carriers in order for an attempt the caller has claimed. A carrier's acceptance is handed to
+    `accept(carrier_name, result, attempt_row)` with its attempt row not yet saved: one message saves it at
+    once, a batch saves all of them together. Every other outcome is written here and now."""
+    message_id = message.pk
+    sms = OutboundSms(reference=message.public_id, sender=message.from_number, to=message.to,
+                      body=message.body, livemode=message.livemode, attempt=attempt,
+                      validity_seconds=_remaining_validity(message))
     number = 1 if attempt == 1 else SendAttempt.objects.filter(message_id=message_id).count() + 1
     last_error = None
     for number, carrier in enumerate(carriers, start=number):
         started_at, started = timezone.now(), time.monotonic()
 
         def record(**outcome):
-            row = _record_attempt(message, carrier.name, started_at, started, number=number, **outcome)
+            row = _attempt_row(message, carrier.name, started_at, started, number=number, **outcome)
+            row.save(force_insert=True)
             if recorded is not None:
                 recorded.append(row)
 
@@ -180,11 +201,11 @@ def message_send(*, message_id: int, attempt: int = 1) -> SendOutcome:
             message_fail(message_id=message_id, error_code=error.code, error_message=error.message,
                          carrier=carrier.name, carrier_status=error.carrier_status)
             return SendOutcome()
-        record(result=result, outcome=SendAttempt.ACCEPTED)
         row = carrier.carrier
         if row is not None and (row.breaker_failures or row.breaker_state != row.CLOSED):
             breaker_record(carrier.name, ok=True)  # a healthy carrier's success writes nothing
-        _accept(message_id, carrier.name, result, attempts=recorded)
+        accept(carrier.name, result, _attempt_row(message, carrier.name, started_at, started, number=number,
+                                                  result=result, outcome=SendAttempt.ACCEPTED))
         return SendOutcome(sent=True)
 
     if attempt < MAX_SEND_ATTEMPTS:
@@ -228,10 +249,10 @@ def sender_number_type(value: str) -> str:
     return Sender.LONG_CODE
 
 
-def _record_attempt(message: Message, carrier: str, started_at, started: float, *, number: int, outcome: str,
-                    result: SendResult | None = None, error: CarrierError | None = None) -> SendAttempt:
-    """Precondition: the caller holds the attempt's claim, which serialises the numbers."""
-    return SendAttempt.objects.create(
+def _attempt_row(message: Message, carrier: str, started_at, started: float, *, number: int, outcome: str,
+                 result: SendResult | None = None, error: CarrierError | None = None) -> SendAttempt:
+    """Unsaved. Precondition: the caller holds the attempt's claim, which serialises the numbers."""
+    return SendAttempt(
         message_id=message.pk, number=number, carrier=carrier, started_at=started_at,
         latency_ms=int((time.monotonic() - started) * 1000), outcome=outcome,
         carrier_message_id=result.carrier_message_id if result else "",
@@ -288,6 +309,190 @@ def _enqueue_report(carrier: str, report: DeliveryReport, *, delay: float, attem
         kwargs={"carrier": carrier, "report": report.__dict__}, countdown=delay or None)
 
 
+# --- Sending in batches -------------------------------------------------------------------------
+# Test-mode messages (sandbox-routed unless a test route says otherwise) are sent by dispatchers, each
+# claiming a batch of queued messages at once and writing their attempts, status changes, events and
+# webhooks in a few statements per batch, where a task per message would cost a task and some twenty-five
+# statements each. Live messages keep a task each: their senders' rates (`throughput`) and their carriers'
+# latency set their pace, and a task per message lets the workers overlap that latency.
+#
+# Up to MITTIS_SEND_DISPATCHERS run at once, each holding a Redis mark (a slot); a request finding every
+# slot taken does nothing, since the running dispatchers take whatever is queued. A run ends after
+# DISPATCH_RUN_SECONDS, well inside the task time limit, and hands over to a fresh one if work is left.
+DISPATCH_BATCH = 100
+DISPATCH_RUN_SECONDS = 20
+DISPATCH_LEASE_SECONDS = 120
+
+
+def _dispatch_key(slot: int) -> str:
+    return f"{settings.MITTIS_RATE_LIMIT_PREFIX}:messaging:dispatch:{slot}"
+
+
+def dispatch_request() -> None:
+    """Make sure a dispatcher runs soon; a no-op while every slot is taken."""
+    from messaging.tasks import dispatch
+
+    slot, client = 0, redis_client()
+    if client is not None:
+        try:
+            slot = next((n for n in range(settings.MITTIS_SEND_DISPATCHERS)
+                         if client.set(_dispatch_key(n), 1, nx=True, ex=DISPATCH_LEASE_SECONDS)), None)
+        except Exception:  # without the marks, dispatchers may overlap: their row claims keep that safe
+            logger.warning("Could not mark a dispatcher slot", exc_info=True)
+        if slot is None:
+            return
+    try:
+        dispatch.apply_async((slot,), retry=False)
+    except Exception:  # the broker is down: the messages wait `queued`, and the requeue task sends them
+        logger.warning("Could not enqueue a dispatcher; requeue_stale_messages will", exc_info=True)
+        _dispatch_mark_clear(slot)
+
+
+def _dispatch_mark_clear(slot: int) -> None:
+    client = redis_client()
+    if client is not None:
+        try:
+            client.delete(_dispatch_key(slot))
+        except Exception:
+            logger.warning("Could not clear dispatcher slot %s", slot, exc_info=True)
+
+
+def _dispatchable():
+    now = timezone.now()
+    return (Message.objects.filter(status=statuses.QUEUED, send_attempts=0, livemode=False)
+            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)))
+
+
+def messages_dispatch(*, slot: int = 0, batch: int = DISPATCH_BATCH, run_for: float = DISPATCH_RUN_SECONDS) -> int:
+    """Send queued test-mode messages a batch at a time until none is left (or the run's time is up).
+    Returns how many a carrier accepted."""
+    accepted, deadline = 0, time.monotonic() + run_for
+    try:
+        while time.monotonic() < deadline:
+            claimed = _claim_batch(batch)
+            if not claimed:
+                break
+            accepted += _send_batch(claimed)
+    finally:
+        _dispatch_mark_clear(slot)
+    # A message committed after the last claim but before the mark was cleared asked for no dispatcher.
+    if _dispatchable().exists():
+        dispatch_request()
+    return accepted
+
+
+def _claim_batch(size: int) -> list[Message]:
+    """Claim attempt 1 of up to `size` queued messages, oldest first: the claim `_claim_attempt` makes for
+    one, so a message is claimed by one dispatcher or one task, never both."""
+    with transaction.atomic():
+        ids = list(_dispatchable().select_for_update(skip_locked=True).order_by("id")
+                   .values_list("pk", flat=True)[:size])
+        if not ids:
+            return []
+        Message.objects.filter(pk__in=ids, status=statuses.QUEUED, send_attempts=0).update(
+            status=statuses.SENDING, send_attempts=1, updated_at=timezone.now())
+    return list(Message.objects.filter(pk__in=ids).order_by("id"))
+
+
+@dataclass
+class _Accepted:
+    message: Message
+    carrier: str
+    result: SendResult
+    attempts: list  # all of the message's attempts, the accepted one last and not yet saved
+
+
+def _send_batch(messages: list[Message]) -> int:
+    from messaging.tasks import send_message, send_retry_delay
+
+    routes = route_table(livemode=False)
+    accepted: list[_Accepted] = []
+    for message in messages:
+        recorded: list[SendAttempt] = []
+
+        def accept(carrier_name, result, row, message=message, recorded=recorded):
+            accepted.append(_Accepted(message, carrier_name, result, recorded + [row]))
+
+        carriers = carriers_for(to=message.to, country=message.country, livemode=False, routes=routes)
+        outcome = _send_claimed(message, carriers, 1, recorded=recorded, accept=accept)
+        if outcome.retry:  # as the task does: attempt 2 claims from attempt 1, after a back-off
+            send_message.apply_async(kwargs={"message_id": message.pk, "attempt": 2}, countdown=send_retry_delay(1))
+    _accept_batch(accepted)
+    return len(accepted)
+
+
+def _accept_batch(accepted: list[_Accepted]) -> None:
+    """`_accept` for many messages: their attempts, `sent` with its events and webhooks, in one transaction."""
+    if not accepted:
+        return
+    with transaction.atomic():
+        SendAttempt.objects.bulk_create([item.attempts[-1] for item in accepted])
+        locked = Message.objects.select_for_update().filter(pk__in=[item.message.pk for item in accepted])
+        locked = {message.pk: message for message in locked.order_by("pk")}
+        writes, now = _BatchWrites(), timezone.now()
+        for item in accepted:
+            message = item.message = locked[item.message.pk]
+            _known_attempts(message, item.attempts)
+            message.carrier, message.carrier_message_id = item.carrier, item.result.carrier_message_id
+            fields = ["carrier", "carrier_message_id"]
+            if message.status == statuses.SENDING:
+                fields += _transition(message, statuses.SENT, sent_at=now, batch=writes)
+            writes.changed(message, fields)
+        writes.save()
+        reports: dict[tuple[str, float], list[_Accepted]] = {}
+        for item in accepted:
+            if item.result.scheduled_report:
+                reports.setdefault((item.carrier, item.result.report_delay), []).append(item)
+        for (carrier, delay), items in reports.items():
+            transaction.on_commit(lambda carrier=carrier, delay=delay, items=items: _enqueue_reports(
+                carrier, [item.result.scheduled_report for item in items], delay=delay,
+                attempts={item.result.carrier_message_id: item.attempts for item in items}))
+    # A report can overtake the carrier's answer to the submit: apply any that waited for these ids.
+    waiting = CarrierReport.objects.filter(
+        carrier__in={item.carrier for item in accepted}, message__isnull=True,
+        carrier_message_id__in=[item.result.carrier_message_id for item in accepted])
+    for early in waiting:
+        message_apply_delivery_report(carrier=early.carrier, report=DeliveryReport(**early.raw["report"]),
+                                      record=early)
+
+
+def _enqueue_reports(carrier: str, reports: list[DeliveryReport], *, delay: float, attempts: dict) -> None:
+    from messaging.tasks import process_delivery_reports
+
+    if not delay:  # reports the carrier gave at once (the sandbox without delay): no task to wait for
+        messages_apply_delivery_reports(carrier=carrier, reports=reports, attempts=attempts)
+        return
+    process_delivery_reports.apply_async(
+        kwargs={"carrier": carrier, "reports": [report.__dict__ for report in reports]}, countdown=delay)
+
+
+def messages_apply_delivery_reports(*, carrier: str, reports: list[DeliveryReport],
+                                    attempts: dict | None = None) -> None:
+    """`message_apply_delivery_report` for many reports of one carrier, written together. A report whose
+    message is not found by the carrier's id takes the one-by-one path (matched by reference, or kept)."""
+    unmatched = []
+    with transaction.atomic():
+        locked = (Message.objects.select_for_update()
+                  .filter(carrier=carrier, carrier_message_id__in=[report.carrier_message_id for report in reports])
+                  .order_by("pk"))
+        by_carrier_id = {message.carrier_message_id: message for message in locked}
+        records, writes = [], _BatchWrites()
+        for report in reports:
+            message = by_carrier_id.get(report.carrier_message_id)
+            if message is None:
+                unmatched.append(report)
+                continue
+            records.append(CarrierReport(carrier=carrier, carrier_message_id=report.carrier_message_id,
+                                         status=report.status, raw={"report": report.__dict__, "received": {}},
+                                         message=message))
+            _known_attempts(message, (attempts or {}).get(report.carrier_message_id))
+            writes.changed(message, _apply_report_locked(message, carrier, report, batch=writes))
+        CarrierReport.objects.bulk_create(records)
+        writes.save()
+    for report in unmatched:
+        message_apply_delivery_report(carrier=carrier, report=report)
+
+
 def message_fail(*, message_id: int, error_code: str, error_message: str, carrier: str = "",
                  carrier_status: str = "") -> Message:
     with transaction.atomic():
@@ -333,23 +538,33 @@ def message_apply_delivery_report(*, carrier: str, report: DeliveryReport, raw: 
                         report.carrier_message_id)
             return None
         _known_attempts(message, attempts)
-        if message.status == statuses.SENDING and report.status in (statuses.DELIVERED, statuses.UNDELIVERED):
-            # The report overtook the submit's answer: the message was sent first.
-            message.save(update_fields=_transition(message, statuses.SENT, sent_at=timezone.now()))
-        if not statuses.can_transition(message.status, report.status):
-            logger.info("carrier=%s report %s ignored for %s in status %s", carrier, report.status,
-                        message.public_id, message.status)
-            return message
-        changes = {"carrier_status": report.carrier_status}
-        if report.status == statuses.DELIVERED:
-            changes["delivered_at"] = timezone.now()
-        elif report.status == statuses.SENT:
-            changes["sent_at"] = timezone.now()
-        else:
-            changes.update(error_code=report.error_code or "unknown_error",
-                           error_message=report.error_message or "The carrier did not deliver the message.")
-        message.save(update_fields=_transition(message, report.status, **changes))
+        fields = _apply_report_locked(message, carrier, report)
+        if fields:
+            message.save(update_fields=fields)
     return message
+
+
+def _apply_report_locked(message: Message, carrier: str, report: DeliveryReport,
+                         batch: "_BatchWrites | None" = None) -> list[str]:
+    """The status change a report makes, if any; returns the fields to save (none: it changes nothing).
+    Precondition: the caller holds the message's row lock."""
+    fields = []
+    if message.status == statuses.SENDING and report.status in (statuses.DELIVERED, statuses.UNDELIVERED):
+        # The report overtook the submit's answer: the message was sent first.
+        fields += _transition(message, statuses.SENT, sent_at=timezone.now(), batch=batch)
+    if not statuses.can_transition(message.status, report.status):
+        logger.info("carrier=%s report %s ignored for %s in status %s", carrier, report.status,
+                    message.public_id, message.status)
+        return fields
+    changes = {"carrier_status": report.carrier_status}
+    if report.status == statuses.DELIVERED:
+        changes["delivered_at"] = timezone.now()
+    elif report.status == statuses.SENT:
+        changes["sent_at"] = timezone.now()
+    else:
+        changes.update(error_code=report.error_code or "unknown_error",
+                       error_message=report.error_message or "The carrier did not deliver the message.")
+    return fields + _transition(message, report.status, batch=batch, **changes)
 
 
 # --- Lifecycle: scheduling, cancelling, expiry, stuck messages, redaction --------------------------
@@ -374,7 +589,7 @@ def messages_dispatch_scheduled(*, limit: int = 1000) -> list[int]:
                 _expire_locked(message)
                 continue
             message.save(update_fields=_transition(message, statuses.QUEUED))
-            transaction.on_commit(lambda pk=message_id: _enqueue_send(pk))
+            transaction.on_commit(lambda pk=message_id, live=message.livemode: _enqueue_send(pk, livemode=live))
             queued.append(message_id)
     return queued
 
@@ -545,8 +760,10 @@ def message_receive(*, carrier: str, inbound: InboundSms, raw: dict | None = Non
 
 
 # --- The one way a status changes -------------------------------------------------------------
-def _transition(message: Message, status: str, *, carrier_status: str = "", **changes) -> list[str]:
-    """Move `message` to `status` and record its event. Returns the fields to save.
+def _transition(message: Message, status: str, *, carrier_status: str = "", batch: "_BatchWrites | None" = None,
+                **changes) -> list[str]:
+    """Move `message` to `status` and record its event (or, with `batch`, collect it to be written with
+    the batch's). Returns the fields to save.
 
     Precondition: the caller holds the message's row lock, inside the transaction that saves it.
     """
@@ -556,11 +773,12 @@ def _transition(message: Message, status: str, *, carrier_status: str = "", **ch
     for name, value in changes.items():
         setattr(message, name, value)
     message.updated_at = timezone.now()
-    _record_event(message, carrier_status=carrier_status)
+    _record_event(message, carrier_status=carrier_status, batch=batch)
     return ["status", "updated_at", "event_sequence", *changes]
 
 
-def _record_event(message: Message, *, carrier_status: str = "", sequence: int | None = None) -> MessageEvent | None:
+def _record_event(message: Message, *, carrier_status: str = "", sequence: int | None = None,
+                  batch: "_BatchWrites | None" = None) -> MessageEvent | None:
     """Precondition: the caller holds the row lock and saves `event_sequence` (or, for a new message,
     passes the `sequence` it was inserted with)."""
     event_type = statuses.EVENT_TYPES.get(message.status)
@@ -568,18 +786,49 @@ def _record_event(message: Message, *, carrier_status: str = "", sequence: int |
         return None
     if sequence is None:
         message.event_sequence += 1
-    event = MessageEvent.objects.create(
-        message=message, type=event_type, status=message.status, sequence=message.event_sequence,
-        data=MessageSerializer(message).data, carrier_status=carrier_status,
-    )
+    event = MessageEvent(message=message, type=event_type, status=message.status, sequence=message.event_sequence,
+                         data=MessageSerializer(message).data, carrier_status=carrier_status)
     message.representation = event.data  # the message as of now: an answer that follows can reuse it
+    if batch is not None:
+        batch.events.append(event)
+        return event
+    event.save(force_insert=True)
     # The same event, with the same id, to the account's endpoints and the message's status_callback:
     # in this transaction, so a status change never commits without its webhook.
-    webhooks.event_publish(
-        account_id=message.account_id, livemode=message.livemode, event_id=event.public_id, type=event_type,
+    webhooks.event_publish(**_webhook_event(event).__dict__)
+    return event
+
+
+def _webhook_event(event: MessageEvent) -> webhooks.NewEvent:
+    message = event.message
+    return webhooks.NewEvent(
+        account_id=message.account_id, livemode=message.livemode, event_id=event.public_id, type=event.type,
         object_id=message.public_id, sequence=event.sequence, data=event.data, created_at=event.created_at,
         callback_url=message.status_callback)
-    return event
+
+
+class _BatchWrites:
+    """The status changes of many messages, written together: one UPDATE for the messages, one INSERT for
+    their events, three statements for the webhooks (`webhooks.events_publish`). Events keep their order.
+
+    Precondition: the caller holds the messages' row locks, inside the transaction that calls `save`."""
+
+    def __init__(self):
+        self.messages: dict[int, Message] = {}
+        self.fields: set[str] = set()
+        self.events: list[MessageEvent] = []
+
+    def changed(self, message: Message, fields: list[str]) -> None:
+        if fields:
+            self.messages[message.pk] = message
+            self.fields.update(fields)
+
+    def save(self) -> None:
+        if self.messages:
+            Message.objects.bulk_update(list(self.messages.values()), sorted(self.fields))
+        if self.events:
+            MessageEvent.objects.bulk_create(self.events)
+            webhooks.events_publish([_webhook_event(event) for event in self.events])
 
 
 # --- Recovery ---------------------------------------------------------------------------------

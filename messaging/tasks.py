@@ -37,6 +37,17 @@ def send_message(self, message_id: int, attempt: int = 1) -> None:
                          countdown=send_retry_delay(attempt))
 
 
+@shared_task(name="messaging.dispatch")
+def dispatch(slot: int = 0) -> int:
+    return services.messages_dispatch(slot=slot)
+
+
+@shared_task(name="messaging.process_delivery_reports")
+def process_delivery_reports(carrier: str, reports: list[dict]) -> None:
+    services.messages_apply_delivery_reports(carrier=carrier,
+                                             reports=[DeliveryReport(**report) for report in reports])
+
+
 @shared_task(name="messaging.process_delivery_report")
 def process_delivery_report(carrier: str, report: dict) -> None:
     services.message_apply_delivery_report(carrier=carrier, report=DeliveryReport(**report))

@@ -262,6 +262,9 @@ MITTIS_SENDER_MPS = {"long_code": 1, "toll_free": 3, "short_code": 100, "alphanu
 MITTIS_LIVE_CARRIER = env.str("MITTIS_LIVE_CARRIER", default="sandbox")
 # Seconds the sandbox carrier waits before reporting delivery, like a handset answering.
 MITTIS_SANDBOX_REPORT_DELAY = env.float("MITTIS_SANDBOX_REPORT_DELAY", default=2.0)
+# Batch dispatchers of test-mode sends that may run at once (see messaging/services.py): at least the
+# number of worker processes, so that every core can send.
+MITTIS_SEND_DISPATCHERS = env.int("MITTIS_SEND_DISPATCHERS", default=4)
 
 # --- Rate limits and idempotency --------------------------------------------------------------
 # Requests per API key per window (seconds); an account may have its own, set in the admin.

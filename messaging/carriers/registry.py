@@ -41,12 +41,20 @@ def get_carrier(name: str) -> SmsClient:
     return client_for(Carrier.objects.get(name=name))
 
 
-def carriers_for(*, to: str, country: str, livemode: bool) -> list[SmsClient]:
-    """The carriers to try for a message, in order; carriers whose breaker is open are left out
-    (one is let through as a probe once its cool-down has passed)."""
-    from messaging.models import Carrier, Route
+def route_table(*, livemode: bool) -> list:
+    """Every route of a mode with its carriers: read once for a batch of messages."""
+    from messaging.models import Route
 
-    routes = Route.objects.filter(livemode=livemode).prefetch_related("entries__carrier")
+    return list(Route.objects.filter(livemode=livemode).prefetch_related("entries__carrier"))
+
+
+def carriers_for(*, to: str, country: str, livemode: bool, routes: list | None = None) -> list[SmsClient]:
+    """The carriers to try for a message, in order; carriers whose breaker is open are left out
+    (one is let through as a probe once its cool-down has passed). `routes`: `route_table`'s, if read."""
+    from messaging.models import Carrier
+
+    if routes is None:
+        routes = route_table(livemode=livemode)
     candidates = [r for r in routes if r.prefix and to.startswith(r.prefix)]
     route = (max(candidates, key=lambda r: len(r.prefix)) if candidates
              else next((r for r in routes if not r.prefix and r.country == country), None)

@@ -187,14 +187,16 @@ def test_the_beat_schedule_runs_the_lifecycle_sweeps(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_dispatcher_puts_one_send_task_on_the_broker_when_the_time_comes(clock):
+@pytest.mark.parametrize("livemode", [True, False], ids=["live: a send task", "test: a batch dispatcher"])
+def test_the_dispatcher_puts_the_message_on_the_broker_when_the_time_comes(clock, livemode):
     from tests.conftest import drain_queued_tasks
     from tests.factories import AccountFactory, SenderFactory
 
     account = AccountFactory()
     SenderFactory(account=account, value=SEED["from"])
+    balance_top_up(account_id=account.pk, livemode=True, amount=Decimal("5"))
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(account)}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(account, livemode=livemode)}")
     send_at = START + timedelta(minutes=30)
     drain_queued_tasks()  # what earlier tests left on this run's queue
     created = client.post("/v1/messages", {**SEED, "send_at": iso(send_at)}, format="json").json()
@@ -203,5 +205,12 @@ def test_the_dispatcher_puts_one_send_task_on_the_broker_when_the_time_comes(clo
     clock.move_to(send_at + timedelta(seconds=2))
     tasks.dispatch_scheduled()
 
-    [task] = [t for t in drain_queued_tasks() if t["task"] == "messaging.send_message"]
-    assert str(Message.objects.get(public_id=created["id"]).pk) in task["argsrepr"]
+    message = Message.objects.get(public_id=created["id"])
+    if livemode:
+        [task] = [t for t in drain_queued_tasks() if t["task"] == "messaging.send_message"]
+        assert str(message.pk) in task["argsrepr"]
+    else:
+        [task] = [t for t in drain_queued_tasks() if t["task"] == "messaging.dispatch"]
+        assert tasks.dispatch.run() == 1
+        message.refresh_from_db()
+        assert message.status == "sent" and [a.outcome for a in message.attempts.all()] == ["accepted"]
