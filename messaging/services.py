@@ -80,7 +80,7 @@ def message_create(*, account: Account, livemode: bool, sender: str, to: str, bo
         message._prefetched_objects_cache = {"attempts": SendAttempt.objects.none()}  # new: none to read
         if not send_at:
             _record_event(message, sequence=1)
-            transaction.on_commit(lambda: _enqueue_send(message.pk, livemode=livemode))
+            transaction.on_commit(dispatch_request)
         # Last: the charge locks the account's balance row until commit, so every other write of this
         # request comes before it. A 402 here undoes the message, its event and its send with it.
         billing.message_charge(account_id=account.pk, livemode=livemode, message_id=message.public_id,
@@ -111,15 +111,12 @@ def message_preview(*, account: Account, sender: str, to: str, body: str) -> Mes
                         currency=quote.currency)
 
 
-def _enqueue_send(message_id: int, *, livemode: bool = True) -> None:
-    """A live message gets a task of its own; a test-mode message is sent by the batch dispatcher."""
+def _enqueue_send(message_id: int, *, countdown: float | None = None) -> None:
+    """A task of the message's own (the dispatchers send most messages: `dispatch_request`)."""
     from messaging.tasks import send_message
 
-    if not livemode:
-        dispatch_request()
-        return
     try:
-        send_message.apply_async((message_id,), retry=False)
+        send_message.apply_async((message_id,), countdown=countdown, retry=False)
     except Exception:  # the broker is down: the message waits `queued`, and the requeue task sends it
         logger.warning("Could not enqueue message %s; requeue_stale_messages will", message_id, exc_info=True)
 
@@ -310,11 +307,12 @@ def _enqueue_report(carrier: str, report: DeliveryReport, *, delay: float, attem
 
 
 # --- Sending in batches -------------------------------------------------------------------------
-# Test-mode messages (sandbox-routed unless a test route says otherwise) are sent by dispatchers, each
-# claiming a batch of queued messages at once and writing their attempts, status changes, events and
-# webhooks in a few statements per batch, where a task per message would cost a task and some twenty-five
-# statements each. Live messages keep a task each: their senders' rates (`throughput`) and their carriers'
-# latency set their pace, and a task per message lets the workers overlap that latency.
+# Accepted messages are sent by dispatchers, each claiming a batch of queued messages at once and writing
+# their attempts, status changes, events, webhooks and delivery reports in a few statements per batch,
+# where a task per message costs a task and some twenty-five statements each. A message whose carrier is
+# behind a network call (`sends_in_batches` false), or whose sender or carrier is at its rate, is handed
+# to a task of its own: the workers then overlap the carrier's latency, and the task waits out the rate
+# (`throughput`) without holding a batch. The dispatchers leave it alone for HANDED_OFF_FOR.
 #
 # Up to MITTIS_SEND_DISPATCHERS run at once, each holding a Redis mark (a slot); a request finding every
 # slot taken does nothing, since the running dispatchers take whatever is queued. A run ends after
@@ -322,6 +320,7 @@ def _enqueue_report(carrier: str, report: DeliveryReport, *, delay: float, attem
 DISPATCH_BATCH = 100
 DISPATCH_RUN_SECONDS = 20
 DISPATCH_LEASE_SECONDS = 120
+HANDED_OFF_FOR = timedelta(minutes=2)  # then a dispatcher may take it again, should its task be lost
 
 
 def _dispatch_key(slot: int) -> str:
@@ -359,13 +358,14 @@ def _dispatch_mark_clear(slot: int) -> None:
 
 def _dispatchable():
     now = timezone.now()
-    return (Message.objects.filter(status=statuses.QUEUED, send_attempts=0, livemode=False)
+    return (Message.objects.filter(status=statuses.QUEUED, send_attempts=0)
+            .filter(Q(dispatch_after__isnull=True) | Q(dispatch_after__lte=now))
             .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)))
 
 
 def messages_dispatch(*, slot: int = 0, batch: int = DISPATCH_BATCH, run_for: float = DISPATCH_RUN_SECONDS) -> int:
-    """Send queued test-mode messages a batch at a time until none is left (or the run's time is up).
-    Returns how many a carrier accepted."""
+    """Send queued messages a batch at a time until none is left (or the run's time is up). Returns how
+    many a carrier accepted."""
     accepted, deadline = 0, time.monotonic() + run_for
     try:
         while time.monotonic() < deadline:
@@ -405,19 +405,35 @@ class _Accepted:
 def _send_batch(messages: list[Message]) -> int:
     from messaging.tasks import send_message, send_retry_delay
 
-    routes = route_table(livemode=False)
+    routes = {livemode: route_table(livemode=livemode) for livemode in {message.livemode for message in messages}}
     accepted: list[_Accepted] = []
+    handed_off: dict[int, float] = {}  # message id: seconds until its task runs
     for message in messages:
+        carriers = carriers_for(to=message.to, country=message.country, livemode=message.livemode,
+                                routes=routes[message.livemode])
+        if not carriers or not carriers[0].sends_in_batches:
+            handed_off[message.pk] = 0.0
+            continue
+        wait = _throughput_wait(message, carriers[0]) if message.livemode else 0.0
+        if wait:
+            handed_off[message.pk] = wait
+            continue
         recorded: list[SendAttempt] = []
 
         def accept(carrier_name, result, row, message=message, recorded=recorded):
             accepted.append(_Accepted(message, carrier_name, result, recorded + [row]))
 
-        carriers = carriers_for(to=message.to, country=message.country, livemode=False, routes=routes)
         outcome = _send_claimed(message, carriers, 1, recorded=recorded, accept=accept)
         if outcome.retry:  # as the task does: attempt 2 claims from attempt 1, after a back-off
             send_message.apply_async(kwargs={"message_id": message.pk, "attempt": 2}, countdown=send_retry_delay(1))
     _accept_batch(accepted)
+    if handed_off:
+        # Unclaimed again, so that the task's own claim of attempt 1 is the one that counts.
+        Message.objects.filter(pk__in=list(handed_off), status=statuses.SENDING, send_attempts=1).update(
+            status=statuses.QUEUED, send_attempts=0, dispatch_after=timezone.now() + HANDED_OFF_FOR,
+            updated_at=timezone.now())
+        for message_id, wait in handed_off.items():
+            _enqueue_send(message_id, countdown=wait or None)
     return len(accepted)
 
 
@@ -589,7 +605,7 @@ def messages_dispatch_scheduled(*, limit: int = 1000) -> list[int]:
                 _expire_locked(message)
                 continue
             message.save(update_fields=_transition(message, statuses.QUEUED))
-            transaction.on_commit(lambda pk=message_id, live=message.livemode: _enqueue_send(pk, livemode=live))
+            transaction.on_commit(dispatch_request)
             queued.append(message_id)
     return queued
 

@@ -88,6 +88,9 @@ class SmsClient(ABC):
 
     name: str
     kind: str
+    # Cheap to call (no network): sent by the batch dispatchers. A carrier behind a network call is sent
+    # by a task per message, so that the workers overlap its latency.
+    sends_in_batches = False
 
     def __init__(self, carrier=None):
         self.carrier = carrier  # the messaging.Carrier row: settings, credentials, tps

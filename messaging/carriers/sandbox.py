@@ -30,6 +30,7 @@ MAGIC_RECIPIENTS = {FAILS, UNDELIVERED, NEVER_REPORTS, TEMPORARILY_UNAVAILABLE}
 class SandboxClient(SmsClient):
     name = "sandbox"
     kind = "sandbox"
+    sends_in_batches = True
 
     def try_send_sms(self, sms: OutboundSms) -> SendResult:
         if sms.to == FAILS:

@@ -60,7 +60,7 @@ def test_twenty_simultaneous_duplicates_send_once_and_charge_once(postgres_only)
     assert LedgerEntry.objects.filter(account=account, type="charge").count() == 1
     assert Balance.objects.get(account=account, livemode=True).amount == Decimal("1") - message.price
     assert MessageEvent.objects.filter(message=message, type="message.queued").count() == 1
-    assert [task["task"] for task in drain_queued_tasks()] == ["messaging.send_message"]
+    assert [task["task"] for task in drain_queued_tasks()] == ["messaging.dispatch"]
     assert IdempotencyRecord.objects.count() == 1
 
 

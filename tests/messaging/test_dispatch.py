@@ -3,6 +3,7 @@ with every promise of the one-by-one path kept (sent once, events in order, webh
 
 import ast
 from concurrent.futures import ThreadPoolExecutor
+import time
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -10,7 +11,7 @@ import pytest
 
 from messaging import statuses, tasks
 from messaging.carriers import sandbox
-from messaging.models import Message, MessageEvent, SendAttempt
+from messaging.models import Carrier, Message, MessageEvent, Route, RouteCarrier, SendAttempt, Sender
 from messaging.services import dispatch_request, message_create, message_send, messages_dispatch
 from mittis.redis import redis_client
 from tests.conftest import drain_queued_tasks
@@ -111,18 +112,39 @@ def test_reports_that_come_later_are_one_task_for_the_batch(create, settings, dj
         assert timeline(message)[-1] == (3, "message.delivered")
 
 
-def test_live_messages_keep_a_task_each_and_the_dispatcher_leaves_them_alone(account, create):
+def test_a_message_whose_carrier_does_not_batch_is_handed_to_a_task_of_its_own(account, create):
+    """An HTTP carrier's latency is overlapped by many tasks, not paid in turn inside one batch."""
+    twilio = Carrier.objects.create(name="twilio", kind="twilio", settings={"account_sid": "AC123"})
+    RouteCarrier.objects.create(route=Route.objects.create(livemode=False, prefix="+44"), carrier=twilio)
+    drain_queued_tasks()
+    abroad, home = create(to="+447700900123"), create()
+
+    assert messages_dispatch() == 1
+    abroad.refresh_from_db()
+    home.refresh_from_db()
+    assert (abroad.status, abroad.send_attempts, home.status) == (statuses.QUEUED, 0, statuses.SENT)
+    [task] = [t for t in drain_queued_tasks() if t["task"] == "messaging.send_message"]
+    assert ast.literal_eval(task["argsrepr"]) == (abroad.pk,) and not task["eta"]
+    assert messages_dispatch() == 0  # the dispatchers leave it to its task
+    assert Message.objects.get(pk=abroad.pk).status == statuses.QUEUED
+
+
+def test_a_live_message_over_its_senders_rate_waits_in_a_task_of_its_own(account):
     from billing.services import balance_top_up
 
     balance_top_up(account_id=account.pk, livemode=True, amount=10)
+    Sender.objects.filter(account=account).update(mps=1)
     drain_queued_tasks()
-    live = message_create(account=account, livemode=True, sender="+18045550142", to="+18045550199", body="Hi")
-    test = create()
+    first, second = [message_create(account=account, livemode=True, sender="+18045550142", to="+18045550199",
+                                    body=f"Part {n}") for n in (1, 2)]
 
-    assert messages_dispatch() == 1
-    live.refresh_from_db()
-    test.refresh_from_db()
-    assert (live.status, test.status) == (statuses.QUEUED, statuses.SENT)
+    assert messages_dispatch() == 1  # one a second: the first goes, the second waits for its slot
+    second.refresh_from_db()
+    assert (Message.objects.get(pk=first.pk).status, second.status) == (statuses.SENT, statuses.QUEUED)
+    [task] = [t for t in drain_queued_tasks() if t["task"] == "messaging.send_message"]
+    assert ast.literal_eval(task["argsrepr"]) == (second.pk,) and task["eta"]  # run when the slot is free
+    time.sleep(1.0)
+    assert message_send(message_id=second.pk).sent
 
 
 @pytest.mark.skipif(redis_client() is None, reason="the dispatcher slots are Redis marks")
