@@ -215,9 +215,13 @@ def _send_claimed(message: Message, carriers: list, attempt: int, *, recorded: l
     return SendOutcome()
 
 
-def _throughput_wait(message: Message, carrier) -> float:
-    """Seconds until both the sender and the carrier have a free slot; 0.0 when one was taken."""
-    sender = Sender.objects.filter(account_id=message.account_id, value=message.from_number).first()
+def _throughput_wait(message: Message, carrier, senders: dict | None = None) -> float:
+    """Seconds until both the sender and the carrier have a free slot; 0.0 when one was taken.
+    `senders`: the batch's, by (account id, value), if read."""
+    if senders is None:
+        sender = Sender.objects.filter(account_id=message.account_id, value=message.from_number).first()
+    else:
+        sender = senders.get((message.account_id, message.from_number))
     wait = throughput.reserve(f"sender:{message.account_id}:{message.from_number}", sender_mps(sender))
     if wait:
         return wait
@@ -406,6 +410,13 @@ def _send_batch(messages: list[Message]) -> int:
     from messaging.tasks import send_message, send_retry_delay
 
     routes = {livemode: route_table(livemode=livemode) for livemode in {message.livemode for message in messages}}
+    live = {(message.account_id, message.from_number) for message in messages if message.livemode}
+    senders = {}
+    if live:
+        pairs = Q()
+        for account_id, value in live:
+            pairs |= Q(account_id=account_id, value=value)
+        senders = {(sender.account_id, sender.value): sender for sender in Sender.objects.filter(pairs)}
     accepted: list[_Accepted] = []
     handed_off: dict[int, float] = {}  # message id: seconds until its task runs
     for message in messages:
@@ -414,7 +425,7 @@ def _send_batch(messages: list[Message]) -> int:
         if not carriers or not carriers[0].sends_in_batches:
             handed_off[message.pk] = 0.0
             continue
-        wait = _throughput_wait(message, carriers[0]) if message.livemode else 0.0
+        wait = _throughput_wait(message, carriers[0], senders) if message.livemode else 0.0
         if wait:
             handed_off[message.pk] = wait
             continue

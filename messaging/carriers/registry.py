@@ -41,18 +41,34 @@ def get_carrier(name: str) -> SmsClient:
     return client_for(Carrier.objects.get(name=name))
 
 
-def route_table(*, livemode: bool) -> list:
-    """Every route of a mode with its carriers: read once for a batch of messages."""
+class RouteTable(list):
+    """Every route of a mode with its carriers, and the live fallback carrier: read once for a batch."""
+
+    livemode: bool
+    _fallback: list | None = None
+
+    def fallback(self) -> list[SmsClient]:
+        """Without a route: the sandbox in test mode; live, MITTIS_LIVE_CARRIER (the sandbox if none)."""
+        from messaging.models import Carrier
+
+        if self._fallback is None:
+            carrier = (Carrier.objects.filter(name=settings.MITTIS_LIVE_CARRIER, enabled=True).first()
+                       if self.livemode else None)
+            self._fallback = [client_for(carrier) if carrier else _SANDBOX]
+        return self._fallback
+
+
+def route_table(*, livemode: bool) -> RouteTable:
     from messaging.models import Route
 
-    return list(Route.objects.filter(livemode=livemode).prefetch_related("entries__carrier"))
+    table = RouteTable(Route.objects.filter(livemode=livemode).prefetch_related("entries__carrier"))
+    table.livemode = livemode
+    return table
 
 
-def carriers_for(*, to: str, country: str, livemode: bool, routes: list | None = None) -> list[SmsClient]:
+def carriers_for(*, to: str, country: str, livemode: bool, routes: RouteTable | None = None) -> list[SmsClient]:
     """The carriers to try for a message, in order; carriers whose breaker is open are left out
     (one is let through as a probe once its cool-down has passed). `routes`: `route_table`'s, if read."""
-    from messaging.models import Carrier
-
     if routes is None:
         routes = route_table(livemode=livemode)
     candidates = [r for r in routes if r.prefix and to.startswith(r.prefix)]
@@ -60,10 +76,7 @@ def carriers_for(*, to: str, country: str, livemode: bool, routes: list | None =
              else next((r for r in routes if not r.prefix and r.country == country), None)
              or next((r for r in routes if not r.prefix and not r.country), None))
     if route is None:
-        if not livemode:
-            return [_SANDBOX]
-        fallback = Carrier.objects.filter(name=settings.MITTIS_LIVE_CARRIER, enabled=True).first()
-        return [client_for(fallback) if fallback else _SANDBOX]
+        return list(routes.fallback())
     ordered = []
     entries = [e for e in route.entries.all() if e.carrier.enabled]
     for position in sorted({e.position for e in entries}):

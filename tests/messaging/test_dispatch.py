@@ -78,14 +78,20 @@ def test_a_batch_sends_every_message_once_with_its_events_and_webhooks_in_order(
     assert message_send(message_id=flaky.pk, attempt=2).sent
 
 
-def test_a_hundred_messages_cost_the_statements_of_ten(account, create, endpoint, settings,
+@pytest.mark.parametrize("livemode", [False, True], ids=["test", "live"])
+def test_a_hundred_messages_cost_the_statements_of_ten(account, endpoint, settings, livemode,
                                                        django_capture_on_commit_callbacks):
     """The batching itself: what a batch writes is a fixed number of statements, not some per message."""
+    from billing.services import balance_top_up
+
     settings.MITTIS_SANDBOX_REPORT_DELAY = 0
+    balance_top_up(account_id=account.pk, livemode=True, amount=10)
+    Sender.objects.filter(account=account).update(mps=10**6)  # the rate is not what is measured here
     counts = []
     for size in (10, 100):
         for _ in range(size):
-            create()
+            message_create(account=account, livemode=livemode, sender="+18045550142", to="+18045550199",
+                           body="Your technician is 15 minutes out.")
         with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True):
             assert messages_dispatch(batch=100) == size
         counts.append(len(queries))
