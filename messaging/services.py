@@ -327,6 +327,15 @@ DISPATCH_LEASE_SECONDS = 120
 HANDED_OFF_FOR = timedelta(minutes=2)  # then a dispatcher may take it again, should its task be lost
 
 
+# The first free slot taken, in one round trip on the accept path: its number, or -1 when all are taken.
+_TAKE_FREE_SLOT = """
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, 1, 'NX', 'EX', ARGV[1]) then return i - 1 end
+end
+return -1
+"""
+
+
 def _dispatch_key(slot: int) -> str:
     return f"{settings.MITTIS_RATE_LIMIT_PREFIX}:messaging:dispatch:{slot}"
 
@@ -338,11 +347,11 @@ def dispatch_request() -> None:
     slot, client = 0, redis_client()
     if client is not None:
         try:
-            slot = next((n for n in range(settings.MITTIS_SEND_DISPATCHERS)
-                         if client.set(_dispatch_key(n), 1, nx=True, ex=DISPATCH_LEASE_SECONDS)), None)
+            keys = [_dispatch_key(n) for n in range(settings.MITTIS_SEND_DISPATCHERS)]
+            slot = int(client.eval(_TAKE_FREE_SLOT, len(keys), *keys, DISPATCH_LEASE_SECONDS))
         except Exception:  # without the marks, dispatchers may overlap: their row claims keep that safe
             logger.warning("Could not mark a dispatcher slot", exc_info=True)
-        if slot is None:
+        if slot < 0:
             return
     try:
         dispatch.apply_async((slot,), retry=False)

@@ -141,9 +141,10 @@ class Command(BaseCommand):
         with celery_app.connection_for_write() as conn:
             conn.default_channel.queue_purge(celery_app.conf.task_default_queue)
         Message.objects.filter(status__in=["queued", "sending"]).update(status="failed")
-        client = redis_client()  # and the marks of flushes whose tasks were just purged
-        for key in client.scan_iter(f"{settings.MITTIS_RATE_LIMIT_PREFIX}:webhooks:flush:*"):
-            client.delete(key)
+        client = redis_client()  # and the marks of dispatchers and flushes whose tasks were just purged
+        for pattern in ("messaging:dispatch:*", "webhooks:flush:*"):
+            for key in client.scan_iter(f"{settings.MITTIS_RATE_LIMIT_PREFIX}:{pattern}"):
+                client.delete(key)
         Delivery.objects.filter(status="pending").update(status="failed")
 
     def _worker_phase(self, base, env, account, secret, count, receiver):
