@@ -25,11 +25,11 @@ from messaging import statuses, throughput
 from messaging.carriers.base import (
     CarrierError, CarrierRejectedError, CarrierTemporaryError, DeliveryReport, InboundSms, OutboundSms, SendResult,
 )
-from messaging.carriers.registry import breaker_record, carriers_for, route_table
+from messaging.carriers.registry import breaker_record, carriers_for, get_carrier, route_table
 from messaging.encoding import analyze
 from messaging.errors import MESSAGE_ERRORS
 from messaging.models import (
-    CarrierReport, Message, MessageEvent, OptOut, SendAttempt, Sender, SmppSubmission,
+    Carrier, CarrierReport, Message, MessageEvent, OptOut, SendAttempt, Sender, SmppSubmission,
 )
 from messaging.serializers import MessageSerializer
 from mittis.accounts.models import Account
@@ -461,8 +461,10 @@ def _accept_batch(accepted: list[_Accepted]) -> None:
     """`_accept` for many messages: their attempts, `sent` with its events and webhooks, in one transaction."""
     if not accepted:
         return
+    # Committed first, as one message's attempt is: should the worker die before the rest commits, recovery
+    # finds each acceptance recorded and applies it (`messages_recover_interrupted`), never sending again.
+    SendAttempt.objects.bulk_create([item.attempts[-1] for item in accepted])
     with transaction.atomic():
-        SendAttempt.objects.bulk_create([item.attempts[-1] for item in accepted])
         locked = Message.objects.select_for_update().filter(pk__in=[item.message.pk for item in accepted])
         locked = {message.pk: message for message in locked.order_by("pk")}
         writes, now = _BatchWrites(), timezone.now()
@@ -896,7 +898,15 @@ def messages_recover_interrupted(*, older_than: timedelta, limit: int = 1000) ->
                 continue  # waiting for its retry or its report
             recovered.append(message_id)
         if accepted and not interrupted:
-            _accept(message_id, latest.carrier, SendResult(carrier_message_id=latest.carrier_message_id))
+            # The report the dead worker would have scheduled is lost with it: asked again where the carrier
+            # answers (the sandbox); elsewhere the carrier's own callback brings it.
+            try:
+                report = get_carrier(latest.carrier).query_report(carrier_message_id=latest.carrier_message_id,
+                                                                 to=message.to)
+            except Carrier.DoesNotExist:  # deleted since: nobody left to ask
+                report = None
+            _accept(message_id, latest.carrier, SendResult(carrier_message_id=latest.carrier_message_id,
+                                                           scheduled_report=report))
             continue
         SendAttempt.objects.create(
             message_id=message_id, number=(latest.number + 1) if latest else 1, carrier=latest.carrier if latest else "",

@@ -113,6 +113,11 @@ class SmsClient(ABC):
     @abstractmethod
     def try_send_sms(self, sms: OutboundSms) -> SendResult: ...
 
+    def query_report(self, *, carrier_message_id: str, to: str) -> DeliveryReport | None:
+        """What became of a message the carrier took, asked again when its report may have been lost (a
+        worker died holding it). None where the carrier cannot be asked: its own callback brings it."""
+        return None
+
     def parse_delivery_report(self, payload: dict) -> DeliveryReport:
         raise NotImplementedError(f"{self.name} does not send delivery reports this way")
 

@@ -41,13 +41,14 @@ class SandboxClient(SmsClient):
                                         carrier_status="THROTTLED")
         # Derived from our reference, so a repeated submit gets the same carrier id (deterministic).
         carrier_message_id = "sbx_" + hashlib.sha256(sms.reference.encode()).hexdigest()[:24]
-        if sms.to == NEVER_REPORTS:
-            return SendResult(carrier_message_id=carrier_message_id)
-        if sms.to == UNDELIVERED:
-            report = DeliveryReport(carrier_message_id, statuses.UNDELIVERED, carrier_status="UNDELIV",
-                                    error_code="unknown_subscriber",
-                                    error_message="The recipient's number is not in use.")
-        else:
-            report = DeliveryReport(carrier_message_id, statuses.DELIVERED, carrier_status="DELIVRD")
-        return SendResult(carrier_message_id=carrier_message_id, scheduled_report=report,
+        return SendResult(carrier_message_id=carrier_message_id,
+                          scheduled_report=self.query_report(carrier_message_id=carrier_message_id, to=sms.to),
                           report_delay=settings.MITTIS_SANDBOX_REPORT_DELAY)
+
+    def query_report(self, *, carrier_message_id: str, to: str) -> DeliveryReport | None:
+        if to == NEVER_REPORTS:
+            return None
+        if to == UNDELIVERED:
+            return DeliveryReport(carrier_message_id, statuses.UNDELIVERED, carrier_status="UNDELIV",
+                                  error_code="unknown_subscriber", error_message="The recipient's number is not in use.")
+        return DeliveryReport(carrier_message_id, statuses.DELIVERED, carrier_status="DELIVRD")

@@ -8,9 +8,10 @@ from django.utils import timezone
 from messaging import statuses
 from messaging.carriers import sandbox
 from messaging.carriers.base import DeliveryReport, OutboundSms
-from messaging.models import Message
+from messaging.models import Message, SendAttempt
 from messaging.services import (
-    MAX_SEND_ATTEMPTS, message_apply_delivery_report, message_create, message_send, messages_requeue_stale,
+    MAX_SEND_ATTEMPTS, message_apply_delivery_report, message_create, message_send, messages_recover_interrupted,
+    messages_requeue_stale,
 )
 
 
@@ -160,3 +161,25 @@ def test_stale_queued_messages_are_enqueued_again(create):
     Message.objects.filter(pk__in=[stale.pk, sent.pk]).update(updated_at=timezone.now() - timedelta(minutes=10))
 
     assert messages_requeue_stale(older_than=timedelta(minutes=2)) == [stale.pk]
+
+
+@pytest.mark.parametrize("to, ends", [("+18045550199", "delivered"), (sandbox.UNDELIVERED, "undelivered"),
+                                      (sandbox.NEVER_REPORTS, "sent")])
+def test_a_send_whose_worker_died_after_the_carrier_took_it_is_settled_with_the_carriers_report(
+        create, to, ends, django_capture_on_commit_callbacks):
+    """The worker recorded the carrier's acceptance and died before applying it (and the sandbox's report
+    with it). Recovery marks it sent and asks the carrier again for its report, so it does not wait two days
+    for `no_delivery_report`; a carrier that cannot be asked (none here) would call back instead."""
+    message = create(to=to)
+    Message.objects.filter(pk=message.pk).update(status="sending", send_attempts=1)
+    result = sandbox.SandboxClient().try_send_sms(OutboundSms(message.public_id, message.from_number, to, "hi", False, 1))
+    SendAttempt.objects.create(message=message, number=1, carrier="sandbox", started_at=timezone.now(),
+                               outcome=SendAttempt.ACCEPTED, carrier_message_id=result.carrier_message_id)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert messages_recover_interrupted(older_than=timedelta(0)) == [message.pk]
+
+    message.refresh_from_db()
+    assert (message.status, message.carrier_message_id) == (ends, result.carrier_message_id)
+    assert [t for _, t, _ in timeline(message)][:2] == ["message.queued", "message.sent"]
+    assert message.attempts.count() == 1  # never sent again
