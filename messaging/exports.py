@@ -11,7 +11,7 @@ are the API objects exactly.
 
 from collections.abc import Iterator
 import csv
-from datetime import timedelta, timezone as dt_timezone
+from datetime import timedelta
 import io
 import json
 import logging
@@ -26,15 +26,12 @@ from django.utils import timezone
 
 from messaging import selectors
 from messaging.models import Export, Message, SendAttempt
-from billing.pricing import format_amount
-from messaging.errors import retryable
-from messaging.serializers import FAILURES, MessageSerializer
+from messaging.serializers import MessageSerializer, message_row
 from webhooks.models import Event
 
 logger = logging.getLogger(__name__)
 
 CHUNK_ROWS = 2000  # rows per database round trip
-TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"  # settings.REST_FRAMEWORK["DATETIME_FORMAT"]
 PROGRESS_EVERY = 10_000  # rows between progress writes
 
 MESSAGE_COLUMNS = list(MessageSerializer().get_fields())
@@ -79,33 +76,6 @@ def _rows(export: Export) -> tuple[int, Iterator[dict | str]]:
         events = events.filter(type=export.filters["event_type"])
     events = events.order_by("pk")
     return events.count(), (payload for payload in events.values_list("payload", flat=True).iterator(chunk_size=CHUNK_ROWS))
-
-
-def _when(value) -> str | None:
-    return value.astimezone(dt_timezone.utc).strftime(TIMESTAMP) if value else None
-
-
-def message_row(message: Message) -> dict:
-    """`MessageSerializer(message).data`, built directly: the export writes millions of these, and the
-    serializer's per-field machinery is most of its cost. Tests hold the two equal, field for field."""
-    failed = message.status in FAILURES
-    return {
-        "object": "message", "id": message.public_id, "status": message.status, "direction": message.direction,
-        "from": message.from_number, "to": message.to, "body": None if message.redacted_at else message.body,
-        "encoding": message.encoding, "segments": message.segments, "price": format_amount(message.price),
-        "currency": message.currency, "metadata": {k: str(v) for k, v in message.metadata.items()},
-        "status_callback": message.status_callback or None, "error_code": message.error_code or None,
-        "error_message": message.error_message or None,
-        "retryable": retryable(message.error_code) if failed else None,
-        "attempts": [{
-            "carrier": a.carrier, "attempted_at": _when(a.started_at), "latency_ms": a.latency_ms,
-            "outcome": a.outcome, "carrier_message_id": a.carrier_message_id or None, "raw_code": a.raw_code or None,
-            "error_code": a.error_code or None,
-        } for a in message.attempts.all()],
-        "send_at": _when(message.send_at), "expires_at": _when(message.expires_at),
-        "redacted_at": _when(message.redacted_at), "created_at": _when(message.created_at),
-        "updated_at": _when(message.updated_at), "livemode": message.livemode,
-    }
 
 
 MESSAGE_FIELDS = ["pk", "public_id", "status", "direction", "from_number", "to", "body", "encoding", "segments",

@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import timedelta, timezone as dt_timezone
 
 from django.conf import settings
 from django.utils import timezone
@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 import phonenumbers
 from rest_framework import serializers
 
+from billing.pricing import format_amount
 from billing.serializers import MoneyField
 from messaging import statuses
 from messaging.errors import retryable
@@ -389,3 +390,35 @@ class ExportSerializer(serializers.Serializer):
 
     def get_error(self, export) -> str | None:
         return export.error or None
+
+
+# --- The message's JSON, built directly --------------------------------------------------------
+TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"  # settings.REST_FRAMEWORK["DATETIME_FORMAT"]
+
+
+def _when(value) -> str | None:
+    return value.astimezone(dt_timezone.utc).strftime(TIMESTAMP) if value else None
+
+
+def message_row(message: Message) -> dict:
+    """`MessageSerializer(message).data`, built directly: exports write millions of these and every status
+    change freezes one in its event, and the serializer's per-field machinery is most of their cost. Tests
+    hold the two equal, field for field."""
+    failed = message.status in FAILURES
+    return {
+        "object": "message", "id": message.public_id, "status": message.status, "direction": message.direction,
+        "from": message.from_number, "to": message.to, "body": None if message.redacted_at else message.body,
+        "encoding": message.encoding, "segments": message.segments, "price": format_amount(message.price),
+        "currency": message.currency, "metadata": {k: str(v) for k, v in message.metadata.items()},
+        "status_callback": message.status_callback or None, "error_code": message.error_code or None,
+        "error_message": message.error_message or None,
+        "retryable": retryable(message.error_code) if failed else None,
+        "attempts": [{
+            "carrier": a.carrier, "attempted_at": _when(a.started_at), "latency_ms": a.latency_ms,
+            "outcome": a.outcome, "carrier_message_id": a.carrier_message_id or None, "raw_code": a.raw_code or None,
+            "error_code": a.error_code or None,
+        } for a in message.attempts.all()],
+        "send_at": _when(message.send_at), "expires_at": _when(message.expires_at),
+        "redacted_at": _when(message.redacted_at), "created_at": _when(message.created_at),
+        "updated_at": _when(message.updated_at), "livemode": message.livemode,
+    }

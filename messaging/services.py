@@ -13,7 +13,7 @@ import logging
 import time
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 import phonenumbers
@@ -31,7 +31,7 @@ from messaging.errors import MESSAGE_ERRORS
 from messaging.models import (
     Carrier, CarrierReport, Message, MessageEvent, OptOut, SendAttempt, Sender, SmppSubmission,
 )
-from messaging.serializers import MessageSerializer
+from messaging.serializers import message_row
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
 from mittis.api.idempotency import expiry_cutoff
@@ -825,7 +825,7 @@ def _record_event(message: Message, *, carrier_status: str = "", sequence: int |
     if sequence is None:
         message.event_sequence += 1
     event = MessageEvent(message=message, type=event_type, status=message.status, sequence=message.event_sequence,
-                         data=MessageSerializer(message).data, carrier_status=carrier_status)
+                         data=message_row(message), carrier_status=carrier_status)
     message.representation = event.data  # the message as of now: an answer that follows can reuse it
     if batch is not None:
         batch.events.append(event)
@@ -843,6 +843,25 @@ def _webhook_event(event: MessageEvent) -> webhooks.NewEvent:
         account_id=message.account_id, livemode=message.livemode, event_id=event.public_id, type=event.type,
         object_id=message.public_id, sequence=event.sequence, data=event.data, created_at=event.created_at,
         callback_url=message.status_callback)
+
+
+def _bulk_set(messages: list[Message], fields: list[str]) -> None:
+    """`bulk_update` in one UPDATE ... FROM unnest(arrays) on PostgreSQL: Django's CASE WHEN per row and field
+    costs more Python than the rest of a batch together."""
+    model_fields = [Message._meta.get_field(name) for name in fields]
+    if connection.vendor != "postgresql":
+        Message.objects.bulk_update(messages, fields)
+        return
+    quote = connection.ops.quote_name
+    table = quote(Message._meta.db_table)
+    columns = ", ".join(f"{quote(field.column)} = data.{quote(field.column)}" for field in model_fields)
+    arrays = ", ".join(f"unnest(%s::{field.db_type(connection)}[]) AS {quote(field.column)}"
+                       for field in [Message._meta.pk, *model_fields])
+    params = [[message.pk for message in messages]] + [
+        [field.get_db_prep_save(getattr(message, field.attname), connection) for message in messages]
+        for field in model_fields]
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {columns} FROM (SELECT {arrays}) AS data WHERE {table}.id = data.id", params)
 
 
 class _BatchWrites:
@@ -863,7 +882,7 @@ class _BatchWrites:
 
     def save(self) -> None:
         if self.messages:
-            Message.objects.bulk_update(list(self.messages.values()), sorted(self.fields))
+            _bulk_set(list(self.messages.values()), sorted(self.fields))
         if self.events:
             MessageEvent.objects.bulk_create(self.events)
             webhooks.events_publish([_webhook_event(event) for event in self.events])

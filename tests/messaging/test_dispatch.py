@@ -52,6 +52,8 @@ def test_a_batch_sends_every_message_once_with_its_events_and_webhooks_in_order(
     for message in plain:
         message.refresh_from_db()
         assert message.status == statuses.DELIVERED and message.send_attempts == 1
+        assert message.created_at < message.sent_at <= message.delivered_at <= message.updated_at
+        assert (message.carrier, message.event_sequence) == ("sandbox", 3)
         assert timeline(message) == [(1, "message.queued"), (2, "message.sent"), (3, "message.delivered")]
         [attempt] = message.attempts.all()
         assert (attempt.number, attempt.outcome, attempt.carrier_message_id) == (

@@ -231,8 +231,7 @@ def test_an_export_runs_on_a_real_worker_from_the_broker():
 
 
 def test_the_exports_row_builder_is_the_api_serializer_field_for_field(api, history):
-    from messaging.exports import message_row
-    from messaging.serializers import MessageSerializer
+    from messaging.serializers import MessageSerializer, message_row
 
     Message.objects.filter(public_id=history[1]).update(send_at=timezone.now(), error_code="unreachable",
                                                         error_message="Out of coverage", status="undelivered")
