@@ -9,6 +9,7 @@ from messaging import exports, selectors, services
 from messaging.serializers import (
     ExportCreateSerializer, ExportSerializer, MessageCreateSerializer, MessageEventSerializer,
     MessageListParamsSerializer, MessagePreviewSerializer, MessageSerializer, OptOutSerializer, UsageParamsSerializer,
+    message_row,
 )
 from mittis.api.exceptions import ApiError
 from mittis.api.pagination import ListParamsSerializer, list_envelope, list_page, paginate
@@ -80,7 +81,7 @@ class MessagesView(APIView):
         )
         page = paginate(messages, scope=scope, limit=query["limit"], starting_after=query.get("starting_after"),
                         ending_before=query.get("ending_before"))
-        return list_envelope(request, page, MessageSerializer)
+        return list_envelope(request, page, MessageSerializer, represent=message_row)
 
 
 class MessageDetailView(APIView):
@@ -94,7 +95,7 @@ class MessageDetailView(APIView):
     def get(self, request, id: str):
         message = selectors.message_get(account=request.user.account, livemode=request.user.livemode,
                                         public_id=id)
-        return Response(MessageSerializer(message).data)
+        return Response(message_row(message))
 
 
 class MessageEventsView(APIView):
