@@ -25,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from messaging import selectors
-from messaging.models import Export, Message, SendAttempt
+from messaging.models import Export, SendAttempt
 from messaging.serializers import MessageSerializer, message_row
 from webhooks.models import Event
 
