@@ -36,7 +36,7 @@ from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
 from mittis.api.idempotency import expiry_cutoff
 from mittis.api.models import IdempotencyRecord
-from mittis.redis import redis_client
+from mittis.redis import mark_clear, redis_client
 from webhooks import services as webhooks
 
 logger = logging.getLogger(__name__)
@@ -301,13 +301,9 @@ def _claim_attempt(message_id: int, attempt: int) -> bool:
 
 
 def _enqueue_report(carrier: str, report: DeliveryReport, *, delay: float, attempts: list | None = None) -> None:
-    from messaging.tasks import process_delivery_report
-
-    if not delay:  # a report the carrier gave at once (the sandbox without delay): no task to wait for
-        message_apply_delivery_report(carrier=carrier, report=report, attempts=attempts)
-        return
-    process_delivery_report.apply_async(
-        kwargs={"carrier": carrier, "report": report.__dict__}, countdown=delay or None)
+    """One message's report: the batch's way, as a batch of one."""
+    _enqueue_reports(carrier, [report], delay=delay,
+                     attempts={} if attempts is None else {report.carrier_message_id: attempts})
 
 
 # --- Sending in batches -------------------------------------------------------------------------
@@ -357,16 +353,7 @@ def dispatch_request() -> None:
         dispatch.apply_async((slot,), retry=False)
     except Exception:  # the broker is down: the messages wait `queued`, and the requeue task sends them
         logger.warning("Could not enqueue a dispatcher; requeue_stale_messages will", exc_info=True)
-        _dispatch_mark_clear(slot)
-
-
-def _dispatch_mark_clear(slot: int) -> None:
-    client = redis_client()
-    if client is not None:
-        try:
-            client.delete(_dispatch_key(slot))
-        except Exception:
-            logger.warning("Could not clear dispatcher slot %s", slot, exc_info=True)
+        mark_clear(_dispatch_key(slot))
 
 
 def _dispatchable():
@@ -387,7 +374,7 @@ def messages_dispatch(*, slot: int = 0, batch: int = DISPATCH_BATCH, run_for: fl
                 break
             accepted += _send_batch(claimed)
     finally:
-        _dispatch_mark_clear(slot)
+        mark_clear(_dispatch_key(slot))
     # A message committed after the last claim but before the mark was cleared asked for no dispatcher.
     if _dispatchable().exists():
         dispatch_request()

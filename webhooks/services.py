@@ -15,7 +15,7 @@ from django.utils import timezone
 from mittis import crypto
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
-from mittis.redis import redis_client
+from mittis.redis import mark_clear, redis_client
 from webhooks import signing, transport
 from webhooks.models import CallbackSecret, Delivery, DeliveryAttempt, Event, WebhookEndpoint
 
@@ -242,16 +242,7 @@ def endpoint_flush_request(endpoint_id: int, countdown: float | None = None) -> 
         flush_endpoint.apply_async((endpoint_id,), countdown=countdown, retry=False)
     except Exception:
         logger.warning("Could not enqueue a flush of endpoint %s; the sweeper will", endpoint_id, exc_info=True)
-        _flush_mark_clear(endpoint_id)
-
-
-def _flush_mark_clear(endpoint_id: int) -> None:
-    client = redis_client()
-    if client is not None:
-        try:
-            client.delete(_flush_key(endpoint_id))
-        except Exception:
-            logger.warning("Could not clear the flush mark of endpoint %s", endpoint_id, exc_info=True)
+        mark_clear(_flush_key(endpoint_id))
 
 
 def endpoint_flush(*, endpoint_id: int) -> int:
@@ -280,7 +271,7 @@ def endpoint_flush(*, endpoint_id: int) -> int:
     finally:
         if connection is not None:
             connection.close()
-        _flush_mark_clear(endpoint_id)
+        mark_clear(_flush_key(endpoint_id))
     # A delivery committed after the last claim but before the mark was cleared asked for no flush.
     if _due(Delivery.objects.filter(endpoint_id=endpoint_id)).exists():
         endpoint_flush_request(endpoint_id)
