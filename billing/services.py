@@ -6,11 +6,12 @@ ledger always equals the balance. Charges and refunds for one message are unique
 
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from billing.models import Balance, LedgerEntry
 from mittis.api.exceptions import ApiError
+from mittis.db import Statement, insert_select
 
 
 def message_charge(*, account_id: int, livemode: bool, message_id: str, amount: Decimal, currency: str) -> LedgerEntry | None:
@@ -21,11 +22,34 @@ def message_charge(*, account_id: int, livemode: bool, message_id: str, amount: 
     if not livemode:
         return None
     if not _debit_if_covered(account_id=account_id, livemode=livemode, amount=amount):
-        raise ApiError("insufficient_funds",
-                       f"Your balance does not cover this message ({amount.normalize():f} {currency}). "
-                       "Top up to send.")
+        raise insufficient_funds(amount=amount, currency=currency)
     return LedgerEntry.objects.create(account_id=account_id, livemode=livemode, type=LedgerEntry.CHARGE,
                                       amount=-amount, currency=currency, message_id=message_id)
+
+
+def message_charge_parts(statement: Statement, *, account_id: int, livemode: bool, message_id: str,
+                         amount: Decimal, currency: str, guard: str) -> str | None:
+    """`message_charge` as parts of one statement (`mittis.db`): the debit, made only when `guard` (an SQL
+    condition) holds and the balance covers it, and its ledger entry. Returns the debit's name, a part
+    with one row if the charge was made and none otherwise; None in test mode, which is never charged.
+
+    Precondition: PostgreSQL and `amount > 0` (a free message may need its balance row created:
+    `message_charge` does that)."""
+    if not livemode:
+        return None
+    table = connection.ops.quote_name(Balance._meta.db_table)
+    debit = statement.add(
+        "debit", f"UPDATE {table} SET amount = amount - %s WHERE account_id = %s AND livemode AND amount >= %s "
+                 f"AND {guard} RETURNING id", [amount, account_id, amount])
+    entry = LedgerEntry(account_id=account_id, livemode=livemode, type=LedgerEntry.CHARGE, amount=-amount,
+                        currency=currency, message_id=message_id)
+    statement.add("charge", *insert_select(entry, source=debit))
+    return debit
+
+
+def insufficient_funds(*, amount: Decimal, currency: str) -> ApiError:
+    return ApiError("insufficient_funds",
+                    f"Your balance does not cover this message ({amount.normalize():f} {currency}). Top up to send.")
 
 
 def _debit_if_covered(*, account_id: int, livemode: bool, amount: Decimal) -> bool:

@@ -36,6 +36,7 @@ from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
 from mittis.api.idempotency import expiry_cutoff
 from mittis.api.models import IdempotencyRecord
+from mittis.db import Statement, insert_select
 from mittis.redis import mark_clear, redis_client
 from webhooks import services as webhooks
 
@@ -59,33 +60,104 @@ def message_create(*, account: Account, livemode: bool, sender: str, to: str, bo
     """Accept an outbound message: price it, charge it, store it `queued` with its event, and send
     after commit; with `send_at`, store it `scheduled` for the dispatcher. Without the balance to pay
     for it, nothing is stored (402 insufficient_funds)."""
-    quote = message_preview(account=account, sender=sender, to=to, body=body)
-    if OptOut.objects.filter(account=account, livemode=livemode, phone_number=to).exists():
-        raise ApiError("recipient_opted_out", f"{to} replied STOP to your messages; it gets none until it "
-                       "replies START.", field="to")
     if status_callback:
         webhooks.callback_url_check(url=status_callback, livemode=livemode)
+    quote = _message_quote(to=to, body=body)
+    starts = send_at or timezone.now()
+    message = Message(
+        account=account, livemode=livemode, direction=Message.OUTBOUND,
+        status=statuses.SCHEDULED if send_at else statuses.QUEUED,
+        from_number=sender, to=to, body=body, encoding=quote.encoding, segments=quote.segments,
+        country=quote.country, price=quote.price, currency=quote.currency, metadata=metadata or {},
+        status_callback=status_callback, send_at=send_at,
+        expires_at=starts + timedelta(seconds=validity_period or settings.MITTIS_DEFAULT_VALIDITY_PERIOD),
+    )
+    message.event_sequence = 0 if send_at else 1  # its `message.queued` event, written with it
+    if connection.vendor == "postgresql" and (quote.price > 0 or not livemode):
+        _insert_in_one_statement(message)
+    else:
+        _insert(message)
+    if not send_at:
+        transaction.on_commit(dispatch_request)
+    return message
+
+
+def _insert(message: Message) -> None:
+    """What `_insert_in_one_statement` does, through the ORM, for any database."""
+    _check_sender_and_recipient(message)
     with transaction.atomic():
-        starts = send_at or timezone.now()
-        message = Message(
-            account=account, livemode=livemode, direction=Message.OUTBOUND,
-            status=statuses.SCHEDULED if send_at else statuses.QUEUED,
-            from_number=sender, to=to, body=body, encoding=quote.encoding, segments=quote.segments,
-            country=quote.country, price=quote.price, currency=quote.currency, metadata=metadata or {},
-            status_callback=status_callback, send_at=send_at,
-            expires_at=starts + timedelta(seconds=validity_period or settings.MITTIS_DEFAULT_VALIDITY_PERIOD),
-        )
-        message.event_sequence = 0 if send_at else 1  # its `message.queued` event, written next
         message.save(force_insert=True)
         message._prefetched_objects_cache = {"attempts": SendAttempt.objects.none()}  # new: none to read
-        if not send_at:
+        if message.status == statuses.QUEUED:
             _record_event(message, sequence=1)
-            transaction.on_commit(dispatch_request)
         # Last: the charge locks the account's balance row until commit, so every other write of this
         # request comes before it. A 402 here undoes the message, its event and its send with it.
-        billing.message_charge(account_id=account.pk, livemode=livemode, message_id=message.public_id,
-                               amount=quote.price, currency=quote.currency)
-    return message
+        billing.message_charge(account_id=message.account_id, livemode=message.livemode,
+                               message_id=message.public_id, amount=message.price, currency=message.currency)
+
+
+def _check_sender_and_recipient(message: Message) -> None:
+    if not Sender.objects.filter(account_id=message.account_id, value=message.from_number).exists():
+        raise _unknown_sender(message.from_number)
+    if OptOut.objects.filter(account_id=message.account_id, livemode=message.livemode,
+                             phone_number=message.to).exists():
+        raise _opted_out(message.to)
+
+
+def _unknown_sender(sender: str) -> ApiError:
+    return ApiError("unknown_sender", f"'from' ({sender}) is not a sender registered to your account.",
+                    field="from")
+
+
+def _opted_out(to: str) -> ApiError:
+    return ApiError("recipient_opted_out", f"{to} replied STOP to your messages; it gets none until it "
+                    "replies START.", field="to")
+
+
+def _insert_in_one_statement(message: Message) -> None:
+    """The checks, the message, its `message.queued` event and webhook deliveries, and its charge, in one
+    statement: the ORM's statement-by-statement cost was most of accepting a message. Every write is
+    conditional on the checks (and in live mode on the debit), so a refusal has written nothing. The
+    debit locks the balance row until commit, which follows this statement at once.
+
+    Precondition: PostgreSQL, inside the request's transaction; a live message's price is above zero."""
+    statement = Statement()
+    statement.add("checks", f"SELECT EXISTS (SELECT 1 FROM {_table(Sender)} WHERE account_id = %s AND value = %s) "
+                            f"AS sender_known, EXISTS (SELECT 1 FROM {_table(OptOut)} WHERE account_id = %s AND "
+                            "livemode = %s AND phone_number = %s) AS opted_out",
+                  [message.account_id, message.from_number, message.account_id, message.livemode, message.to])
+    guard = "(SELECT sender_known AND NOT opted_out FROM checks)"
+    debit = billing.message_charge_parts(statement, account_id=message.account_id, livemode=message.livemode,
+                                         message_id=message.public_id, amount=message.price,
+                                         currency=message.currency, guard=guard)
+    message_part = statement.add("m", *insert_select(
+        message, where=guard + (f" AND EXISTS (SELECT 1 FROM {debit})" if debit else "")))
+    message.representation = message_row(message, attempts=())
+    published = "NULL, NULL"
+    if message.status == statuses.QUEUED:
+        event = MessageEvent(type=statuses.EVENT_TYPES[message.status], status=message.status, sequence=1,
+                             data=message.representation)
+        statement.add("message_event", *insert_select(event, sql_values={"message_id": "m.id"}, source=message_part))
+        event.message = message
+        webhooks.event_publish_parts(statement, _webhook_event(event), source=message_part)
+        published = webhooks.published_deliveries(statement)
+    sender_known, opted_out, message_id, endpoint_ids, callbacks = statement.run(
+        f"SELECT checks.sender_known, checks.opted_out, (SELECT id FROM m), {published} FROM checks")
+    if not sender_known:
+        raise _unknown_sender(message.from_number)
+    if opted_out:
+        raise _opted_out(message.to)
+    if message_id is None:
+        raise billing.insufficient_funds(amount=message.price, currency=message.currency)
+    message.pk = message_id
+    message._state.adding, message._state.db = False, connection.alias
+    message._prefetched_objects_cache = {"attempts": SendAttempt.objects.none()}
+    if endpoint_ids is not None:
+        webhooks.deliveries_scheduled(endpoint_ids, callbacks)
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
 
 
 @dataclass(frozen=True)
@@ -102,8 +174,11 @@ class MessageQuote:
 def message_preview(*, account: Account, sender: str, to: str, body: str) -> MessageQuote:
     """What sending would do, without sending or charging: the same checks and the same price."""
     if not Sender.objects.filter(account=account, value=sender).exists():
-        raise ApiError("unknown_sender", f"'from' ({sender}) is not a sender registered to your account.",
-                       field="from")
+        raise _unknown_sender(sender)
+    return _message_quote(to=to, body=body)
+
+
+def _message_quote(*, to: str, body: str) -> MessageQuote:
     info = analyze(body)
     quote = message_quote(country=country_for(to), segments=info.segments)
     return MessageQuote(encoding=info.encoding, segments=info.segments, non_gsm_characters=info.non_gsm_characters,

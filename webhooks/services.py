@@ -8,13 +8,14 @@ import random
 import time
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from mittis import crypto
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
+from mittis.db import Statement, insert_select
 from mittis.redis import mark_clear, redis_client
 from webhooks import signing, transport
 from webhooks.models import CallbackSecret, Delivery, DeliveryAttempt, Event, WebhookEndpoint
@@ -196,10 +197,50 @@ def _payload(event_id: str, type: str, created_at: datetime, livemode: bool, seq
     }, separators=(",", ":"), ensure_ascii=False)
 
 
+def event_publish_parts(statement: Statement, new: NewEvent, *, source: str) -> None:
+    """`event_publish` as parts of one statement (`mittis.db`): the event, inserted once per row of the part
+    `source` (one row, or none to publish nothing), and a delivery per subscribed endpoint and for the
+    callback URL. After running it, pass `published_deliveries()` of its result to `deliveries_scheduled`.
+
+    Precondition: PostgreSQL. Matches endpoints as `WebhookEndpoint.subscribes_to` does, in SQL."""
+    event = Event(public_id=new.event_id, account_id=new.account_id, livemode=new.livemode, type=new.type,
+                  object_id=new.object_id, sequence=new.sequence, created_at=new.created_at,
+                  payload=_payload(new.event_id, new.type, new.created_at, new.livemode, new.sequence, new.data))
+    statement.add("event", *insert_select(event, source=source))
+    now = timezone.now()
+    endpoints = connection.ops.quote_name(WebhookEndpoint._meta.db_table)
+    statement.add("endpoint_deliveries", *insert_select(
+        Delivery(next_attempt_at=now), sql_values={"event_id": "event.id", "endpoint_id": "endpoint.id"},
+        source=f"event, {endpoints} endpoint", returning="id, endpoint_id",
+        where="endpoint.account_id = %s AND endpoint.livemode = %s AND endpoint.status = %s "
+              "AND (endpoint.enabled_events @> %s::jsonb OR endpoint.enabled_events @> %s::jsonb)",
+        where_params=[new.account_id, new.livemode, WebhookEndpoint.ENABLED,
+                      json.dumps([WebhookEndpoint.ALL_EVENTS]), json.dumps([new.type])]))
+    if new.callback_url:
+        statement.add("callback_deliveries", *insert_select(
+            Delivery(callback_url=new.callback_url, next_attempt_at=now), sql_values={"event_id": "event.id"},
+            source="event"))
+
+
+def published_deliveries(statement: Statement) -> str:
+    """Two columns for the final SELECT of a statement with `event_publish_parts`: the arguments of
+    `deliveries_scheduled`."""
+    callbacks = "ARRAY(SELECT id FROM callback_deliveries)" if any(
+        name == "callback_deliveries" for name, _, _ in statement.parts) else "ARRAY[]::bigint[]"
+    return f"ARRAY(SELECT DISTINCT endpoint_id FROM endpoint_deliveries), {callbacks}"
+
+
+def deliveries_scheduled(endpoint_ids: list[int], callbacks: list[int]) -> None:
+    _schedule_ids(sorted(endpoint_ids), callbacks)
+
+
 def _schedule(deliveries: list[Delivery]) -> None:
+    _schedule_ids(sorted({delivery.endpoint_id for delivery in deliveries if delivery.endpoint_id}),
+                  [delivery.pk for delivery in deliveries if delivery.endpoint_id is None])
+
+
+def _schedule_ids(endpoint_ids: list[int], callbacks: list[int]) -> None:
     """After commit: an endpoint's deliveries go out in its batched flush, a callback URL's one by one."""
-    endpoint_ids = sorted({delivery.endpoint_id for delivery in deliveries if delivery.endpoint_id})
-    callbacks = [delivery.pk for delivery in deliveries if delivery.endpoint_id is None]
     if endpoint_ids or callbacks:
         transaction.on_commit(lambda: [endpoint_flush_request(pk) for pk in endpoint_ids]
                               + [_enqueue(pk) for pk in callbacks])

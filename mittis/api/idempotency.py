@@ -1,9 +1,10 @@
 """`Idempotency-Key` on every POST: the same request sent twice acts once and gets the same answer.
 
 The record of a key and everything its request creates (the message, its charge, its event, the
-send task queued on commit) commit in one transaction. The unique constraint on the record is the
-guard: a concurrent duplicate waits on it, or on PostgreSQL is told at once that the first is still
-in flight (409), and afterwards gets the stored answer. See ../shared/API-CONTRACT.md, Idempotency.
+send task queued on commit) commit in one transaction. The key's lock is the guard: on PostgreSQL an
+advisory lock tells a concurrent duplicate at once that the first is still in flight (409); SQLite's
+single writer makes it wait. Afterwards it gets the stored answer; the unique constraint on the record
+backs the lock up. See ../shared/API-CONTRACT.md, Idempotency.
 """
 
 from datetime import timedelta
@@ -20,6 +21,7 @@ import http_sf
 from mittis.accounts.authentication import api_key_for_request
 from mittis.api.errors import error_response
 from mittis.api.models import IdempotencyRecord
+from mittis.db import insert
 
 HEADER = "Idempotency-Key"
 MAX_LENGTH = 255
@@ -100,39 +102,38 @@ class IdempotencyMiddleware:
             return response
 
     def _once(self, request, scope: dict, request_fingerprint: str):
-        with transaction.atomic():
-            if not _try_lock(scope):
-                return _in_use(request)
-            try:
-                with transaction.atomic():
-                    record = _claim_key(request, scope, request_fingerprint)
-            except IntegrityError:
-                # Committed by an earlier request (a concurrent one waited here until it did).
-                existing = IdempotencyRecord.objects.get(**scope)
-                if existing.created_at >= expiry_cutoff():
-                    return _replay(request, existing, request_fingerprint)
-                # Expired, not yet purged: forgotten, so this request is new. (Rare: beat purges hourly.)
-                existing.delete()
-                record = _claim_key(request, scope, request_fingerprint)
-
-            response = self.get_response(request)
-            if response.status_code >= 500 or response.streaming:
-                # A crash stores nothing and undoes whatever the request did: the client retries.
-                transaction.set_rollback(True)
+        try:
+            with transaction.atomic():
+                if not _try_lock(scope):
+                    return _in_use(request)
+                # A separate statement from the lock's: its snapshot must be taken once the lock is held, so
+                # it sees the record of a request that held the key until just now.
+                existing = IdempotencyRecord.objects.filter(**scope).first()
+                if existing is not None:
+                    if existing.created_at >= expiry_cutoff():
+                        return _replay(request, existing, request_fingerprint)
+                    existing.delete()  # expired, not yet purged: forgotten, so this request is new (rare)
+                response = self.get_response(request)
+                if response.status_code >= 500 or response.streaming:
+                    # A crash stores nothing and undoes whatever the request did: the client retries.
+                    transaction.set_rollback(True)
+                    return response
+                _record(request, scope, request_fingerprint, response)
                 return response
-            record.response_status = response.status_code
-            record.response_content_type = response.get("Content-Type", "application/json")
-            record.response_body = response.content
-            record.save(update_fields=["response_status", "response_content_type", "response_body"])
-            return response
+        except IntegrityError:
+            # Another request stored this key meanwhile, which the lock rules out on PostgreSQL: whatever
+            # this one did is undone, and a retry gets the stored answer.
+            return _in_use(request)
 
 
-def _claim_key(request, scope: dict, request_fingerprint: str) -> IdempotencyRecord:
-    """The key's record, its answer still to come: the unique constraint lets only one request hold it."""
-    return IdempotencyRecord.objects.create(
+def _record(request, scope: dict, request_fingerprint: str, response: HttpResponse) -> None:
+    """The key's record with its answer, written last: the lock (or SQLite's one writer) keeps its twin out
+    until commit, and the unique constraint would refuse it anyway."""
+    insert(IdempotencyRecord(
         **scope, fingerprint=request_fingerprint, method=request.method, path=request.get_full_path()[:2000],
-        request_id=getattr(request, "request_id", ""), response_status=0, response_content_type="",
-        response_body=b"", created_at=timezone.now())
+        request_id=getattr(request, "request_id", ""), response_status=response.status_code,
+        response_content_type=response.get("Content-Type", "application/json"), response_body=response.content,
+        created_at=timezone.now()))
 
 
 def _try_lock(scope: dict) -> bool:
