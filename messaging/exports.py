@@ -119,12 +119,13 @@ def _message_rows(messages) -> Iterator[dict]:
     for values in messages.values(*MESSAGE_FIELDS).iterator(chunk_size=CHUNK_ROWS):
         chunk.append(values)
         if len(chunk) == CHUNK_ROWS:
-            yield from _rows_of(chunk)
+            yield from message_rows_of(chunk)
             chunk = []
-    yield from _rows_of(chunk)
+    yield from message_rows_of(chunk)
 
 
-def _rows_of(chunk: list[dict]) -> Iterator[dict]:
+def message_rows_of(chunk: list[dict]) -> Iterator[dict]:
+    """The API's JSON of messages read as `values(*MESSAGE_FIELDS)`, with their attempts in one query."""
     if not chunk:
         return
     attempts: dict[int, list] = {}

@@ -132,6 +132,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Parameters travel beside the statement instead of quoted into it: a worker's batch statements carry
+    # thousands of values (event payloads, arrays), and quoting them in Python was a third of a batch's cost.
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
@@ -297,6 +300,9 @@ MITTIS_WEBHOOK_RETRY_SCHEDULE = [float(s) for s in env.list(
     "MITTIS_WEBHOOK_RETRY_SCHEDULE",
     default=["5", "300", "1800", "7200", "18000", "36000", "50400", "72000", "86400"])]
 MITTIS_WEBHOOK_TIMEOUT = env.float("MITTIS_WEBHOOK_TIMEOUT", default=15.0)
+# Flushes that may deliver to one endpoint at once, each a share of its messages (one message's events stay
+# in order). More than the worker processes gains nothing; changing it reorders only events in flight.
+MITTIS_WEBHOOK_FLUSH_LANES = env.int("MITTIS_WEBHOOK_FLUSH_LANES", default=2)
 # `http://` endpoint URLs in live mode (test mode always allows them). For local development only.
 MITTIS_WEBHOOK_ALLOW_HTTP = env.bool("MITTIS_WEBHOOK_ALLOW_HTTP", default=False)
 # Hosts or networks (CIDR) that may be private, loopback or link-local, e.g. "127.0.0.1,10.0.0.0/8".

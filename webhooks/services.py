@@ -9,7 +9,7 @@ import time
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, Func, IntegerField, OuterRef, Q
 from django.utils import timezone
 
 from mittis import crypto
@@ -256,39 +256,60 @@ def _enqueue(delivery_id: int, countdown: float | None = None) -> None:
 
 
 # --- Flushing: an endpoint's deliveries in batches --------------------------------------------
-# One flush task per endpoint at a time, marked by a Redis key: events committed while a flush runs are
-# picked up by it, so a busy endpoint costs a task per batch, not per event. The key expires on its own
-# if a worker dies holding it; the sweeper covers anything left behind.
+# An endpoint's deliveries are split into lanes by the message (the event's object) they are about, so one
+# message's events stay in order while a busy endpoint is delivered to by several workers at once. One
+# flush task per lane at a time, marked by a Redis key: events committed while a flush runs are picked up by
+# it, so a busy endpoint costs a task per batch, not per event. A mark expires on its own if a worker dies
+# holding it; the sweeper covers anything left behind.
 FLUSH_BATCH = 100
 FLUSH_STOP_AFTER_FAILURES = 3
 FLUSH_LEASE_SECONDS = 120
+# One Redis round trip marks every lane of an endpoint, answering the lanes that were not marked yet.
+_MARK_LANES = """
+local fresh = {}
+for lane = 0, tonumber(ARGV[1]) - 1 do
+  if redis.call('SET', KEYS[1] .. lane, 1, 'NX', 'EX', ARGV[2]) then fresh[#fresh + 1] = lane end
+end
+return fresh
+"""
 
 
-def _flush_key(endpoint_id: int) -> str:
-    return f"{settings.MITTIS_RATE_LIMIT_PREFIX}:webhooks:flush:{endpoint_id}"
+def flush_lanes() -> int:
+    """Lanes split by hashing in PostgreSQL; elsewhere (SQLite: one worker anyway) there is one."""
+    return settings.MITTIS_WEBHOOK_FLUSH_LANES if connection.vendor == "postgresql" else 1
 
 
-def endpoint_flush_request(endpoint_id: int, countdown: float | None = None) -> None:
-    """Make sure a flush of this endpoint runs soon; a no-op when one is already scheduled or running."""
+def _flush_key(endpoint_id: int, lane: int | str = "") -> str:
+    return f"{settings.MITTIS_RATE_LIMIT_PREFIX}:webhooks:flush:{endpoint_id}:{lane}"
+
+
+def endpoint_flush_request(endpoint_id: int, countdown: float | None = None, *, lanes: list[int] | None = None) -> None:
+    """Make sure a flush of each of the endpoint's lanes (or of `lanes`) runs soon; a no-op for a lane whose
+    flush is already scheduled or running."""
     from webhooks.tasks import flush_endpoint
 
+    lanes = list(range(flush_lanes())) if lanes is None else lanes
     client = redis_client()
     if client is not None:
         try:
-            if not client.set(_flush_key(endpoint_id), 1, nx=True, ex=FLUSH_LEASE_SECONDS):
-                return
-        except Exception:  # without the mark, flushes may overlap: the row claims keep that safe
+            if len(lanes) == 1:
+                lanes = lanes if client.set(_flush_key(endpoint_id, lanes[0]), 1, nx=True, ex=FLUSH_LEASE_SECONDS) else []
+            else:
+                lanes = [int(lane) for lane in client.eval(_MARK_LANES, 1, _flush_key(endpoint_id), len(lanes),
+                                                           FLUSH_LEASE_SECONDS)]
+        except Exception:  # without the marks, flushes may overlap: the row claims keep that safe
             logger.warning("Could not mark endpoint %s for a flush", endpoint_id, exc_info=True)
-    try:
-        flush_endpoint.apply_async((endpoint_id,), countdown=countdown, retry=False)
-    except Exception:
-        logger.warning("Could not enqueue a flush of endpoint %s; the sweeper will", endpoint_id, exc_info=True)
-        mark_clear(_flush_key(endpoint_id))
+    for lane in lanes:
+        try:
+            flush_endpoint.apply_async((endpoint_id, lane), countdown=countdown, retry=False)
+        except Exception:
+            logger.warning("Could not enqueue a flush of endpoint %s; the sweeper will", endpoint_id, exc_info=True)
+            mark_clear(_flush_key(endpoint_id, lane))
 
 
-def endpoint_flush(*, endpoint_id: int) -> int:
-    """Deliver an endpoint's due deliveries oldest first, a batch at a time over one kept-alive connection,
-    until none is due. Returns how many succeeded.
+def endpoint_flush(*, endpoint_id: int, lane: int = 0) -> int:
+    """Deliver one lane of an endpoint's due deliveries oldest first, a batch at a time over one kept-alive
+    connection, until none is due. Returns how many succeeded.
 
     A refused delivery follows its retry schedule and the flush goes on. When the endpoint does not answer
     (timeout, refused connection) or refuses several in a row, it is down: the flush stops and the rest wait
@@ -298,7 +319,7 @@ def endpoint_flush(*, endpoint_id: int) -> int:
     connection = None
     try:
         while True:
-            batch = _claim_due(endpoint_id)
+            batch = _claim_due(endpoint_id, lane)
             if not batch:
                 break
             if connection is None or connection.url != batch[0].endpoint.url:
@@ -312,11 +333,20 @@ def endpoint_flush(*, endpoint_id: int) -> int:
     finally:
         if connection is not None:
             connection.close()
-        mark_clear(_flush_key(endpoint_id))
+        mark_clear(_flush_key(endpoint_id, lane))
     # A delivery committed after the last claim but before the mark was cleared asked for no flush.
-    if _due(Delivery.objects.filter(endpoint_id=endpoint_id)).exists():
-        endpoint_flush_request(endpoint_id)
+    if _in_lane(_due(Delivery.objects.filter(endpoint_id=endpoint_id)), lane).exists():
+        endpoint_flush_request(endpoint_id, lanes=[lane])
     return succeeded
+
+
+def _in_lane(deliveries, lane: int):
+    lanes = flush_lanes()
+    if lanes == 1:
+        return deliveries
+    # Postgres's own string hash of the message id: the same lane for every event of one message.
+    hashed = Func(F("event__object_id"), function="hashtext", output_field=IntegerField())
+    return deliveries.alias(lane=Func(hashed % lanes, function="abs", output_field=IntegerField())).filter(lane=lane)
 
 
 def _due(deliveries):
@@ -325,11 +355,11 @@ def _due(deliveries):
             .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now)))
 
 
-def _claim_due(endpoint_id: int) -> list[Delivery]:
+def _claim_due(endpoint_id: int, lane: int) -> list[Delivery]:
     now = timezone.now()
     with transaction.atomic():
-        ids = list(_due(Delivery.objects.select_for_update(skip_locked=True).filter(endpoint_id=endpoint_id))
-                   .order_by("id").values_list("pk", flat=True)[:FLUSH_BATCH])
+        due = _due(Delivery.objects.select_for_update(skip_locked=True, of=("self",)).filter(endpoint_id=endpoint_id))
+        ids = list(_in_lane(due, lane).order_by("id").values_list("pk", flat=True)[:FLUSH_BATCH])
         if not ids:
             return []
         Delivery.objects.filter(pk__in=ids).update(locked_until=now + CLAIM_FOR)

@@ -23,6 +23,6 @@ def recover_endpoint(endpoint_id: int, since: str, until: str) -> int:
 
 
 @shared_task(name="webhooks.flush_endpoint")
-def flush_endpoint(endpoint_id: int) -> int:
-    """An endpoint's due deliveries, in batches over one connection (see `endpoint_flush`)."""
-    return services.endpoint_flush(endpoint_id=endpoint_id)
+def flush_endpoint(endpoint_id: int, lane: int = 0) -> int:
+    """One lane of an endpoint's due deliveries, in batches over one connection (see `endpoint_flush`)."""
+    return services.endpoint_flush(endpoint_id=endpoint_id, lane=lane)

@@ -60,10 +60,10 @@ def _cursor_pk(queryset: QuerySet, public_id: str, param: str) -> int:
     return pk
 
 
-def list_envelope(request, page: Page, serializer_class, represent=None) -> Response:
-    """The contract's list object for one page. `represent`: a faster builder of one item's JSON that
-    equals the serializer's (tests hold them equal)."""
-    data = [represent(item) for item in page.items] if represent else serializer_class(page.items, many=True).data
+def list_envelope(request, page: Page, serializer_class, represent_page=None) -> Response:
+    """The contract's list object for one page. `represent_page`: a faster builder of the page's items' JSON
+    that equals the serializer's (tests hold them equal)."""
+    data = list(represent_page(page.items)) if represent_page else serializer_class(page.items, many=True).data
     return Response({"object": "list", "url": request.path, "has_more": page.has_more, "data": data})
 
 

@@ -133,3 +133,21 @@ def test_events_read_as_a_timeline(api, send):
         ("event", "message.queued", 1, "queued"), ("event", "message.sent", 2, "sent")]
     assert all(e["id"].startswith("evt_") and e["livemode"] is False for e in events)
     assert events[0]["data"]["id"] == created["id"]
+
+
+def test_a_listed_message_is_the_message_its_own_url_answers_attempts_and_all(api, send):
+    from django.utils import timezone
+
+    from messaging.models import SendAttempt
+
+    sent, plain = send().json()["id"], send(body="no attempts").json()["id"]
+    message = Message.objects.get(public_id=sent)
+    for number, outcome in [(1, "temporary_error"), (2, "accepted")]:
+        SendAttempt.objects.create(message=message, number=number, carrier="sandbox", started_at=timezone.now(),
+                                   latency_ms=12, outcome=outcome, carrier_message_id="sbx_1" if number == 2 else "",
+                                   raw_code="503" if number == 1 else "")
+
+    listed = {m["id"]: m for m in api.get("/v1/messages").json()["data"]}
+
+    assert listed[sent] == api.get(f"/v1/messages/{sent}").json() and len(listed[sent]["attempts"]) == 2
+    assert listed[plain] == api.get(f"/v1/messages/{plain}").json() and listed[plain]["attempts"] == []
