@@ -246,6 +246,7 @@ def test_the_database_going_away_under_traffic_is_a_clean_503_and_mittis_recover
                       WEB_CONCURRENCY="1", GUNICORN_THREADS="4")
     account.rate_limit = 100_000  # the database, not the rate limit, is under test
     account.save()
+    balance_top_up(account_id=account.pk, livemode=True, amount=Decimal("1000"))  # nor the balance
     secret = api_key_for(account, livemode=True)
     http = urllib3.PoolManager(maxsize=8, retries=False)
     server = f"http://127.0.0.1:{port}"
