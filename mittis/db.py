@@ -78,3 +78,13 @@ def _insert_columns(model: type[Model]) -> tuple[str, list]:
     return quote(model._meta.db_table), [
         (model_field, quote(model_field.column), f"%s::{model_field.db_type(connection)}")
         for model_field in model._meta.concrete_fields]
+
+
+def cache_statement_conversion() -> None:
+    """psycopg converts a statement's `%s` into `$n` in Python, and caches the conversion only for statements
+    of up to 50 parameters (against ORM bulk inserts, whose parameter counts vary). The accept statement has
+    about 75 and never changes: converting it anew was an eighth of a POST's CPU. The length bound (4 KB),
+    which keeps bulk statements out of the cache, stays. psycopg reads both bounds at each call."""
+    from psycopg import _queries
+
+    _queries.MAX_CACHED_STATEMENT_PARAMS = max(getattr(_queries, "MAX_CACHED_STATEMENT_PARAMS", 0), 200)

@@ -135,6 +135,11 @@ else:
     # Parameters travel beside the statement instead of quoted into it: a worker's batch statements carry
     # thousands of values (event payloads, arrays), and quoting them in Python was a third of a batch's cost.
     DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+    # A statement run twice on a connection is prepared: the accept statement's planning was a third of its
+    # PostgreSQL CPU. "off" for a pooler that cannot keep prepared statements (PgBouncer before 1.21 in
+    # transaction mode).
+    _prepare = env.str("DATABASE_PREPARE_THRESHOLD", default="2")
+    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", None if _prepare == "off" else int(_prepare))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}

@@ -8,3 +8,6 @@ class ApiConfig(AppConfig):
 
     def ready(self):
         from mittis.api import schema  # noqa: F401  registers the OpenAPI auth extension
+        from mittis.db import cache_statement_conversion
+
+        cache_statement_conversion()

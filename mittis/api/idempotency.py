@@ -8,6 +8,7 @@ backs the lock up. See ../shared/API-CONTRACT.md, Idempotency.
 """
 
 from datetime import timedelta
+import functools
 import hashlib
 import json
 
@@ -104,11 +105,9 @@ class IdempotencyMiddleware:
     def _once(self, request, scope: dict, request_fingerprint: str):
         try:
             with transaction.atomic():
-                if not _try_lock(scope):
+                locked, existing = _lock_and_find(scope)
+                if not locked:
                     return _in_use(request)
-                # A separate statement from the lock's: its snapshot must be taken once the lock is held, so
-                # it sees the record of a request that held the key until just now.
-                existing = IdempotencyRecord.objects.filter(**scope).first()
                 if existing is not None:
                     if existing.created_at >= expiry_cutoff():
                         return _replay(request, existing, request_fingerprint)
@@ -136,22 +135,43 @@ def _record(request, scope: dict, request_fingerprint: str, response: HttpRespon
         created_at=timezone.now()))
 
 
-def _try_lock(scope: dict) -> bool:
-    """On PostgreSQL, a transaction-scoped advisory lock tells a duplicate at once that the first
-    request is in flight. Elsewhere (SQLite) writes are serialized already: always True.
+def _lock_and_find(scope: dict) -> tuple[bool, IdempotencyRecord | None]:
+    """(whether this request holds the key, the key's record). On PostgreSQL a transaction-scoped advisory
+    lock tells a duplicate at once that the first request is in flight, and the record comes in the same
+    statement. That statement's snapshot predates its lock: a duplicate taking the lock the moment the first
+    request commits does not see the first one's record, runs, and meets the unique constraint with its own
+    (409, and its retry is replayed), which a second round trip on every request would save only it.
+    Elsewhere (SQLite) writes are serialized already: the lock is always held.
 
     A request whose connection vanished without a FIN (a network partition, a killed host) would
     leave its backend idle in transaction, holding the key, until TCP keepalive notices hours later;
     the same statement bounds that idle time so the database ends it and the key is free again."""
     if connection.vendor != "postgresql":
-        return True
+        return True, IdempotencyRecord.objects.filter(**scope).first()
     material = f"{scope['account_id']}:{scope['livemode']}:{scope['key']}".encode()
     lock_id = int.from_bytes(hashlib.sha256(material).digest()[:8], "big", signed=True)
     idle_limit = f"{int(settings.MITTIS_ABANDONED_REQUEST_SECONDS * 1000)}ms"
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s), "
-                       "set_config('idle_in_transaction_session_timeout', %s, true)", [lock_id, idle_limit])
-        return cursor.fetchone()[0]
+        cursor.execute(_lock_and_find_sql(), [lock_id, idle_limit, scope["account_id"], scope["livemode"], scope["key"]])
+        locked, *record = cursor.fetchone()
+    if record[0] is None:
+        return locked, None
+    return locked, IdempotencyRecord.from_db(connection.alias, _record_fields(), record)
+
+
+@functools.cache
+def _record_fields() -> list[str]:
+    return [model_field.attname for model_field in IdempotencyRecord._meta.concrete_fields]
+
+
+@functools.cache
+def _lock_and_find_sql() -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"r.{quote(model_field.column)}" for model_field in IdempotencyRecord._meta.concrete_fields)
+    return (f"SELECT l.locked, {columns} FROM (SELECT pg_try_advisory_xact_lock(%s) AS locked, "
+            "set_config('idle_in_transaction_session_timeout', %s, true)) AS l "
+            f"LEFT JOIN {quote(IdempotencyRecord._meta.db_table)} AS r "
+            "ON l.locked AND r.account_id = %s AND r.livemode = %s AND r.key = %s")
 
 
 def _in_use(request) -> HttpResponse:

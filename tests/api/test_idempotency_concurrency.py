@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from billing.models import Balance, LedgerEntry
 from billing.services import balance_top_up
 from messaging.models import Message, MessageEvent
-from mittis.api.idempotency import _try_lock
+from mittis.api.idempotency import _lock_and_find
 from mittis.api.models import IdempotencyRecord
 from tests.conftest import SEED, drain_queued_tasks
 from tests.factories import AccountFactory, SenderFactory, api_key_for
@@ -80,7 +80,7 @@ def test_a_request_that_lost_its_client_mid_transaction_does_not_hold_its_key_fo
     def abandoned_request():
         try:
             with transaction.atomic():
-                assert _try_lock(scope)
+                assert _lock_and_find(scope) == (True, None)
                 holding.set()
                 time.sleep(6)  # its client is gone: nothing more is sent on this connection
                 Message.objects.exists()  # the database has ended the session by now
