@@ -37,7 +37,7 @@ from mittis.api.exceptions import ApiError
 from mittis.api.idempotency import expiry_cutoff
 from mittis.api.models import IdempotencyRecord
 from mittis.db import Statement, insert_select
-from mittis.redis import mark_clear, redis_client
+from mittis.redis import MarkRequest, mark_clear, marks_take
 from webhooks import services as webhooks
 
 logger = logging.getLogger(__name__)
@@ -73,12 +73,16 @@ def message_create(*, account: Account, livemode: bool, sender: str, to: str, bo
         expires_at=starts + timedelta(seconds=validity_period or settings.MITTIS_DEFAULT_VALIDITY_PERIOD),
     )
     message.event_sequence = 0 if send_at else 1  # its `message.queued` event, written with it
+    dispatcher = [] if send_at else [dispatch_mark_request()]
     if connection.vendor == "postgresql" and (quote.price > 0 or not livemode):
-        _insert_in_one_statement(message)
+        if published := _insert_in_one_statement(message):
+            # After commit, one Redis round trip marks the dispatcher and the webhook flushes
+            webhooks.deliveries_scheduled(*published, also=dispatcher)
+            dispatcher = []
     else:
         _insert(message)
-    if not send_at:
-        transaction.on_commit(dispatch_request)
+    if dispatcher:
+        transaction.on_commit(lambda: marks_take(dispatcher))
     return message
 
 
@@ -114,12 +118,13 @@ def _opted_out(to: str) -> ApiError:
                     "replies START.", field="to")
 
 
-def _insert_in_one_statement(message: Message) -> None:
+def _insert_in_one_statement(message: Message) -> tuple[list[int], list[int]] | None:
     """The checks, the message, its `message.queued` event and webhook deliveries, and its charge, in one
     statement: the ORM's statement-by-statement cost was most of accepting a message. Every write is
     conditional on the checks (and in live mode on the debit), so a refusal has written nothing. The
     debit locks the balance row until commit, which follows this statement at once.
 
+    Returns the webhook deliveries to schedule after commit (`webhooks.deliveries_scheduled`), if any.
     Precondition: PostgreSQL, inside the request's transaction; a live message's price is above zero."""
     statement = Statement()
     statement.add("checks", f"SELECT EXISTS (SELECT 1 FROM {_table(Sender)} WHERE account_id = %s AND value = %s) "
@@ -152,8 +157,7 @@ def _insert_in_one_statement(message: Message) -> None:
     message.pk = message_id
     message._state.adding, message._state.db = False, connection.alias
     message._prefetched_objects_cache = {"attempts": SendAttempt.objects.none()}
-    if endpoint_ids is not None:
-        webhooks.deliveries_scheduled(endpoint_ids, callbacks)
+    return None if endpoint_ids is None else (endpoint_ids, callbacks)
 
 
 def _table(model) -> str:
@@ -398,32 +402,27 @@ DISPATCH_LEASE_SECONDS = 120
 HANDED_OFF_FOR = timedelta(minutes=2)  # then a dispatcher may take it again, should its task be lost
 
 
-# The first free slot taken, in one round trip on the accept path: its number, or -1 when all are taken.
-_TAKE_FREE_SLOT = """
-for i, key in ipairs(KEYS) do
-  if redis.call('SET', key, 1, 'NX', 'EX', ARGV[1]) then return i - 1 end
-end
-return -1
-"""
-
-
 def _dispatch_key(slot: int) -> str:
     return f"{settings.MITTIS_RATE_LIMIT_PREFIX}:messaging:dispatch:{slot}"
 
 
 def dispatch_request() -> None:
     """Make sure a dispatcher runs soon; a no-op while every slot is taken."""
+    marks_take([dispatch_mark_request()])
+
+
+def dispatch_mark_request() -> MarkRequest:
+    """`dispatch_request` as a mark to take, to share a Redis round trip with others (`marks_take`)."""
+    return MarkRequest([_dispatch_key(slot) for slot in range(settings.MITTIS_SEND_DISPATCHERS)],
+                       DISPATCH_LEASE_SECONDS, _dispatch_start, first_only=True)
+
+
+def _dispatch_start(taken: list[int] | None) -> None:
     from messaging.tasks import dispatch
 
-    slot, client = 0, redis_client()
-    if client is not None:
-        try:
-            keys = [_dispatch_key(n) for n in range(settings.MITTIS_SEND_DISPATCHERS)]
-            slot = int(client.eval(_TAKE_FREE_SLOT, len(keys), *keys, DISPATCH_LEASE_SECONDS))
-        except Exception:  # without the marks, dispatchers may overlap: their row claims keep that safe
-            logger.warning("Could not mark a dispatcher slot", exc_info=True)
-        if slot < 0:
-            return
+    if taken == []:
+        return  # every slot's dispatcher is running or about to, and will claim this message
+    slot = taken[0] if taken else 0  # without the marks, dispatchers may overlap: their row claims keep that safe
     try:
         dispatch.apply_async((slot,), retry=False)
     except Exception:  # the broker is down: the messages wait `queued`, and the requeue task sends them

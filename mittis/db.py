@@ -9,7 +9,7 @@ so defaults, `auto_now` and field types stay Django's. Each app builds the parts
 from dataclasses import dataclass, field
 import functools
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
 
 
@@ -39,6 +39,7 @@ def insert_select(instance: Model, *, sql_values: dict[str, str] | None = None, 
     "m.id"`); a row is inserted once per row of `source`, none when `where` is false."""
     sql_values = sql_values or {}
     table, columns = _insert_columns(type(instance))
+    database = connections[DEFAULT_DB_ALIAS]  # the thread's own, not the proxy: one lookup, not one per field
     names, values, params = [], [], []
     for model_field, column, placeholder in columns:
         if model_field.attname in sql_values:
@@ -47,7 +48,7 @@ def insert_select(instance: Model, *, sql_values: dict[str, str] | None = None, 
             continue  # the sequence numbers it
         else:
             values.append(placeholder)
-            params.append(model_field.get_db_prep_save(model_field.pre_save(instance, add=True), connection))
+            params.append(model_field.get_db_prep_save(model_field.pre_save(instance, add=True), database))
         names.append(column)
     sql = f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(values)}"
     if source:

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+import functools
 import json
 import logging
 import random
@@ -16,7 +17,7 @@ from mittis import crypto
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
 from mittis.db import Statement, insert_select
-from mittis.redis import mark_clear, redis_client
+from mittis.redis import MarkRequest, mark_clear, marks_take
 from webhooks import signing, transport
 from webhooks.models import CallbackSecret, Delivery, DeliveryAttempt, Event, WebhookEndpoint
 
@@ -230,8 +231,10 @@ def published_deliveries(statement: Statement) -> str:
     return f"ARRAY(SELECT DISTINCT endpoint_id FROM endpoint_deliveries), {callbacks}"
 
 
-def deliveries_scheduled(endpoint_ids: list[int], callbacks: list[int]) -> None:
-    _schedule_ids(sorted(endpoint_ids), callbacks)
+def deliveries_scheduled(endpoint_ids: list[int], callbacks: list[int], *, also: list[MarkRequest] = ()) -> None:
+    """`also`: other marks to take after commit in the same Redis round trip as the flushes' (a send's
+    dispatcher)."""
+    _schedule_ids(sorted(endpoint_ids), callbacks, also=also)
 
 
 def _schedule(deliveries: list[Delivery]) -> None:
@@ -239,11 +242,11 @@ def _schedule(deliveries: list[Delivery]) -> None:
                   [delivery.pk for delivery in deliveries if delivery.endpoint_id is None])
 
 
-def _schedule_ids(endpoint_ids: list[int], callbacks: list[int]) -> None:
+def _schedule_ids(endpoint_ids: list[int], callbacks: list[int], *, also: list[MarkRequest] = ()) -> None:
     """After commit: an endpoint's deliveries go out in its batched flush, a callback URL's one by one."""
-    if endpoint_ids or callbacks:
-        transaction.on_commit(lambda: [endpoint_flush_request(pk) for pk in endpoint_ids]
-                              + [_enqueue(pk) for pk in callbacks])
+    marks = [*also, *(flush_mark_request(endpoint_id) for endpoint_id in endpoint_ids)]
+    if marks or callbacks:
+        transaction.on_commit(lambda: [marks_take(marks)] + [_enqueue(pk) for pk in callbacks])
 
 
 def _enqueue(delivery_id: int, countdown: float | None = None) -> None:
@@ -264,14 +267,6 @@ def _enqueue(delivery_id: int, countdown: float | None = None) -> None:
 FLUSH_BATCH = 100
 FLUSH_STOP_AFTER_FAILURES = 3
 FLUSH_LEASE_SECONDS = 120
-# One Redis round trip marks every lane of an endpoint, answering the lanes that were not marked yet.
-_MARK_LANES = """
-local fresh = {}
-for lane = 0, tonumber(ARGV[1]) - 1 do
-  if redis.call('SET', KEYS[1] .. lane, 1, 'NX', 'EX', ARGV[2]) then fresh[#fresh + 1] = lane end
-end
-return fresh
-"""
 
 
 def flush_lanes() -> int:
@@ -286,20 +281,22 @@ def _flush_key(endpoint_id: int, lane: int | str = "") -> str:
 def endpoint_flush_request(endpoint_id: int, countdown: float | None = None, *, lanes: list[int] | None = None) -> None:
     """Make sure a flush of each of the endpoint's lanes (or of `lanes`) runs soon; a no-op for a lane whose
     flush is already scheduled or running."""
+    marks_take([flush_mark_request(endpoint_id, countdown, lanes=lanes)])
+
+
+def flush_mark_request(endpoint_id: int, countdown: float | None = None, *,
+                       lanes: list[int] | None = None) -> MarkRequest:
+    """`endpoint_flush_request` as marks to take, to share a Redis round trip with others (`marks_take`)."""
+    lanes = list(range(flush_lanes())) if lanes is None else lanes
+    return MarkRequest([_flush_key(endpoint_id, lane) for lane in lanes], FLUSH_LEASE_SECONDS,
+                       functools.partial(_flush_start, endpoint_id, lanes, countdown))
+
+
+def _flush_start(endpoint_id: int, lanes: list[int], countdown: float | None, taken: list[int] | None) -> None:
     from webhooks.tasks import flush_endpoint
 
-    lanes = list(range(flush_lanes())) if lanes is None else lanes
-    client = redis_client()
-    if client is not None:
-        try:
-            if len(lanes) == 1:
-                lanes = lanes if client.set(_flush_key(endpoint_id, lanes[0]), 1, nx=True, ex=FLUSH_LEASE_SECONDS) else []
-            else:
-                lanes = [int(lane) for lane in client.eval(_MARK_LANES, 1, _flush_key(endpoint_id), len(lanes),
-                                                           FLUSH_LEASE_SECONDS)]
-        except Exception:  # without the marks, flushes may overlap: the row claims keep that safe
-            logger.warning("Could not mark endpoint %s for a flush", endpoint_id, exc_info=True)
-    for lane in lanes:
+    # Without the marks (taken is None), flushes may overlap: the row claims keep that safe.
+    for lane in lanes if taken is None else [lanes[index] for index in taken]:
         try:
             flush_endpoint.apply_async((endpoint_id, lane), countdown=countdown, retry=False)
         except Exception:
