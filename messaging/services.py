@@ -36,7 +36,7 @@ from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
 from mittis.api.idempotency import expiry_cutoff
 from mittis.api.models import IdempotencyRecord
-from mittis.db import Statement, insert_select
+from mittis.db import Statement, insert_rows, insert_select
 from mittis.redis import MarkRequest, mark_clear, marks_take
 from webhooks import services as webhooks
 
@@ -926,8 +926,8 @@ def _bulk_set(messages: list[Message], fields: list[str]) -> None:
 
 
 class _BatchWrites:
-    """The status changes of many messages, written together: one UPDATE for the messages, one INSERT for
-    their events, three statements for the webhooks (`webhooks.events_publish`). Events keep their order.
+    """The status changes of many messages, written together: one UPDATE for the messages, then on
+    PostgreSQL one statement for their events and webhooks. Events keep their order.
 
     Precondition: the caller holds the messages' row locks, inside the transaction that calls `save`."""
 
@@ -944,9 +944,17 @@ class _BatchWrites:
     def save(self) -> None:
         if self.messages:
             _bulk_set(list(self.messages.values()), sorted(self.fields))
-        if self.events:
+        if not self.events:
+            return
+        if connection.vendor != "postgresql":
             MessageEvent.objects.bulk_create(self.events)
             webhooks.events_publish([_webhook_event(event) for event in self.events])
+            return
+        # The events and their webhooks in one statement: the ORM's bulk inserts were a third of a batch's CPU
+        statement = Statement()
+        statement.add("message_events", *insert_rows(self.events))
+        webhooks.events_publish_parts(statement, [_webhook_event(event) for event in self.events])
+        webhooks.deliveries_scheduled(*statement.run("SELECT " + webhooks.published_deliveries(statement)))
 
 
 # --- Recovery ---------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from django.utils import timezone
 from mittis import crypto
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
-from mittis.db import Statement, insert_select
+from mittis.db import Statement, insert_rows, insert_select
 from mittis.redis import MarkRequest, mark_clear, marks_take
 from webhooks import signing, transport
 from webhooks.models import CallbackSecret, Delivery, DeliveryAttempt, Event, WebhookEndpoint
@@ -162,11 +162,17 @@ class NewEvent:
     callback_url: str = ""
 
 
-def events_publish(events: list[NewEvent]) -> list[Event]:
-    """`event_publish` for many events in three statements: the events, the endpoints of their
-    accounts, the deliveries. Same contract: call inside the transaction of the changes they report."""
+def events_publish(events: list[NewEvent]) -> None:
+    """`event_publish` for many events: on PostgreSQL in one statement (`events_publish_parts`), elsewhere
+    in three: the events, the endpoints of their accounts, the deliveries. Same contract: call inside the
+    transaction of the changes they report."""
     if not events:
-        return []
+        return
+    if connection.vendor == "postgresql":
+        statement = Statement()
+        events_publish_parts(statement, events)
+        deliveries_scheduled(*statement.run("SELECT " + published_deliveries(statement)))
+        return
     rows = Event.objects.bulk_create([
         Event(public_id=new.event_id, account_id=new.account_id, livemode=new.livemode, type=new.type,
               object_id=new.object_id, sequence=new.sequence, created_at=new.created_at,
@@ -188,7 +194,6 @@ def events_publish(events: list[NewEvent]) -> list[Event]:
         if new.callback_url:
             deliveries.append(Delivery(event=event, callback_url=new.callback_url, next_attempt_at=now))
     _schedule(Delivery.objects.bulk_create(deliveries))
-    return rows
 
 
 def _payload(event_id: str, type: str, created_at: datetime, livemode: bool, sequence: int, data: dict) -> str:
@@ -221,6 +226,35 @@ def event_publish_parts(statement: Statement, new: NewEvent, *, source: str) -> 
         statement.add("callback_deliveries", *insert_select(
             Delivery(callback_url=new.callback_url, next_attempt_at=now), sql_values={"event_id": "event.id"},
             source="event"))
+
+
+def events_publish_parts(statement: Statement, events: list[NewEvent]) -> None:
+    """`events_publish` as parts of one statement (`mittis.db`), as `event_publish_parts` is for one event:
+    the events, a delivery per event and subscribed endpoint, one per callback URL. After running it, pass
+    `published_deliveries()` of its result to `deliveries_scheduled`."""
+    statement.add("event", *insert_rows([
+        Event(public_id=new.event_id, account_id=new.account_id, livemode=new.livemode, type=new.type,
+              object_id=new.object_id, sequence=new.sequence, created_at=new.created_at,
+              payload=_payload(new.event_id, new.type, new.created_at, new.livemode, new.sequence, new.data))
+        for new in events], returning="id, public_id, account_id, livemode, type"))
+    now = timezone.now()
+    endpoints = connection.ops.quote_name(WebhookEndpoint._meta.db_table)
+    statement.add("endpoint_deliveries", *insert_select(
+        Delivery(next_attempt_at=now), sql_values={"event_id": "event.id", "endpoint_id": "endpoint.id"},
+        source=f"event JOIN {endpoints} endpoint "
+               "ON endpoint.account_id = event.account_id AND endpoint.livemode = event.livemode",
+        returning="id, endpoint_id",
+        where="endpoint.status = %s AND (endpoint.enabled_events @> %s::jsonb "
+              "OR endpoint.enabled_events @> jsonb_build_array(event.type))",
+        where_params=[WebhookEndpoint.ENABLED, json.dumps([WebhookEndpoint.ALL_EVENTS])]))
+    callbacks = [(new.event_id, new.callback_url) for new in events if new.callback_url]
+    if callbacks:
+        statement.add("callback_deliveries", *insert_select(
+            Delivery(next_attempt_at=now),
+            sql_values={"event_id": "event.id", "callback_url": "callback.url"},
+            source="event JOIN unnest(%s::varchar[], %s::varchar[]) AS callback (event_id, url) "
+                   "ON callback.event_id = event.public_id",
+            source_params=[[event_id for event_id, _ in callbacks], [url for _, url in callbacks]]))
 
 
 def published_deliveries(statement: Statement) -> str:

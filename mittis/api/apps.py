@@ -8,6 +8,9 @@ class ApiConfig(AppConfig):
 
     def ready(self):
         from mittis.api import schema  # noqa: F401  registers the OpenAPI auth extension
-        from mittis.db import cache_statement_conversion
+        from django.db.backends.signals import connection_created
+
+        from mittis.db import arrays_in_binary, cache_statement_conversion
 
         cache_statement_conversion()
+        connection_created.connect(arrays_in_binary, dispatch_uid="mittis.db.arrays_in_binary")
