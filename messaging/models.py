@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models import Q
 
 from messaging import statuses
 from mittis.accounts.models import Account
@@ -36,7 +37,8 @@ class Message(models.Model):
     INBOUND = "inbound"
 
     public_id = models.CharField(max_length=40, unique=True, default=public_id_default("msg"), editable=False)
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="messages")
+    # Indexed by message_list_idx, which leads with it: every index is written again by each status change.
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="messages", db_index=False)
     livemode = models.BooleanField()
     direction = models.CharField(max_length=8, choices=[(OUTBOUND, OUTBOUND), (INBOUND, INBOUND)], default=OUTBOUND)
     status = models.CharField(max_length=12, choices=statuses.CHOICES)
@@ -85,8 +87,11 @@ class Message(models.Model):
             models.Index(fields=["account", "livemode", "to", "-id"], name="message_to_idx"),
             # Delivery reports arrive with the carrier's id.
             models.Index(fields=["carrier", "carrier_message_id"], name="message_carrier_ref_idx"),
-            models.Index(fields=["status", "updated_at"], name="message_status_age_idx"),
-            models.Index(fields=["status", "send_at"], name="message_scheduled_idx"),
+            # Partial: the beat's sweeps look only at messages in flight or waiting, and a message leaving
+            # them leaves these indexes (a status change writes every index the row is in).
+            models.Index(fields=["status", "updated_at"], name="message_status_age_idx",
+                         condition=Q(status__in=[statuses.QUEUED, statuses.SENDING, statuses.SENT])),
+            models.Index(fields=["send_at"], name="message_scheduled_idx", condition=Q(status=statuses.SCHEDULED)),
             # The staff console's searches and date drill-down.
             models.Index(fields=["from_number", "-id"], name="message_from_idx"),
             models.Index(fields=["created_at"], name="message_created_idx"),
@@ -101,7 +106,8 @@ class MessageEvent(models.Model):
     """One step of a message's timeline, with the message as it was at that moment (frozen)."""
 
     public_id = models.CharField(max_length=40, unique=True, default=public_id_default("evt"), editable=False)
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events",
+                                db_index=False)  # event_sequence_unique leads with it
     type = models.CharField(max_length=32)
     status = models.CharField(max_length=12, choices=statuses.CHOICES)
     sequence = models.PositiveIntegerField()

@@ -66,7 +66,8 @@ class Event(models.Model):
     """Something that happened to an account's object, as the receivers get it (`"object": "event"`)."""
 
     public_id = models.CharField(max_length=40, unique=True, editable=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+",
+                                db_index=False)  # event_list_idx leads with it
     livemode = models.BooleanField()
     type = models.CharField(max_length=40)
     # The object the event is about (`msg_…`) and its per-object order.
