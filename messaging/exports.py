@@ -86,18 +86,12 @@ ATTEMPT_FIELDS = ["message_id", "carrier", "started_at", "latency_ms", "outcome"
 
 
 class _Row:
-    """Attribute access over a `values()` row, so `message_row` serves both rows and model instances."""
-
-    __slots__ = ("_values", "attempts")
+    """Attribute access over a `values()` row, so `message_row` serves both rows and model instances. The row
+    is the object's own `__dict__`: a `__getattr__` costs a failed lookup first, a fifth of listing messages."""
 
     def __init__(self, values: dict, attempts: list):
-        self._values, self.attempts = values, _Attempts(attempts)
-
-    def __getattr__(self, name):
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(name)
+        self.__dict__ = values
+        self.attempts = _Attempts(attempts)
 
 
 class _Attempts(list):
@@ -105,11 +99,9 @@ class _Attempts(list):
         return self
 
 
-class _AttemptRow(_Row):
-    __slots__ = ()
-
+class _AttemptRow:
     def __init__(self, values: dict):
-        self._values = values
+        self.__dict__ = values
 
 
 def _message_rows(messages) -> Iterator[dict]:

