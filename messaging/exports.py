@@ -21,7 +21,8 @@ import zlib
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from messaging import selectors
@@ -121,7 +122,10 @@ def message_rows_of(chunk: list[dict]) -> Iterator[dict]:
     if not chunk:
         return
     attempts: dict[int, list] = {}
-    for values in (SendAttempt.objects.filter(message_id__in=[row["pk"] for row in chunk])
+    ids = [row["pk"] for row in chunk]
+    if connection.vendor == "postgresql":  # one array parameter, not one per message: the same statement each time
+        ids = RawSQL("SELECT unnest(%s::bigint[])", [ids])
+    for values in (SendAttempt.objects.filter(message_id__in=ids)
                    .order_by("message_id", "number").values(*ATTEMPT_FIELDS)):
         attempts.setdefault(values["message_id"], []).append(_AttemptRow(values))
     for values in chunk:

@@ -129,7 +129,9 @@ def postgresql_tuned(sender, connection, **kwargs) -> None:
 
     connection.connection.adapters.register_dumper(list, ListBinaryDumper)
     if connection.timezone_name == "UTC" and settings.USE_TZ:
-        connection.connection.cursor_factory = _with_compiled_time_loader(connection.connection.cursor_factory)
+        psycopg_connection = connection.connection
+        psycopg_connection.cursor_factory = _with_compiled_time_loader(psycopg_connection.cursor_factory)
+        psycopg_connection.server_cursor_factory = _with_compiled_time_loader(psycopg_connection.server_cursor_factory)
 
 
 @functools.cache
