@@ -173,11 +173,7 @@ def events_publish(events: list[NewEvent]) -> None:
         events_publish_parts(statement, events)
         deliveries_scheduled(*statement.run("SELECT " + published_deliveries(statement)))
         return
-    rows = Event.objects.bulk_create([
-        Event(public_id=new.event_id, account_id=new.account_id, livemode=new.livemode, type=new.type,
-              object_id=new.object_id, sequence=new.sequence, created_at=new.created_at,
-              payload=_payload(new.event_id, new.type, new.created_at, new.livemode, new.sequence, new.data))
-        for new in events])
+    rows = Event.objects.bulk_create([_event_row(new) for new in events])
     scopes = {(new.account_id, new.livemode) for new in events}
     scope_filter = Q()
     for account_id, livemode in scopes:
@@ -208,20 +204,10 @@ def event_publish_parts(statement: Statement, new: NewEvent, *, source: str) -> 
     `source` (one row, or none to publish nothing), and a delivery per subscribed endpoint and for the
     callback URL. After running it, pass `published_deliveries()` of its result to `deliveries_scheduled`.
 
-    Precondition: PostgreSQL. Matches endpoints as `WebhookEndpoint.subscribes_to` does, in SQL."""
-    event = Event(public_id=new.event_id, account_id=new.account_id, livemode=new.livemode, type=new.type,
-                  object_id=new.object_id, sequence=new.sequence, created_at=new.created_at,
-                  payload=_payload(new.event_id, new.type, new.created_at, new.livemode, new.sequence, new.data))
-    statement.add("event", *insert_select(event, source=source))
+    Precondition: PostgreSQL."""
+    statement.add("event", *insert_select(_event_row(new), source=source, returning=_EVENT_RETURNING))
     now = timezone.now()
-    endpoints = connection.ops.quote_name(WebhookEndpoint._meta.db_table)
-    statement.add("endpoint_deliveries", *insert_select(
-        Delivery(next_attempt_at=now), sql_values={"event_id": "event.id", "endpoint_id": "endpoint.id"},
-        source=f"event, {endpoints} endpoint", returning="id, endpoint_id",
-        where="endpoint.account_id = %s AND endpoint.livemode = %s AND endpoint.status = %s "
-              "AND (endpoint.enabled_events @> %s::jsonb OR endpoint.enabled_events @> %s::jsonb)",
-        where_params=[new.account_id, new.livemode, WebhookEndpoint.ENABLED,
-                      json.dumps([WebhookEndpoint.ALL_EVENTS]), json.dumps([new.type])]))
+    _endpoint_deliveries_part(statement, now)
     if new.callback_url:
         statement.add("callback_deliveries", *insert_select(
             Delivery(callback_url=new.callback_url, next_attempt_at=now), sql_values={"event_id": "event.id"},
@@ -232,12 +218,31 @@ def events_publish_parts(statement: Statement, events: list[NewEvent]) -> None:
     """`events_publish` as parts of one statement (`mittis.db`), as `event_publish_parts` is for one event:
     the events, a delivery per event and subscribed endpoint, one per callback URL. After running it, pass
     `published_deliveries()` of its result to `deliveries_scheduled`."""
-    statement.add("event", *insert_rows([
-        Event(public_id=new.event_id, account_id=new.account_id, livemode=new.livemode, type=new.type,
-              object_id=new.object_id, sequence=new.sequence, created_at=new.created_at,
-              payload=_payload(new.event_id, new.type, new.created_at, new.livemode, new.sequence, new.data))
-        for new in events], returning="id, public_id, account_id, livemode, type"))
+    statement.add("event", *insert_rows([_event_row(new) for new in events], returning=_EVENT_RETURNING))
     now = timezone.now()
+    _endpoint_deliveries_part(statement, now)
+    callbacks = [(new.event_id, new.callback_url) for new in events if new.callback_url]
+    if callbacks:
+        statement.add("callback_deliveries", *insert_select(
+            Delivery(next_attempt_at=now),
+            sql_values={"event_id": "event.id", "callback_url": "callback.url"},
+            source="event JOIN unnest(%s::varchar[], %s::varchar[]) AS callback (event_id, url) "
+                   "ON callback.event_id = event.public_id",
+            source_params=[[event_id for event_id, _ in callbacks], [url for _, url in callbacks]]))
+
+
+_EVENT_RETURNING = "id, public_id, account_id, livemode, type"
+
+
+def _event_row(new: NewEvent) -> Event:
+    return Event(public_id=new.event_id, account_id=new.account_id, livemode=new.livemode, type=new.type,
+                 object_id=new.object_id, sequence=new.sequence, created_at=new.created_at,
+                 payload=_payload(new.event_id, new.type, new.created_at, new.livemode, new.sequence, new.data))
+
+
+def _endpoint_deliveries_part(statement: Statement, now: datetime) -> None:
+    """A delivery per row of the part `event` and enabled endpoint of its account and mode subscribed to its
+    type, matched as `WebhookEndpoint.subscribes_to` matches, in SQL."""
     endpoints = connection.ops.quote_name(WebhookEndpoint._meta.db_table)
     statement.add("endpoint_deliveries", *insert_select(
         Delivery(next_attempt_at=now), sql_values={"event_id": "event.id", "endpoint_id": "endpoint.id"},
@@ -247,14 +252,6 @@ def events_publish_parts(statement: Statement, events: list[NewEvent]) -> None:
         where="endpoint.status = %s AND (endpoint.enabled_events @> %s::jsonb "
               "OR endpoint.enabled_events @> jsonb_build_array(event.type))",
         where_params=[WebhookEndpoint.ENABLED, json.dumps([WebhookEndpoint.ALL_EVENTS])]))
-    callbacks = [(new.event_id, new.callback_url) for new in events if new.callback_url]
-    if callbacks:
-        statement.add("callback_deliveries", *insert_select(
-            Delivery(next_attempt_at=now),
-            sql_values={"event_id": "event.id", "callback_url": "callback.url"},
-            source="event JOIN unnest(%s::varchar[], %s::varchar[]) AS callback (event_id, url) "
-                   "ON callback.event_id = event.public_id",
-            source_params=[[event_id for event_id, _ in callbacks], [url for _, url in callbacks]]))
 
 
 def published_deliveries(statement: Statement) -> str:
