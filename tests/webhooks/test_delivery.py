@@ -11,7 +11,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from celery.contrib.testing.worker import start_worker
 
 from mittis.celery import app as celery_app
-from webhooks.models import Delivery, DeliveryAttempt
+from webhooks.models import LANE_KEYS, Delivery, DeliveryAttempt, lane_key
 from mittis.redis import redis_client
 from tests.conftest import broker_down, drain_queued_tasks
 from webhooks.services import deliveries_sweep, endpoint_flush
@@ -166,7 +166,7 @@ def test_an_endpoint_refusing_several_in_a_row_holds_the_rest_in_order_until_it_
     assert later == sent  # everything, in order, once the endpoint answers
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="lanes split by PostgreSQL's hashtext")
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="lanes run on PostgreSQL (skip-locked claims)")
 def test_an_endpoints_lanes_share_its_messages_each_with_all_its_events_in_order(
         api, send, receiver, endpoint, settings):
     settings.MITTIS_WEBHOOK_FLUSH_LANES = 2
@@ -194,3 +194,16 @@ def test_an_endpoints_lanes_share_its_messages_each_with_all_its_events_in_order
         assert all(ids.count(m) in (0, 2) for m in sent)
         assert all([e["type"] for e in lane if e["data"]["id"] == m] == ["message.queued", "message.failed"]
                    for m in set(ids))
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the SQL form is PostgreSQL's")
+def test_a_delivery_gets_the_same_lane_key_whether_published_in_sql_or_through_the_orm(api, send, endpoint):
+    """Events published in one statement get their lane key in SQL, redeliveries and recoveries in Python:
+    if the two differed, one message's events could go out in two lanes, out of order."""
+    sent = [send().json()["id"] for _ in range(20)]
+    published = {d.event.object_id: d.lane_key for d in Delivery.objects.filter(endpoint__isnull=False)
+                 .select_related("event")}
+
+    assert set(published) == set(sent)
+    assert published == {message_id: lane_key(message_id) for message_id in sent}
+    assert {key < LANE_KEYS // 2 for key in published.values()} == {True, False}  # spread over two lanes

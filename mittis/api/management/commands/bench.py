@@ -200,7 +200,11 @@ class Command(BaseCommand):
             return measure()
         finally:
             worker.terminate()
-            worker.wait(timeout=30)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a warm shutdown waits for running tasks: not forever
+                worker.kill()
+                worker.wait()
 
     def _noop_rate(self, count):
         from mittis.api.tasks import noop
