@@ -308,6 +308,32 @@ def _throughput_wait(message: Message, carrier, senders: dict | None = None) -> 
     return throughput.reserve(f"carrier:{carrier.name}", tps, burst=max(tps, 1))
 
 
+def _throughput_waits(sends: list[tuple[Message, object]], senders: dict) -> dict[int, float]:
+    """`_throughput_wait` for a batch's (message, first carrier) pairs, in claim order: one reservation per
+    sender and one per carrier, not one per message. Returns the seconds each message that got no slot
+    should wait, spaced by the rate, so that they do not all come back at once."""
+    waits: dict[int, float] = {}
+    by_sender: dict[tuple[int, str], list[Message]] = {}
+    for message, _ in sends:
+        by_sender.setdefault((message.account_id, message.from_number), []).append(message)
+    for (account_id, value), queue in by_sender.items():
+        _reserve_for(f"sender:{account_id}:{value}", sender_mps(senders.get((account_id, value))), 1, queue, waits)
+    by_carrier: dict[tuple[str, int], list[Message]] = {}
+    for message, carrier in sends:
+        if message.pk not in waits:  # as one message would, a sender's refusal takes no carrier slot
+            tps = getattr(carrier.carrier, "tps", 0) if carrier.carrier is not None else 0
+            by_carrier.setdefault((carrier.name, tps), []).append(message)
+    for (name, tps), queue in by_carrier.items():
+        _reserve_for(f"carrier:{name}", tps, max(tps, 1), queue, waits)
+    return waits
+
+
+def _reserve_for(key: str, per_second: float, burst: int, queue: list[Message], waits: dict[int, float]) -> None:
+    granted, wait = throughput.reserve_many(key, per_second, len(queue), burst=burst)
+    for place, message in enumerate(queue[granted:]):
+        waits[message.pk] = wait + place / per_second
+
+
 def sender_mps(sender: Sender | None) -> float:
     if sender is None:
         return 0.0
@@ -489,15 +515,18 @@ def _send_batch(messages: list[Message]) -> int:
         senders = {(sender.account_id, sender.value): sender for sender in Sender.objects.filter(pairs)}
     accepted: list[_Accepted] = []
     handed_off: dict[int, float] = {}  # message id: seconds until its task runs
+    sendable: list[tuple[Message, list]] = []
     for message in messages:
         carriers = carriers_for(to=message.to, country=message.country, livemode=message.livemode,
                                 routes=routes[message.livemode])
         if not carriers or not carriers[0].sends_in_batches:
             handed_off[message.pk] = 0.0
-            continue
-        wait = _throughput_wait(message, carriers[0], senders) if message.livemode else 0.0
-        if wait:
-            handed_off[message.pk] = wait
+        else:
+            sendable.append((message, carriers))
+    handed_off |= _throughput_waits([(message, carriers[0]) for message, carriers in sendable if message.livemode],
+                                    senders)
+    for message, carriers in sendable:
+        if message.pk in handed_off:
             continue
         recorded: list[SendAttempt] = []
 

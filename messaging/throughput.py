@@ -14,20 +14,25 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
+# Slot i (0-based) of a request is free when tat + i * interval - interval * (burst - 1) <= now (+ ahead). Times are
+# kept as text with microseconds: a Lua number given to SET or returned would be cut to 14 digits or an integer.
 _LUA = """
 local now_parts = redis.call('TIME')
-local now = tonumber(now_parts[1]) * 1000 + math.floor(tonumber(now_parts[2]) / 1000)
+local now = tonumber(now_parts[1]) * 1000 + tonumber(now_parts[2]) / 1000
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
+local ahead = tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local allowed_at = tat - interval * (burst - 1)
-if now < allowed_at then
-  return allowed_at - now
+local granted = math.min(wanted, math.max(0, math.floor((now + ahead - tat) / interval) + burst))
+if granted > 0 then
+  local new_tat = tat + granted * interval
+  redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now) + 1000)
 end
-local new_tat = tat + interval
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
-return 0
+local wait = 0
+if granted < wanted then wait = tat + (granted - burst + 1) * interval - now end
+return {granted, string.format('%.3f', wait)}
 """
 _script = None
 _local_lock = threading.Lock()
@@ -35,19 +40,33 @@ _local_lock = threading.Lock()
 
 def reserve(key: str, per_second: float, burst: int = 1) -> float:
     """Take one slot of `key`'s rate, or return the seconds to wait for one (nothing taken)."""
-    if per_second <= 0:
-        return 0.0
+    return reserve_many(key, per_second, 1, burst=burst, ahead=0.0)[1]
+
+
+# A batch is sent one message after another: it may take the slots that fall due while it is being sent.
+BATCH_AHEAD = 0.02
+
+
+def reserve_many(key: str, per_second: float, wanted: int, burst: int = 1,
+                 ahead: float = BATCH_AHEAD) -> tuple[int, float]:
+    """Take up to `wanted` slots of `key`'s rate at once, those free now or within `ahead` seconds: (how many
+    were taken, the seconds until the next one is free, 0.0 when all were taken). A batch pays one round
+    trip, not one per message."""
+    if per_second <= 0 or wanted <= 0:
+        return max(wanted, 0), 0.0
     interval_ms = 1000.0 / per_second
     full_key = f"{settings.MITTIS_RATE_LIMIT_PREFIX}:tps:{key}"
     if settings.MITTIS_RATE_LIMIT_REDIS_URL:
         try:
-            return _redis(full_key, interval_ms, burst) / 1000.0
+            granted, wait_ms = _redis(full_key, interval_ms, burst, wanted, ahead * 1000)
+            return granted, wait_ms / 1000.0
         except Exception:  # a throughput check must never stop sending: fall through to the local one
             pass
-    return _local(full_key, interval_ms, burst) / 1000.0
+    granted, wait_ms = _local(full_key, interval_ms, burst, wanted, ahead * 1000)
+    return granted, wait_ms / 1000.0
 
 
-def _redis(key: str, interval_ms: float, burst: int) -> float:
+def _redis(key: str, interval_ms: float, burst: int, wanted: int, ahead_ms: float) -> tuple[int, float]:
     global _script
     if _script is None:
         import redis
@@ -55,16 +74,17 @@ def _redis(key: str, interval_ms: float, burst: int) -> float:
         client = redis.Redis.from_url(settings.MITTIS_RATE_LIMIT_REDIS_URL, socket_timeout=0.5,
                                       socket_connect_timeout=0.5)
         _script = client.register_script(_LUA)
-    return float(_script(keys=[key], args=[interval_ms, burst]))
+    granted, wait = _script(keys=[key], args=[repr(interval_ms), burst, wanted, repr(ahead_ms)])
+    return int(granted), float(wait)
 
 
-def _local(key: str, interval_ms: float, burst: int) -> float:
+def _local(key: str, interval_ms: float, burst: int, wanted: int, ahead_ms: float) -> tuple[int, float]:
     with _local_lock:
         now = time.time() * 1000
         tat = max(cache.get(key, now), now)
-        allowed_at = tat - interval_ms * (burst - 1)
-        if now < allowed_at:
-            return allowed_at - now
-        new_tat = tat + interval_ms
-        cache.set(key, new_tat, timeout=math.ceil((new_tat - now) / 1000) + 1)
-        return 0.0
+        granted = min(wanted, max(0, math.floor((now + ahead_ms - tat) / interval_ms) + burst))
+        if granted:
+            new_tat = tat + granted * interval_ms
+            cache.set(key, new_tat, timeout=math.ceil((new_tat - now) / 1000) + 1)
+        wait = tat + (granted - burst + 1) * interval_ms - now if granted < wanted else 0.0
+        return granted, wait

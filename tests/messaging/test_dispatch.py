@@ -3,6 +3,7 @@ with every promise of the one-by-one path kept (sent once, events in order, webh
 
 import ast
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone as dt_timezone
 import time
 
 from django.db import connection
@@ -153,6 +154,24 @@ def test_a_live_message_over_its_senders_rate_waits_in_a_task_of_its_own(account
     assert ast.literal_eval(task["argsrepr"]) == (second.pk,) and task["eta"]  # run when the slot is free
     time.sleep(1.0)
     assert message_send(message_id=second.pk).sent
+
+
+def test_a_batch_over_its_senders_rate_spaces_the_waiting_messages_by_the_rate(account):
+    from billing.services import balance_top_up
+
+    balance_top_up(account_id=account.pk, livemode=True, amount=10)
+    Sender.objects.filter(account=account).update(mps=2)
+    drain_queued_tasks()
+    created = [message_create(account=account, livemode=True, sender="+18045550142", to="+18045550199",
+                              body=f"Part {n}") for n in range(4)]
+    started = datetime.now(dt_timezone.utc)
+
+    assert messages_dispatch() == 1
+    tasks = {ast.literal_eval(t["argsrepr"])[0]: t for t in drain_queued_tasks()
+             if t["task"] == "messaging.send_message"}
+    waits = [(datetime.fromisoformat(tasks[m.pk]["eta"]) - started).total_seconds() for m in created[1:]]
+    # Each in the slot it can have, half a second apart, not all three back at once to be refused again.
+    assert [round(w * 2) / 2 for w in waits] == [0.5, 1.0, 1.5]
 
 
 @pytest.mark.skipif(redis_client() is None, reason="the dispatcher slots are Redis marks")

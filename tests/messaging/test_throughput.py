@@ -21,6 +21,15 @@ def test_a_rate_gives_slots_at_its_pace_and_says_how_long_to_wait():
     assert throughput.reserve("t:b", per_second=2) == 0  # keys are independent
 
 
+def test_a_batch_takes_the_free_slots_in_one_go_and_hears_when_the_next_one_is_free():
+    granted, wait = throughput.reserve_many("t:many", per_second=10, wanted=5, burst=3)
+    assert granted == 3 and 0.05 < wait <= 0.1  # the burst now, the fourth a tenth of a second later
+
+    granted, wait = throughput.reserve_many("t:many", per_second=10, wanted=2, burst=3)
+    assert granted == 0 and 0.05 < wait <= 0.1  # nothing was taken by asking
+    assert throughput.reserve_many("t:many", per_second=0, wanted=4) == (4, 0.0)  # no rate: no limit
+
+
 def test_a_burst_allows_that_many_at_once():
     assert [throughput.reserve("t:burst", per_second=10, burst=3) for _ in range(4)][:3] == [0, 0, 0]
 
