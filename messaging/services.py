@@ -421,9 +421,11 @@ def _enqueue_report(carrier: str, report: DeliveryReport, *, delay: float, attem
 #
 # Up to MITTIS_SEND_DISPATCHERS run at once, each holding a Redis mark (a slot); a request finding every
 # slot taken does nothing, since the running dispatchers take whatever is queued. A run ends after
-# DISPATCH_RUN_SECONDS, well inside the task time limit, and hands over to a fresh one if work is left.
+# DISPATCH_RUN_SECONDS and hands over to a fresh one, at the back of the queue, if work is left: a time
+# slice, so that webhook flushes and other tasks sharing the workers take turns with a large send instead
+# of waiting for all of it (a run of 20 s held every webhook until the sends were done).
 DISPATCH_BATCH = 100
-DISPATCH_RUN_SECONDS = 20
+DISPATCH_RUN_SECONDS = 2
 DISPATCH_LEASE_SECONDS = 120
 HANDED_OFF_FOR = timedelta(minutes=2)  # then a dispatcher may take it again, should its task be lost
 

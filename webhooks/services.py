@@ -300,6 +300,9 @@ def _enqueue(delivery_id: int, countdown: float | None = None) -> None:
 FLUSH_BATCH = 100
 FLUSH_STOP_AFTER_FAILURES = 3
 FLUSH_LEASE_SECONDS = 120
+# A run is a time slice, as a dispatcher's is: it ends, well inside the task time limit, and hands over to
+# a fresh flush at the back of the queue, so an endpoint's backlog takes turns with sends and other endpoints.
+FLUSH_RUN_SECONDS = 2
 
 
 def flush_lanes() -> int:
@@ -339,7 +342,7 @@ def _flush_start(endpoint_id: int, lanes: list[int], countdown: float | None, ta
 
 def endpoint_flush(*, endpoint_id: int, lane: int = 0) -> int:
     """Deliver one lane of an endpoint's due deliveries oldest first, a batch at a time over one kept-alive
-    connection, until none is due. Returns how many succeeded.
+    connection, until none is due or the run's FLUSH_RUN_SECONDS are up. Returns how many succeeded.
 
     A refused delivery follows its retry schedule and the flush goes on. When the endpoint does not answer
     (timeout, refused connection) or refuses several in a row, it is down: the flush stops and the rest wait
@@ -347,8 +350,9 @@ def endpoint_flush(*, endpoint_id: int, lane: int = 0) -> int:
     """
     succeeded = 0
     connection = None
+    deadline = time.monotonic() + FLUSH_RUN_SECONDS
     try:
-        while True:
+        while time.monotonic() < deadline:
             batch = _claim_due(endpoint_id, lane)
             if not batch:
                 break
@@ -356,7 +360,7 @@ def endpoint_flush(*, endpoint_id: int, lane: int = 0) -> int:
                 if connection is not None:
                     connection.close()
                 connection = transport.Connection(batch[0].endpoint.url, timeout=settings.MITTIS_WEBHOOK_TIMEOUT)
-            delivered, stopped = _deliver_batch(batch, connection)
+            delivered, stopped = _deliver_batch(batch, connection, deadline)
             succeeded += delivered
             if stopped:
                 return succeeded
@@ -364,7 +368,8 @@ def endpoint_flush(*, endpoint_id: int, lane: int = 0) -> int:
         if connection is not None:
             connection.close()
         mark_clear(_flush_key(endpoint_id, lane))
-    # A delivery committed after the last claim but before the mark was cleared asked for no flush.
+    # Work left when the run's time was up, or a delivery committed after the last claim but before the
+    # mark was cleared (which asked for no flush): a fresh flush takes it.
     if _in_lane(_due(Delivery.objects.filter(endpoint_id=endpoint_id)), lane).exists():
         endpoint_flush_request(endpoint_id, lanes=[lane])
     return succeeded
@@ -396,8 +401,10 @@ def _claim_due(endpoint_id: int, lane: int) -> list[Delivery]:
     return list(Delivery.objects.filter(pk__in=ids).select_related("event", "endpoint").order_by("id"))
 
 
-def _deliver_batch(batch: list[Delivery], connection: transport.Connection) -> tuple[int, bool]:
-    """Post a claimed batch in order; record the successes together. Returns (succeeded, stopped)."""
+def _deliver_batch(batch: list[Delivery], connection: transport.Connection,
+                   deadline: float = float("inf")) -> tuple[int, bool]:
+    """Post a claimed batch in order, until the run's `deadline` (a slow receiver would otherwise keep a
+    worker for a batch's worth of its latency); record the successes together. Returns (succeeded, stopped)."""
     endpoint = batch[0].endpoint
     if endpoint.status != WebhookEndpoint.ENABLED:
         Delivery.objects.filter(pk__in=[d.pk for d in batch]).update(status=Delivery.FAILED, locked_until=None)
@@ -406,6 +413,9 @@ def _deliver_batch(batch: list[Delivery], connection: transport.Connection) -> t
     done: list[tuple[Delivery, transport.HttpResult, datetime]] = []
     stopped, failures_in_a_row = False, 0
     for index, delivery in enumerate(batch):
+        if index and time.monotonic() >= deadline:  # the rest go back, unattempted, for the next run
+            Delivery.objects.filter(pk__in=[d.pk for d in batch[index:]]).update(locked_until=None)
+            break
         attempted_at = timezone.now()
         headers = signing.headers(secrets=secrets, msg_id=delivery.event.public_id,
                                   timestamp=int(time.time()), body=delivery.event.payload)

@@ -136,6 +136,27 @@ def queued_events(api, send, endpoint_id, count):
     return sent, Delivery.objects.first().endpoint_id
 
 
+def test_a_flush_whose_time_is_up_hands_the_rest_of_the_backlog_to_a_fresh_flush_in_order(
+        api, send, receiver, endpoint, one_lane, monkeypatch):
+    """A flush is a time slice: a slow receiver's backlog takes turns with the other tasks of the workers."""
+    from webhooks import services
+
+    endpoint_id, secret = endpoint
+    sent, pk = queued_events(api, send, endpoint_id, 6)
+    receiver.delay = 0.1
+    monkeypatch.setattr(services, "FLUSH_RUN_SECONDS", 0.25)
+
+    first = endpoint_flush(endpoint_id=pk)
+
+    assert 1 <= first < 6  # stopped inside its batch when its time was up
+    assert [t["task"] for t in drain_queued_tasks()] == ["webhooks.flush_endpoint"]  # the rest's own flush
+    assert set(Delivery.objects.filter(status=Delivery.PENDING).values_list("locked_until", "attempts")) == {
+        (None, 0)}  # handed back unattempted, for the next flush to claim at once
+    receiver.delay = 0
+    assert endpoint_flush(endpoint_id=pk) == 6 - first
+    assert [verified(secret, r)["data"]["id"] for r in receiver.requests] == sent  # once each, in order
+
+
 def test_one_refused_event_follows_its_retries_while_the_rest_of_the_backlog_goes_on(
         api, send, receiver, endpoint, one_lane):
     endpoint_id, secret = endpoint
