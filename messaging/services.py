@@ -478,7 +478,8 @@ def messages_dispatch(*, slot: int = 0, batch: int = DISPATCH_BATCH, run_for: fl
     finally:
         mark_clear(_dispatch_key(slot))
     # A message committed after the last claim but before the mark was cleared asked for no dispatcher.
-    if _dispatchable().exists():
+    # (Read as a claim reads, in the index's order: `exists()` drops the order and may scan the table.)
+    if _dispatchable().order_by("updated_at", "id").values_list("pk", flat=True)[:1]:
         dispatch_request()
     return accepted
 
@@ -487,7 +488,10 @@ def _claim_batch(size: int) -> list[Message]:
     """Claim attempt 1 of up to `size` queued messages, oldest first: the claim `_claim_attempt` makes for
     one, so a message is claimed by one dispatcher or one task, never both."""
     with transaction.atomic():
-        ids = list(_dispatchable().select_for_update(skip_locked=True).order_by("id")
+        # Longest waiting first, in the order of message_status_age_idx: a claim reads the queued messages'
+        # index entries and stops at a batch, whatever the statistics say (in id order, stale ones had
+        # PostgreSQL walk the primary key through every message already sent).
+        ids = list(_dispatchable().select_for_update(skip_locked=True).order_by("updated_at", "id")
                    .values_list("pk", flat=True)[:size])
         if not ids:
             return []

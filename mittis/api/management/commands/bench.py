@@ -69,6 +69,7 @@ class Command(BaseCommand):
         parser.add_argument("--only", choices=["http", "pipeline", "export"], help="Run one part of the table.")
 
     def handle(self, *args, duration, connections, messages, export_rows, only, **options):
+        self.progress = options["verbosity"] >= 2  # -v 2: the pipeline's progress every half second
         if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL.startswith("redis"):
             raise CommandError("make bench runs on PostgreSQL and Redis (DATABASE_URL, CELERY_BROKER_URL).")
         if not shutil.which("wrk"):
@@ -130,8 +131,7 @@ class Command(BaseCommand):
         self.rows.append(("POST /v1/messages (auth, rate limit, idempotency, price, charge, event, publish)",
                           f"{send['rps']:,.0f} req/s", f"{send['p50']} / {send['p99']}",
                           f"{send['rps'] / reference['r4']:.2f} x R4"))
-        with connection.cursor() as cursor:  # the statistics autovacuum keeps in production (it is minutes behind)
-            cursor.execute("ANALYZE")
+        _vacuum()
         listing = _wrk(base + "/v1/messages?limit=100", f'wrk.headers["Authorization"] = "Bearer {secret}"',
                        duration, connections)
         self.rows.append(("GET /v1/messages?limit=100", f"{listing['rps']:,.0f} req/s",
@@ -149,6 +149,7 @@ class Command(BaseCommand):
         Delivery.objects.filter(status="pending").update(status="failed")
 
     def _worker_phase(self, base, env, account, secret, count, receiver):
+        _vacuum()
         """The no-op rate, then the pipeline: `count` messages are accepted through the API while no
         worker runs, then workers start and the clock runs from the first message leaving `queued` to the
         last one `delivered` with all its webhooks received (so the figure is the pipeline's, not the API's)."""
@@ -158,11 +159,13 @@ class Command(BaseCommand):
         pool = urllib3.PoolManager(maxsize=16)
 
         def post(n):
-            pool.request("POST", base + "/v1/messages", body=json.dumps(SEED).encode(), headers={
-                "Authorization": f"Bearer {secret}", "Content-Type": "application/json"})
+            return pool.request("POST", base + "/v1/messages", body=json.dumps(SEED).encode(), headers={
+                "Authorization": f"Bearer {secret}", "Content-Type": "application/json"}).status
 
         with ThreadPoolExecutor(max_workers=16) as threads:
-            list(threads.map(post, range(count)))
+            refused = [status for status in threads.map(post, range(count)) if status != 201]
+        if refused:
+            raise CommandError(f"{len(refused)} of {count} messages were refused (statuses {sorted(set(refused))}).")
         queued = Message.objects.filter(account=account, status="queued")
         waiting = queued.count()
         received, delivered_hooks = receiver.received, receiver.delivered
@@ -173,6 +176,7 @@ class Command(BaseCommand):
             # growing tables every few milliseconds cost PostgreSQL a core (parallel workers) and slowed
             # what it measured.
             started = deadline = None
+            ticks = -1
             while True:
                 if started is None and queued.count() < waiting:
                     started, deadline = time.monotonic(), time.monotonic() + 600
@@ -181,8 +185,17 @@ class Command(BaseCommand):
                         or time.monotonic() > deadline):
                     return time.monotonic() - started
                 time.sleep(0.05 if started is None else 0.005)
+                if self.progress and started is not None and (time.monotonic() - started) // 0.5 > ticks:
+                    ticks = (time.monotonic() - started) // 0.5
+                    self.stderr.write(f"{time.monotonic() - started:5.1f} s: {queued.count()} queued, "
+                                      f"{receiver.received - received} webhooks received, "
+                                      f"{receiver.delivered - delivered_hooks} message.delivered")
 
         elapsed = self._with_worker(env, pipeline, settle=0)
+        if receiver.delivered - delivered_hooks < count or receiver.received - received < 3 * count:
+            raise CommandError(
+                f"The pipeline did not finish in 600 s: {receiver.received - received} of {3 * count} webhooks "
+                f"received, {receiver.delivered - delivered_hooks} of {count} message.delivered.")
         delivered = Message.objects.filter(account=account, status="delivered").count() - start_messages
         hooks = Delivery.objects.filter(event__account=account, status="succeeded").count() - start_ok
         rate = delivered / elapsed
@@ -219,6 +232,7 @@ class Command(BaseCommand):
 
     # --- export -----------------------------------------------------------------------------------
     def _export_phase(self, rows):
+        _vacuum()
         out = subprocess.run([sys.executable, "manage.py", "bench_export", "--messages", str(rows), "--format", "csv"],
                              cwd=ROOT, capture_output=True, text=True, check=True).stdout
         match = re.search(r"([\d,]+) rows/s, worker peak memory (\d+) MB", out)
@@ -234,6 +248,13 @@ class Command(BaseCommand):
         self.stdout.write("-" * len(line))
         for row in self.rows:
             self.stdout.write(" | ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+
+
+def _vacuum() -> None:
+    """Between phases, what autovacuum does in production: dead rows reclaimed, statistics refreshed. (The
+    machine's PostgreSQL may run without it, and every phase leaves thousands of updated rows behind.)"""
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE)")
 
 
 def _wrk(url, script, duration, connections) -> dict:
