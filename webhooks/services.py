@@ -442,20 +442,25 @@ def _record_successes(endpoint: WebhookEndpoint, done: list) -> None:
     if not done:
         return
     now = timezone.now()
+    attempts = [DeliveryAttempt(delivery=delivery, endpoint=endpoint, number=delivery.attempts + 1, url=endpoint.url,
+                                attempted_at=attempted_at, succeeded=True, response_status=result.status,
+                                response_body=result.body[:DeliveryAttempt.RESPONSE_BODY_LIMIT],
+                                latency_ms=result.latency_ms)
+                for delivery, result, attempted_at in done]
+    ids = [delivery.pk for delivery, _, _ in done]
+    for delivery, _, _ in done:
+        delivery.status = Delivery.SUCCEEDED
     with transaction.atomic():
-        DeliveryAttempt.objects.bulk_create([
-            DeliveryAttempt(delivery=delivery, endpoint=endpoint, number=delivery.attempts + 1, url=endpoint.url,
-                            attempted_at=attempted_at, succeeded=True, response_status=result.status,
-                            response_body=result.body[:DeliveryAttempt.RESPONSE_BODY_LIMIT],
-                            latency_ms=result.latency_ms)
-            for delivery, result, attempted_at in done])
-        # Each delivery's attempts grow by one: grouped by the count they had, usually one group.
-        by_attempts: dict[int, list[int]] = {}
-        for delivery, _, _ in done:
-            by_attempts.setdefault(delivery.attempts, []).append(delivery.pk)
-            delivery.status = Delivery.SUCCEEDED
-        for attempts, ids in by_attempts.items():
-            Delivery.objects.filter(pk__in=ids).update(status=Delivery.SUCCEEDED, attempts=attempts + 1,
+        if connection.vendor == "postgresql":  # the attempts and the deliveries in one statement
+            statement = Statement()
+            statement.add("attempts", *insert_rows(attempts))
+            statement.add("delivered", f"UPDATE {connection.ops.quote_name(Delivery._meta.db_table)} SET status = %s, "
+                                       "attempts = attempts + 1, locked_until = NULL, updated_at = %s "
+                                       "WHERE id = ANY(%s) RETURNING id", [Delivery.SUCCEEDED, now, ids])
+            statement.run("SELECT 1")
+        else:
+            DeliveryAttempt.objects.bulk_create(attempts)
+            Delivery.objects.filter(pk__in=ids).update(status=Delivery.SUCCEEDED, attempts=F("attempts") + 1,
                                                        locked_until=None, updated_at=now)
         _note_endpoint_health(endpoint, succeeded=True, gone=False)
 
