@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from decimal import Decimal
+import functools
 
 import phonenumbers
 
@@ -33,6 +34,7 @@ def quote(*, country: str, unit_price: Decimal, currency: str, segments: int) ->
                  currency=currency)
 
 
+@functools.lru_cache(maxsize=4096)  # a few prices recur in every list and export; equal amounts format alike
 def format_amount(amount: Decimal) -> str:
     """A money amount as the API shows it: a plain decimal string without trailing zeros ("0.008", "-1.5")."""
     text = format(amount, "f")
