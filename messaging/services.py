@@ -294,42 +294,38 @@ def _send_claimed(message: Message, carriers: list, attempt: int, *, recorded: l
     return SendOutcome()
 
 
-def _throughput_wait(message: Message, carrier, senders: dict | None = None) -> float:
-    """Seconds until both the sender and the carrier have a free slot; 0.0 when one was taken.
-    `senders`: the batch's, by (account id, value), if read."""
-    if senders is None:
-        sender = Sender.objects.filter(account_id=message.account_id, value=message.from_number).first()
-    else:
-        sender = senders.get((message.account_id, message.from_number))
-    wait = throughput.reserve(f"sender:{message.account_id}:{message.from_number}", sender_mps(sender))
-    if wait:
-        return wait
-    tps = getattr(carrier.carrier, "tps", 0) if carrier.carrier is not None else 0
-    return throughput.reserve(f"carrier:{carrier.name}", tps, burst=max(tps, 1))
+def _throughput_wait(message: Message, carrier) -> float:
+    """Seconds until both the sender and the carrier have a free slot; 0.0 when one was taken."""
+    sender = Sender.objects.filter(account_id=message.account_id, value=message.from_number).first()
+    return _throughput_waits([(message, carrier)], {(message.account_id, message.from_number): sender},
+                             ahead=0.0).get(message.pk, 0.0)
 
 
-def _throughput_waits(sends: list[tuple[Message, object]], senders: dict) -> dict[int, float]:
-    """`_throughput_wait` for a batch's (message, first carrier) pairs, in claim order: one reservation per
-    sender and one per carrier, not one per message. Returns the seconds each message that got no slot
-    should wait, spaced by the rate, so that they do not all come back at once."""
+def _throughput_waits(sends: list[tuple[Message, object]], senders: dict,
+                      ahead: float = throughput.BATCH_AHEAD) -> dict[int, float]:
+    """The slots of (message, first carrier) pairs, in claim order: one reservation per sender and one per
+    carrier, not one per message. Returns the seconds each message that got no slot should wait, spaced by
+    the rate, so that they do not all come back at once. `senders`: by (account id, value)."""
     waits: dict[int, float] = {}
     by_sender: dict[tuple[int, str], list[Message]] = {}
     for message, _ in sends:
         by_sender.setdefault((message.account_id, message.from_number), []).append(message)
     for (account_id, value), queue in by_sender.items():
-        _reserve_for(f"sender:{account_id}:{value}", sender_mps(senders.get((account_id, value))), 1, queue, waits)
+        _reserve_for(f"sender:{account_id}:{value}", sender_mps(senders.get((account_id, value))), 1, queue, waits,
+                     ahead)
     by_carrier: dict[tuple[str, int], list[Message]] = {}
     for message, carrier in sends:
         if message.pk not in waits:  # as one message would, a sender's refusal takes no carrier slot
             tps = getattr(carrier.carrier, "tps", 0) if carrier.carrier is not None else 0
             by_carrier.setdefault((carrier.name, tps), []).append(message)
     for (name, tps), queue in by_carrier.items():
-        _reserve_for(f"carrier:{name}", tps, max(tps, 1), queue, waits)
+        _reserve_for(f"carrier:{name}", tps, max(tps, 1), queue, waits, ahead)
     return waits
 
 
-def _reserve_for(key: str, per_second: float, burst: int, queue: list[Message], waits: dict[int, float]) -> None:
-    granted, wait = throughput.reserve_many(key, per_second, len(queue), burst=burst)
+def _reserve_for(key: str, per_second: float, burst: int, queue: list[Message], waits: dict[int, float],
+                 ahead: float) -> None:
+    granted, wait = throughput.reserve_many(key, per_second, len(queue), burst=burst, ahead=ahead)
     for place, message in enumerate(queue[granted:]):
         waits[message.pk] = wait + place / per_second
 
