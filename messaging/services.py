@@ -34,7 +34,7 @@ from messaging.models import (
 from messaging.serializers import message_row
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
-from mittis.api.idempotency import expiry_cutoff
+from mittis.api.idempotency import KeyInStatement, WriteRefused, expiry_cutoff
 from mittis.api.models import IdempotencyRecord
 from mittis.db import Statement, insert_rows, insert_select
 from mittis.redis import MarkRequest, mark_clear, marks_take
@@ -56,10 +56,13 @@ def sender_create(*, account: Account, value: str) -> Sender:
 # --- Accepting --------------------------------------------------------------------------------
 def message_create(*, account: Account, livemode: bool, sender: str, to: str, body: str,
                    metadata: dict | None = None, status_callback: str = "", send_at: datetime | None = None,
-                   validity_period: int | None = None) -> Message:
+                   validity_period: int | None = None, idempotency: KeyInStatement | None = None) -> Message:
     """Accept an outbound message: price it, charge it, store it `queued` with its event, and send
     after commit; with `send_at`, store it `scheduled` for the dispatcher. Without the balance to pay
-    for it, nothing is stored (402 insufficient_funds)."""
+    for it, nothing is stored (402 insufficient_funds).
+
+    `idempotency`: the request's key, to hold and record in the same statement (`KeyInStatement`); the
+    answer is then `idempotency.recorded`."""
     if status_callback:
         webhooks.callback_url_check(url=status_callback, livemode=livemode)
     quote = _message_quote(to=to, body=body)
@@ -75,11 +78,13 @@ def message_create(*, account: Account, livemode: bool, sender: str, to: str, bo
     message.event_sequence = 0 if send_at else 1  # its `message.queued` event, written with it
     dispatcher = [] if send_at else [dispatch_mark_request()]
     if connection.vendor == "postgresql" and (quote.price > 0 or not livemode):
-        if published := _insert_in_one_statement(message):
+        if published := _insert_in_one_statement(message, key=idempotency):
             # After commit, one Redis round trip marks the dispatcher and the webhook flushes
             webhooks.deliveries_scheduled(*published, also=dispatcher)
             dispatcher = []
     else:
+        if idempotency is not None:
+            raise WriteRefused("a free live message is charged through the ORM")  # the key's own transaction then
         _insert(message)
     if dispatcher:
         transaction.on_commit(lambda: marks_take(dispatcher))
@@ -118,20 +123,25 @@ def _opted_out(to: str) -> ApiError:
                     "replies START.", field="to")
 
 
-def _insert_in_one_statement(message: Message) -> tuple[list[int], list[int]] | None:
+def _insert_in_one_statement(message: Message, *, key: KeyInStatement | None = None
+                             ) -> tuple[list[int], list[int]] | None:
     """The checks, the message, its `message.queued` event and webhook deliveries, and its charge, in one
     statement: the ORM's statement-by-statement cost was most of accepting a message. Every write is
     conditional on the checks (and in live mode on the debit), so a refusal has written nothing. The
     debit locks the balance row until commit, which follows this statement at once.
 
+    With `key`, the request's idempotency key is held, checked and recorded by the same statement, which then
+    runs on its own (autocommit); without, it runs inside the request's transaction.
+
     Returns the webhook deliveries to schedule after commit (`webhooks.deliveries_scheduled`), if any.
-    Precondition: PostgreSQL, inside the request's transaction; a live message's price is above zero."""
+    Precondition: PostgreSQL; a live message's price is above zero."""
     statement = Statement()
+    key_free = key.guard(statement) if key is not None else "true"
     statement.add("checks", f"SELECT EXISTS (SELECT 1 FROM {_table(Sender)} WHERE account_id = %s AND value = %s) "
                             f"AS sender_known, EXISTS (SELECT 1 FROM {_table(OptOut)} WHERE account_id = %s AND "
                             "livemode = %s AND phone_number = %s) AS opted_out",
                   [message.account_id, message.from_number, message.account_id, message.livemode, message.to])
-    guard = "(SELECT sender_known AND NOT opted_out FROM checks)"
+    guard = "(SELECT sender_known AND NOT opted_out FROM checks)" + (f" AND {key_free}" if key is not None else "")
     debit = billing.message_charge_parts(statement, account_id=message.account_id, livemode=message.livemode,
                                          message_id=message.public_id, amount=message.price,
                                          currency=message.currency, guard=guard)
@@ -146,8 +156,12 @@ def _insert_in_one_statement(message: Message) -> tuple[list[int], list[int]] | 
         event.message = message
         webhooks.event_publish_parts(statement, _webhook_event(event), source=message_part)
         published = webhooks.published_deliveries(statement)
-    sender_known, opted_out, message_id, endpoint_ids, callbacks = statement.run(
-        f"SELECT checks.sender_known, checks.opted_out, (SELECT id FROM m), {published} FROM checks")
+    if key is not None:
+        key.record(statement, status=201, data=message.representation, source=message_part)
+    sender_known, opted_out, message_id, endpoint_ids, callbacks, free = statement.run(
+        f"SELECT checks.sender_known, checks.opted_out, (SELECT id FROM m), {published}, {key_free} FROM checks")
+    if key is not None:
+        key.ran(free=free, done=message_id is not None)
     if not sender_known:
         raise _unknown_sender(message.from_number)
     if opted_out:

@@ -29,6 +29,8 @@ ID_PARAMETER = OpenApiParameter("id", str, OpenApiParameter.PATH, description="T
 
 
 class MessagesView(APIView):
+    writes_in_one_statement = True  # a keyed POST's key is held and recorded in the send's statement
+
     @extend_schema(
         operation_id="messages_create",
         summary="Send a message",
@@ -52,11 +54,16 @@ class MessagesView(APIView):
         params = MessageCreateSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
+        key = getattr(request, "idempotency", None)  # mittis.api.idempotency.KeyInStatement, on PostgreSQL
+        if key is not None:
+            key.render_with(request.accepted_renderer, request.accepted_media_type, self.get_renderer_context())
         message = services.message_create(
             account=request.user.account, livemode=request.user.livemode, sender=data["from"], to=data["to"],
             body=data["body"], metadata=data["metadata"], status_callback=data["status_callback"],
-            send_at=data["send_at"], validity_period=data["validity_period"],
+            send_at=data["send_at"], validity_period=data["validity_period"], idempotency=key,
         )
+        if key is not None and key.recorded:
+            return key.recorded  # the very bytes a replay will give
         # A queued message was serialized once already, for its `message.queued` event.
         representation = getattr(message, "representation", None) or MessageSerializer(message).data
         return Response(representation, status=status.HTTP_201_CREATED)

@@ -90,7 +90,11 @@ def exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER: every exception a view raises leaves in the error shape."""
     from rest_framework.response import Response
 
+    from mittis.api.idempotency import RETRY_TRANSACTIONALLY
+
     request = context.get("request")
+    if isinstance(exc, RETRY_TRANSACTIONALLY) and getattr(request, "idempotency", None) is not None:
+        return None  # a one-statement attempt that wrote nothing: the idempotency middleware runs it again
     headers = {}
     if isinstance(exc, exceptions.ValidationError):
         errors = list(_flatten_validation(exc.detail))

@@ -5,8 +5,16 @@ send task queued on commit) commit in one transaction. The key's lock is the gua
 advisory lock tells a concurrent duplicate at once that the first is still in flight (409); SQLite's
 single writer makes it wait. Afterwards it gets the stored answer; the unique constraint on the record
 backs the lock up. See ../shared/API-CONTRACT.md, Idempotency.
+
+A view that writes everything in one statement (`writes_in_one_statement`, POST /v1/messages) folds the
+key into that statement instead (`KeyInStatement`): the lock, the check that no record exists, and the
+record itself become parts of it, and it runs on its own, without BEGIN and COMMIT around it. Whenever
+that attempt does not end with the record written, nothing was written, and the transactional path
+answers (409, a replay, an error recorded, or the send after an expired record).
 """
 
+import contextlib
+from dataclasses import dataclass
 from datetime import timedelta
 import functools
 import hashlib
@@ -22,7 +30,7 @@ import http_sf
 from mittis.accounts.authentication import api_key_for_request
 from mittis.api.errors import error_response
 from mittis.api.models import IdempotencyRecord
-from mittis.db import insert
+from mittis.db import insert, insert_select
 
 HEADER = "Idempotency-Key"
 MAX_LENGTH = 255
@@ -30,6 +38,19 @@ MAX_LENGTH = 255
 
 class InvalidKey(ValueError):
     pass
+
+
+class KeyNotFree(Exception):
+    """The one-statement attempt found the key locked or already recorded, and wrote nothing."""
+
+
+class WriteRefused(Exception):
+    """The one-statement attempt tried a write outside its statement; refused before it ran."""
+
+
+# What ends a one-statement attempt having written nothing (IntegrityError: a twin recorded the key after the
+# statement's snapshot was taken); the transactional path then answers.
+RETRY_TRANSACTIONALLY = (KeyNotFree, WriteRefused, IntegrityError)
 
 
 def parse_key(raw: str) -> str:
@@ -92,7 +113,37 @@ class IdempotencyMiddleware:
         except RequestDataTooBig:
             return self.get_response(request)  # 413 from the view, stored nowhere
         scope = {"account_id": api_key.account_id, "livemode": api_key.livemode, "key": key}
-        return self._once(request, scope, fingerprint(request, body))
+        request._idempotency_pending = (scope, fingerprint(request, body))
+        return self.get_response(request)  # `process_view` takes it from here, knowing the view
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        pending = request.__dict__.pop("_idempotency_pending", None)
+        if pending is None:
+            return None  # not a keyed POST: `__call__` has it in hand
+        scope, request_fingerprint = pending
+
+        def respond():
+            response = view_func(request, *view_args, **view_kwargs)
+            if callable(getattr(response, "render", None)):
+                response.render()  # the handler's own render() is then a no-op; the record needs the bytes now
+            return response
+
+        if connection.vendor == "postgresql" and getattr(getattr(view_func, "cls", None),
+                                                         "writes_in_one_statement", False):
+            key = KeyInStatement(request=request, scope=scope, fingerprint=request_fingerprint)
+            request.idempotency = key
+            # Inside a caller's transaction (a test's), a savepoint makes "wrote nothing" true after an error too.
+            attempt = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+            try:
+                with attempt, connection.execute_wrapper(key.refuse_other_writes):
+                    response = respond()
+                if key.recorded or response.status_code >= 500:
+                    return response  # sent and recorded; or failed having written nothing, stored nothing
+            except RETRY_TRANSACTIONALLY:
+                pass
+            finally:
+                request.idempotency = None
+        return self._once(request, scope, request_fingerprint, respond)
 
     def _atomically(self, request):
         """Without a key a write is still all or nothing: a 5xx leaves no half-done request behind."""
@@ -102,7 +153,7 @@ class IdempotencyMiddleware:
                 transaction.set_rollback(True)
             return response
 
-    def _once(self, request, scope: dict, request_fingerprint: str):
+    def _once(self, request, scope: dict, request_fingerprint: str, respond):
         try:
             with transaction.atomic():
                 locked, existing = _lock_and_find(scope)
@@ -112,7 +163,7 @@ class IdempotencyMiddleware:
                     if existing.created_at >= expiry_cutoff():
                         return _replay(request, existing, request_fingerprint)
                     existing.delete()  # expired, not yet purged: forgotten, so this request is new (rare)
-                response = self.get_response(request)
+                response = respond()
                 if response.status_code >= 500 or response.streaming:
                     # A crash stores nothing and undoes whatever the request did: the client retries.
                     transaction.set_rollback(True)
@@ -148,15 +199,19 @@ def _lock_and_find(scope: dict) -> tuple[bool, IdempotencyRecord | None]:
     the same statement bounds that idle time so the database ends it and the key is free again."""
     if connection.vendor != "postgresql":
         return True, IdempotencyRecord.objects.filter(**scope).first()
-    material = f"{scope['account_id']}:{scope['livemode']}:{scope['key']}".encode()
-    lock_id = int.from_bytes(hashlib.sha256(material).digest()[:8], "big", signed=True)
     idle_limit = f"{int(settings.MITTIS_ABANDONED_REQUEST_SECONDS * 1000)}ms"
     with connection.cursor() as cursor:
-        cursor.execute(_lock_and_find_sql(), [lock_id, idle_limit, scope["account_id"], scope["livemode"], scope["key"]])
+        cursor.execute(_lock_and_find_sql(), [_lock_id(scope), idle_limit, scope["account_id"], scope["livemode"],
+                                              scope["key"]])
         locked, *record = cursor.fetchone()
     if record[0] is None:
         return locked, None
     return locked, IdempotencyRecord.from_db(connection.alias, _record_fields(), record)
+
+
+def _lock_id(scope: dict) -> int:
+    material = f"{scope['account_id']}:{scope['livemode']}:{scope['key']}".encode()
+    return int.from_bytes(hashlib.sha256(material).digest()[:8], "big", signed=True)
 
 
 @functools.cache
@@ -172,6 +227,70 @@ def _lock_and_find_sql() -> str:
             "set_config('idle_in_transaction_session_timeout', %s, true)) AS l "
             f"LEFT JOIN {quote(IdempotencyRecord._meta.db_table)} AS r "
             "ON l.locked AND r.account_id = %s AND r.livemode = %s AND r.key = %s")
+
+
+STATEMENT_PREFIX = "WITH idempotency_key AS ("
+
+
+@dataclass(eq=False)
+class KeyInStatement:
+    """A keyed POST whose view writes in one statement (PostgreSQL). The view adds `guard` first (the key's
+    advisory lock, taken and released within the statement, and no record of the key) and conditions every
+    write on it, then `record` (the answer, written with the rows it names). The statement then runs in
+    autocommit: accepting a message was BEGIN, lock, writes, record and COMMIT, five round trips with the
+    account's balance row locked across three of them; it is one.
+
+    As in the transactional path, a twin whose snapshot predates the first's commit meets the unique
+    constraint on the record, and the whole statement with it."""
+
+    request: HttpRequest
+    scope: dict
+    fingerprint: str
+    recorded: HttpResponse | None = None
+    _render: tuple | None = None
+    _answer: tuple[int, bytes, str] | None = None
+
+    def guard(self, statement) -> str:
+        """Adds the key's part, first (`refuse_other_writes` knows the statement by it); returns the SQL
+        condition that every write of the statement must meet."""
+        assert not statement.parts, "the key's part comes first"
+        table = connection.ops.quote_name(IdempotencyRecord._meta.db_table)
+        statement.add("idempotency_key", f"SELECT pg_try_advisory_xact_lock(%s) AND NOT EXISTS (SELECT 1 FROM "
+                                         f"{table} WHERE account_id = %s AND livemode = %s AND key = %s) AS free",
+                      [_lock_id(self.scope), self.scope["account_id"], self.scope["livemode"], self.scope["key"]])
+        return "(SELECT free FROM idempotency_key)"
+
+    def render_with(self, renderer, media_type: str, context: dict) -> None:
+        """How the view renders its answer (DRF's negotiated renderer), so the record holds those very bytes."""
+        charset = f"; charset={renderer.charset}" if renderer.charset else ""
+        self._render = (lambda data: renderer.render(data, media_type, context), renderer.media_type + charset)
+
+    def record(self, statement, *, status: int, data, source: str) -> None:
+        """The key's record, one row per row of `source` (the part whose rows mean the request was done)."""
+        request = self.request
+        render, content_type = self._render
+        body = render(data)
+        self._answer = (status, body, content_type)
+        statement.add("idempotency_record", *insert_select(IdempotencyRecord(
+            **self.scope, fingerprint=self.fingerprint, method=request.method,
+            path=request.get_full_path()[:2000], request_id=getattr(request, "request_id", ""),
+            response_status=status, response_content_type=content_type, response_body=body,
+            created_at=timezone.now()), source=source))
+
+    def ran(self, *, free: bool, done: bool) -> None:
+        """What the statement answered: whether the key was free, whether the writes (and the record) were made."""
+        if not free:
+            raise KeyNotFree
+        if done:
+            status, body, content_type = self._answer
+            self.recorded = HttpResponse(body, status=status, content_type=content_type)
+
+    def refuse_other_writes(self, execute, sql, params, many, context):
+        """`connection.execute_wrapper` for the attempt: reads, and the statement that holds the key, run; any
+        other write would commit unguarded, so it is refused and the transactional path runs instead."""
+        if not (sql.startswith(STATEMENT_PREFIX) or sql.lstrip()[:6].upper() == "SELECT"):
+            raise WriteRefused(sql[:60])
+        return execute(sql, params, many, context)
 
 
 def _in_use(request) -> HttpResponse:

@@ -6,6 +6,7 @@ import threading
 import time
 
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 import pytest
 from rest_framework.test import APIClient
 
@@ -108,3 +109,66 @@ def test_a_request_that_lost_its_client_mid_transaction_does_not_hold_its_key_fo
     assert outcome, "the abandoned transaction was ended by the database"
     assert Message.objects.filter(account=account).count() == 1
     assert LedgerEntry.objects.filter(account=account, type="charge").count() == 1
+
+
+def _keyed_client(account_balance="1"):
+    account = AccountFactory()
+    SenderFactory(account=account, value=SEED["from"])
+    balance_top_up(account_id=account.pk, livemode=True, amount=Decimal(account_balance))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(account, livemode=True)}")
+    client.post("/v1/messages", SEED, format="json", HTTP_IDEMPOTENCY_KEY="warm-up")  # the key's first use is noted
+    drain_queued_tasks()
+    return account, client
+
+
+def test_a_keyed_send_is_one_statement_with_its_key_and_no_transaction_around_it(postgres_only):
+    """BEGIN, the key's lock, the writes, the key's record and COMMIT were five round trips, with the
+    account's balance row locked across three: the key is held and recorded by the send's own statement."""
+    from django.test.utils import CaptureQueriesContext
+
+    account, client = _keyed_client()
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post("/v1/messages", SEED, format="json", HTTP_IDEMPOTENCY_KEY="one-statement")
+    assert response.status_code == 201
+    statements = [query["sql"] for query in queries.captured_queries if not query["sql"].startswith('SELECT "accounts_apikey"')]
+    assert len(statements) == 1 and statements[0].startswith("WITH idempotency_key AS ("), statements
+    replay = client.post("/v1/messages", SEED, format="json", HTTP_IDEMPOTENCY_KEY="one-statement")
+    assert replay["Idempotent-Replayed"] == "true" and replay.content == response.content
+    assert Message.objects.filter(account=account).count() == 2  # the warm-up's and this one, once
+    assert LedgerEntry.objects.filter(account=account, type="charge").count() == 2
+
+
+def test_a_twin_that_records_the_key_after_the_statement_began_wins_and_nothing_is_sent(postgres_only):
+    """The statement's snapshot predates its lock: a twin that stored the key just before (here, a transaction
+    holding the record uncommitted, without the lock) is not seen, and the record's unique constraint fails
+    the whole statement. The send, its charge and its event are undone, and the key answers as the twin's."""
+    account, client = _keyed_client()
+    inserted, release = threading.Event(), threading.Event()
+    twin_answer = b'{"object":"message","id":"msg_twin"}'
+
+    def twin():
+        try:
+            with transaction.atomic():
+                IdempotencyRecord.objects.create(
+                    account=account, livemode=True, key="twin", fingerprint="f" * 64, method="POST",
+                    path="/v1/messages", request_id="req_twin", response_status=201,
+                    response_content_type="application/json", response_body=twin_answer, created_at=timezone.now())
+                inserted.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=twin)
+    holder.start()
+    assert inserted.wait(5)
+    threading.Timer(0.5, release.set).start()  # the statement is waiting on the record's unique index by then
+    response = client.post("/v1/messages", SEED, format="json", HTTP_IDEMPOTENCY_KEY="twin")
+    holder.join()
+
+    assert response.status_code == 422  # the twin's fingerprint differs: the key is taken, by another request
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+    assert Message.objects.filter(account=account).count() == 1  # the warm-up's only
+    assert LedgerEntry.objects.filter(account=account, type="charge").count() == 1
+    assert Balance.objects.get(account=account, livemode=True).amount == Decimal("1") - Message.objects.get(account=account).price
+    assert drain_queued_tasks() == []

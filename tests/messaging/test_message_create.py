@@ -231,7 +231,7 @@ def test_the_one_statement_accept_writes_what_the_orm_accept_writes(anonymous, a
         return Message.objects.get(public_id=response.json()["id"]), response.json()
 
     one_statement, answer = accept()
-    monkeypatch.setattr(services, "_insert_in_one_statement", services._insert)
+    monkeypatch.setattr(services, "_insert_in_one_statement", lambda message, key=None: services._insert(message))
     orm, orm_answer = accept()
 
     def rows(message):
