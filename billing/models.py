@@ -63,7 +63,8 @@ class LedgerEntry(models.Model):
     TYPES = [(TOP_UP, "Top-up"), (CHARGE, "Charge"), (REFUND, "Refund"), (ADJUSTMENT, "Adjustment")]
 
     public_id = models.CharField(max_length=40, unique=True, default=public_id_default("txn"), editable=False)
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger_entries")
+    # No index of its own: ledger_list_idx leads with it.
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger_entries", db_index=False)
     livemode = models.BooleanField()
     type = models.CharField(max_length=16, choices=TYPES)
     amount = models.DecimalField(**MONEY, help_text="Positive adds to the balance, negative takes from it.")

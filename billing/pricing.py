@@ -6,6 +6,8 @@ import functools
 
 import phonenumbers
 
+from mittis.numbers import parsed
+
 # The price of a segment to any country the price table does not name, until staff set another.
 DEFAULT_UNIT_PRICE = Decimal("0.008")
 DEFAULT_CURRENCY = "USD"
@@ -22,10 +24,10 @@ class Quote:
 
 def country_for(number: str) -> str:
     """The ISO 3166 alpha-2 country of an E.164 number ("" for non-geographic numbers)."""
-    try:
-        region = phonenumbers.region_code_for_number(phonenumbers.parse(number, None))
-    except phonenumbers.NumberParseException:
+    parsed_number = parsed(number)
+    if parsed_number is None:
         return ""
+    region = phonenumbers.region_code_for_number(parsed_number)
     return region if region and region.isalpha() and len(region) == 2 else ""
 
 

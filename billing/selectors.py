@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 from datetime import datetime, timezone as dt_timezone
 from decimal import Decimal
+import time
 
-from django.core.cache import cache
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -26,20 +26,24 @@ class PriceTable:
 # Every send is priced: the price table (a few rows) is read once a minute, not per request. Rows are
 # effective-dated, so an announced change still applies at its exact time; a row added for the past
 # would take up to a minute to apply everywhere (staff add prices ahead of time).
+# Kept in the process itself, not in Django's cache, which unpickled the rows on every read.
 PRICE_CACHE_SECONDS = 60
-_PRICES_KEY = "mittis:prices"
+_prices: tuple[float, list[Price]] | None = None  # (good until, on time.monotonic(); the rows, newest first)
 
 
 def _all_prices() -> list[Price]:
-    prices = cache.get(_PRICES_KEY)
-    if prices is None:
-        prices = list(Price.objects.order_by("-effective_from"))
-        cache.set(_PRICES_KEY, prices, timeout=PRICE_CACHE_SECONDS)
+    global _prices
+    cached = _prices
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    prices = list(Price.objects.order_by("-effective_from"))
+    _prices = (time.monotonic() + PRICE_CACHE_SECONDS, prices)
     return prices
 
 
 def prices_changed() -> None:
-    cache.delete(_PRICES_KEY)
+    global _prices
+    _prices = None
 
 
 def price_in_effect(*, country: str, at: datetime | None = None) -> Price:

@@ -3,7 +3,6 @@ from datetime import timedelta, timezone as dt_timezone
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
-import phonenumbers
 from rest_framework import serializers
 
 from billing.pricing import format_amount
@@ -13,6 +12,7 @@ from messaging.errors import retryable
 from messaging.models import Message, MessageEvent, OptOut, SendAttempt
 from mittis.api.pagination import ListParamsSerializer
 from mittis.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer, TimestampField
+from mittis.numbers import valid_e164
 from webhooks.serializers import EVENT_TYPES
 
 MAX_BODY_LENGTH = 1600
@@ -29,13 +29,7 @@ def parse_e164(value: str) -> str | None:
     """The number if `value` is a valid E.164 number (`+` and digits only), else None."""
     if not (value.startswith("+") and value[1:].isascii() and value[1:].isdigit() and 8 <= len(value) <= 16):
         return None
-    try:
-        number = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return valid_e164(value)
 
 
 def is_alphanumeric_sender(value: str) -> bool:

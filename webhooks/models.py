@@ -113,8 +113,9 @@ class Delivery(models.Model):
     STATUSES = [(PENDING, "pending"), (SUCCEEDED, "succeeded"), (FAILED, "failed")]
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    # No index of its own: delivery_endpoint_idx leads with it.
     endpoint = models.ForeignKey(WebhookEndpoint, null=True, blank=True, on_delete=models.CASCADE,
-                                 related_name="deliveries")
+                                 related_name="deliveries", db_index=False)
     callback_url = models.URLField(max_length=2048, blank=True)
     status = models.CharField(max_length=10, choices=STATUSES, default=PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -4,7 +4,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 import hashlib
 
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -51,7 +50,10 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
 
     with transaction.atomic():
         ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
-        transaction.on_commit(api_keys_changed)  # an UPDATE sends no post_save
+        # An UPDATE sends no post_save. Forgotten now, for what runs in this transaction, and again at
+        # commit, for a request that read the key before then.
+        api_keys_changed()
+        transaction.on_commit(api_keys_changed)
     api_key.refresh_from_db()
     return api_key
 
@@ -62,5 +64,4 @@ def api_key_touch(*, api_key: ApiKey) -> None:
     if api_key.last_used_at and now - api_key.last_used_at < LAST_USED_RESOLUTION:
         return
     ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
-    api_key.last_used_at = now
-    cache.delete(f"mittis:key:{api_key.hashed_secret}")  # the cached copy still has the old time
+    api_key.last_used_at = now  # the process's cached key is this very instance (`api_key_get_active`)

@@ -10,7 +10,9 @@ class IdempotencyRecord(models.Model):
     neither; the unique constraint is what makes two requests with one key unable to both proceed.
     """
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: the unique constraint's leads with it, and a planner with stale statistics took this
+    # one for a key's lookup, reading every record of the account.
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+", db_index=False)
     livemode = models.BooleanField()
     key = models.CharField(max_length=255)
     # sha256 of method, path and body: a repeat must be the same request.
