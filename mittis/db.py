@@ -11,6 +11,7 @@ import functools
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import models
 from django.db.models import Model
 
 
@@ -43,14 +44,16 @@ def insert_select(instance: Model, *, sql_values: dict[str, str] | None = None, 
     table, columns = _insert_columns(type(instance))
     database = connections[DEFAULT_DB_ALIAS]  # the thread's own, not the proxy: one lookup, not one per field
     names, values, params = [], [], []
-    for model_field, column, placeholder in columns:
+    for model_field, column, placeholder, as_is in columns:
         if model_field.attname in sql_values:
             values.append(sql_values[model_field.attname])
         elif model_field.primary_key and getattr(instance, model_field.attname) is None:
             continue  # the sequence numbers it
         else:
             values.append(placeholder)
-            params.append(model_field.get_db_prep_save(model_field.pre_save(instance, add=True), database))
+            value = getattr(instance, model_field.attname)
+            params.append(value if type(value) in as_is else
+                          model_field.get_db_prep_save(model_field.pre_save(instance, add=True), database))
         names.append(column)
     sql = f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(values)}"
     if source:
@@ -69,7 +72,7 @@ def insert_rows(instances: list[Model], *, returning: str = "id") -> tuple[str, 
     table, columns = _insert_columns(type(instances[0]))
     database = connections[DEFAULT_DB_ALIAS]
     names, arrays, params = [], [], []
-    for model_field, column, placeholder in columns:
+    for model_field, column, placeholder, _as_is in columns:
         values = [getattr(instance, model_field.attname) for instance in instances] if model_field.primary_key else [
             model_field.get_db_prep_save(model_field.pre_save(instance, add=True), database) for instance in instances]
         if model_field.primary_key and all(value is None for value in values):
@@ -95,12 +98,37 @@ def insert(instance: Model) -> None:
 
 @functools.cache
 def _insert_columns(model: type[Model]) -> tuple[str, list]:
-    """(table, [(field, quoted column, typed placeholder)]): the same for every row, and costly to rebuild
-    (`db_type` alone was a fifth of a request)."""
+    """(table, [(field, quoted column, typed placeholder, types passed as they are)]): the same for every row,
+    and costly to rebuild (`db_type` alone was a fifth of a request)."""
     quote = connection.ops.quote_name
     return quote(model._meta.db_table), [
-        (model_field, quote(model_field.column), f"%s::{model_field.db_type(connection)}")
+        (model_field, quote(model_field.column), f"%s::{model_field.db_type(connection)}", _as_is(model_field))
         for model_field in model._meta.concrete_fields]
+
+
+def _as_is(model_field) -> frozenset:
+    """The value types for which `get_db_prep_save(pre_save(...))` returns the field's value unchanged: text in
+    a text field, an int in an integer field or a foreign key to one, a bool in a boolean field, None where
+    the field allows it. Those skip Django's chain of conversions, seven calls a field (a send inserts seventy
+    values). Anything else, a field with its own `pre_save` or conversion among them, goes through it."""
+    from django.db.models import fields
+
+    none = {type(None)} if model_field.null else set()
+    if isinstance(model_field, models.ForeignKey):
+        target = model_field.target_field
+        return frozenset({int} | none) if type(target) in (fields.AutoField, fields.BigAutoField) else frozenset()
+    plain = (type(model_field).pre_save is fields.Field.pre_save
+             and type(model_field).get_db_prep_save is fields.Field.get_db_prep_save
+             and type(model_field).get_db_prep_value is fields.Field.get_db_prep_value)
+    if not plain:
+        return frozenset()
+    for field_class, prep, value_type in [(fields.CharField, fields.CharField.get_prep_value, str),
+                                          (fields.TextField, fields.TextField.get_prep_value, str),
+                                          (fields.BooleanField, fields.BooleanField.get_prep_value, bool),
+                                          (fields.IntegerField, fields.IntegerField.get_prep_value, int)]:
+        if isinstance(model_field, field_class) and type(model_field).get_prep_value is prep:
+            return frozenset({value_type} | none)
+    return frozenset()
 
 
 def cache_statement_conversion() -> None:
