@@ -13,7 +13,7 @@ import logging
 import time
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 import phonenumbers
@@ -34,13 +34,16 @@ from messaging.models import (
 from messaging.serializers import message_row
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
-from mittis.api.idempotency import KeyInStatement, WriteRefused, expiry_cutoff
+from mittis.api.idempotency import KeyInStatement, StatementUndone, WriteRefused, expiry_cutoff
 from mittis.api.models import IdempotencyRecord
 from mittis.db import Statement, insert_rows, insert_select
 from mittis.redis import MarkRequest, mark_clear, marks_take
 from webhooks import services as webhooks
 
 logger = logging.getLogger(__name__)
+
+# What `mittis_refuse` (migration api 0004) raises when a send's balance does not cover it.
+NOT_COVERED = "mittis: the balance does not cover this message"
 
 # A temporary carrier error is retried this many times in all before the message fails.
 MAX_SEND_ATTEMPTS = 5
@@ -131,7 +134,10 @@ def _insert_in_one_statement(message: Message, *, key: KeyInStatement | None = N
     debit locks the balance row until commit, which follows this statement at once.
 
     With `key`, the request's idempotency key is held, checked and recorded by the same statement, which then
-    runs on its own (autocommit); without, it runs inside the request's transaction.
+    runs on its own (autocommit); without, it runs inside the request's transaction. On its own, the debit
+    comes last (the message, its event and its deliveries are written before it, not while the account's
+    balance row is locked: every send of the account waits for that row), and a balance that does not cover
+    the message fails the whole statement (`mittis_refuse`), which the transactional path then answers 402.
 
     Returns the webhook deliveries to schedule after commit (`webhooks.deliveries_scheduled`), if any.
     Precondition: PostgreSQL; a live message's price is above zero."""
@@ -145,8 +151,9 @@ def _insert_in_one_statement(message: Message, *, key: KeyInStatement | None = N
     debit = billing.message_charge_parts(statement, account_id=message.account_id, livemode=message.livemode,
                                          message_id=message.public_id, amount=message.price,
                                          currency=message.currency, guard=guard)
+    debit_last = debit is not None and key is not None
     message_part = statement.add("m", *insert_select(
-        message, where=guard + (f" AND EXISTS (SELECT 1 FROM {debit})" if debit else "")))
+        message, where=guard + (f" AND EXISTS (SELECT 1 FROM {debit})" if debit and not debit_last else "")))
     message.representation = message_row(message, attempts=())
     published = "NULL, NULL"
     if message.status == statuses.QUEUED:
@@ -158,8 +165,17 @@ def _insert_in_one_statement(message: Message, *, key: KeyInStatement | None = N
         published = webhooks.published_deliveries(statement)
     if key is not None:
         key.record(statement, status=201, data=message.representation, source=message_part)
-    sender_known, opted_out, message_id, endpoint_ids, callbacks, free = statement.run(
-        f"SELECT checks.sender_known, checks.opted_out, (SELECT id FROM m), {published}, {key_free} FROM checks")
+    # The select list runs its parts in order: the message's, its deliveries', then (last) the debit's.
+    covered = (f"CASE WHEN (SELECT id FROM m) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {debit}) "
+               f"THEN mittis_refuse('{NOT_COVERED}') END" if debit_last else "NULL")
+    try:
+        sender_known, opted_out, message_id, endpoint_ids, callbacks, free, _ = statement.run(
+            f"SELECT checks.sender_known, checks.opted_out, (SELECT id FROM m), {published}, {key_free}, {covered} "
+            "FROM checks")
+    except DatabaseError as error:  # RAISE's P0001, a ProgrammingError to Django
+        if NOT_COVERED in str(error):
+            raise StatementUndone(NOT_COVERED) from error
+        raise
     if key is not None:
         key.ran(free=free, done=message_id is not None)
     if not sender_known:

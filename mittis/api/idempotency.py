@@ -48,9 +48,14 @@ class WriteRefused(Exception):
     """The one-statement attempt tried a write outside its statement; refused before it ran."""
 
 
+class StatementUndone(Exception):
+    """The one-statement attempt's statement failed itself on purpose (a balance that does not cover the
+    send): everything it wrote is undone."""
+
+
 # What ends a one-statement attempt having written nothing (IntegrityError: a twin recorded the key after the
 # statement's snapshot was taken); the transactional path then answers.
-RETRY_TRANSACTIONALLY = (KeyNotFree, WriteRefused, IntegrityError)
+RETRY_TRANSACTIONALLY = (KeyNotFree, WriteRefused, StatementUndone, IntegrityError)
 
 
 def parse_key(raw: str) -> str:

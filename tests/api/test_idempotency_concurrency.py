@@ -172,3 +172,20 @@ def test_a_twin_that_records_the_key_after_the_statement_began_wins_and_nothing_
     assert LedgerEntry.objects.filter(account=account, type="charge").count() == 1
     assert Balance.objects.get(account=account, livemode=True).amount == Decimal("1") - Message.objects.get(account=account).price
     assert drain_queued_tasks() == []
+
+
+def test_a_keyed_send_the_balance_does_not_cover_writes_nothing_and_its_402_is_kept(postgres_only):
+    """On its own the statement debits last, after writing the message: a balance that does not cover it fails
+    the whole statement, and the transactional path answers (and records) the 402."""
+    account, client = _keyed_client(account_balance="0.01")  # the warm-up's message leaves 0.002
+    response = client.post("/v1/messages", SEED, format="json", HTTP_IDEMPOTENCY_KEY="not-covered")
+    assert response.status_code == 402 and response.json()["error"]["code"] == "insufficient_funds"
+    assert Message.objects.filter(account=account).count() == 1  # the warm-up's
+    assert LedgerEntry.objects.filter(account=account, type="charge").count() == 1
+    assert Balance.objects.get(account=account, livemode=True).amount == Decimal("0.01") - Message.objects.get(
+        account=account).price
+    assert drain_queued_tasks() == []
+    balance_top_up(account_id=account.pk, livemode=True, amount=Decimal("1"))
+    replay = client.post("/v1/messages", SEED, format="json", HTTP_IDEMPOTENCY_KEY="not-covered")
+    assert replay.status_code == 402 and replay["Idempotent-Replayed"] == "true"
+    assert Message.objects.filter(account=account).count() == 1
