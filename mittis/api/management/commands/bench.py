@@ -43,6 +43,7 @@ wrk.body = '%(body)s'
 wrk.headers["Content-Type"] = "application/json"
 %(extra)s
 """
+WARM_UP_SECONDS = 2
 SEND_ROUNDS = 3  # R4 and POST /v1/messages pairs; the median pair's figures are printed
 IDEMPOTENT_LUA = """
 local threads = 0
@@ -271,7 +272,11 @@ def _vacuum() -> None:
         cursor.execute("VACUUM (ANALYZE)")
 
 
-def _wrk(url, script, duration, connections) -> dict:
+def _wrk(url, script, duration, connections, warm_up=WARM_UP_SECONDS) -> dict:
+    """wrk's figures for `duration` seconds of `connections` connections, after `warm_up` seconds unmeasured
+    (each server thread's connection to PostgreSQL prepares its statements and plans on its first requests)."""
+    if warm_up:
+        _wrk(url, script, warm_up, connections, warm_up=0)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(script)
     out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", lua.name,
