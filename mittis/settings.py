@@ -130,7 +130,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"mittis-test-{os.getpid()}.sqlite3")}
     VAR_DIR.mkdir(parents=True, exist_ok=True)
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    # Connections persist for 10 minutes, checked before each request's first query: a new connection
+    # prepares and plans its statements again, which slowed every server thread for its first seconds.
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=600))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # Parameters travel beside the statement instead of quoted into it: a worker's batch statements carry
     # thousands of values (event payloads, arrays), and quoting them in Python was a third of a batch's cost.

@@ -44,7 +44,7 @@ wrk.headers["Content-Type"] = "application/json"
 %(extra)s
 """
 WARM_UP_SECONDS = 2
-SEND_ROUNDS = 3  # R4 and POST /v1/messages pairs; the median pair's figures are printed
+SEND_ROUNDS = 5  # R4 and POST /v1/messages pairs; the median pair's figures are printed
 IDEMPOTENT_LUA = """
 local threads = 0
 function setup(thread)
