@@ -72,9 +72,11 @@ def insert_rows(instances: list[Model], *, returning: str = "id") -> tuple[str, 
     table, columns = _insert_columns(type(instances[0]))
     database = connections[DEFAULT_DB_ALIAS]
     names, arrays, params = [], [], []
-    for model_field, column, placeholder, _as_is in columns:
-        values = [getattr(instance, model_field.attname) for instance in instances] if model_field.primary_key else [
-            model_field.get_db_prep_save(model_field.pre_save(instance, add=True), database) for instance in instances]
+    for model_field, column, placeholder, as_is in columns:
+        values = [getattr(instance, model_field.attname) for instance in instances]
+        if not model_field.primary_key and not all(type(value) in as_is for value in values):
+            values = [model_field.get_db_prep_save(model_field.pre_save(instance, add=True), database)
+                      for instance in instances]
         if model_field.primary_key and all(value is None for value in values):
             continue  # the sequence numbers them
         names.append(column)
@@ -117,9 +119,12 @@ def _as_is(model_field) -> frozenset:
     if isinstance(model_field, models.ForeignKey):
         target = model_field.target_field
         return frozenset({int} | none) if type(target) in (fields.AutoField, fields.BigAutoField) else frozenset()
+    # An integer field's value is wrapped in psycopg's sized integer type, so that a parameter bound on the
+    # server has the column's type; these statements cast every placeholder to it already (`%s::smallint`).
     plain = (type(model_field).pre_save is fields.Field.pre_save
              and type(model_field).get_db_prep_save is fields.Field.get_db_prep_save
-             and type(model_field).get_db_prep_value is fields.Field.get_db_prep_value)
+             and type(model_field).get_db_prep_value in (fields.Field.get_db_prep_value,
+                                                          fields.IntegerField.get_db_prep_value))
     if not plain:
         return frozenset()
     for field_class, prep, value_type in [(fields.CharField, fields.CharField.get_prep_value, str),
