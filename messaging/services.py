@@ -8,13 +8,14 @@ other. No transaction is held across a carrier call.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+import functools
 import json
 import logging
 import time
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 import phonenumbers
 
@@ -36,7 +37,7 @@ from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
 from mittis.api.idempotency import KeyInStatement, StatementUndone, WriteRefused, expiry_cutoff
 from mittis.api.models import IdempotencyRecord
-from mittis.db import Statement, insert_rows, insert_select
+from mittis.db import Statement, insert_many, insert_rows, insert_select
 from mittis.redis import MarkRequest, mark_clear, marks_take
 from webhooks import services as webhooks
 
@@ -99,7 +100,7 @@ def _insert(message: Message) -> None:
     _check_sender_and_recipient(message)
     with transaction.atomic():
         message.save(force_insert=True)
-        message._prefetched_objects_cache = {"attempts": SendAttempt.objects.none()}  # new: none to read
+        message._prefetched_objects_cache = {"attempts": _attempts_queryset()}  # new: none to read
         if message.status == statuses.QUEUED:
             _record_event(message, sequence=1)
         # Last: the charge locks the account's balance row until commit, so every other write of this
@@ -186,7 +187,7 @@ def _insert_in_one_statement(message: Message, *, key: KeyInStatement | None = N
         raise billing.insufficient_funds(amount=message.price, currency=message.currency)
     message.pk = message_id
     message._state.adding, message._state.db = False, connection.alias
-    message._prefetched_objects_cache = {"attempts": SendAttempt.objects.none()}
+    message._prefetched_objects_cache = {"attempts": _attempts_queryset()}
     return None if endpoint_ids is None else (endpoint_ids, callbacks)
 
 
@@ -415,9 +416,23 @@ def _accept(message_id: int, carrier: str, result: SendResult, *, attempts: list
 def _known_attempts(message: Message, attempts: list | None) -> None:
     """Give `message` the attempts the caller already holds (all of them), so that serializing it reads none."""
     if attempts is not None:
-        known = SendAttempt.objects.none()
-        known._result_cache, known._prefetch_done = list(attempts), True
-        message._prefetched_objects_cache = {"attempts": known}
+        message._prefetched_objects_cache = {"attempts": _attempts_queryset(attempts)}
+
+
+def _attempts_queryset(attempts=()) -> QuerySet:
+    """A queryset of `attempts`, evaluated already, for a message's prefetch cache. A copy of one empty
+    queryset's attributes (its query shared, never run): `objects.none()` clones a query each time, which was
+    a tenth of a send batch's CPU, twice a message."""
+    template = _empty_attempts()
+    known = object.__new__(type(template))
+    known.__dict__.update(template.__dict__)
+    known._result_cache, known._prefetch_done = list(attempts), True
+    return known
+
+
+@functools.cache
+def _empty_attempts() -> QuerySet:
+    return SendAttempt.objects.none()
 
 
 def _claim_attempt(message_id: int, attempt: int) -> bool:
@@ -585,7 +600,7 @@ def _accept_batch(accepted: list[_Accepted]) -> None:
         return
     # Committed first, as one message's attempt is: should the worker die before the rest commits, recovery
     # finds each acceptance recorded and applies it (`messages_recover_interrupted`), never sending again.
-    SendAttempt.objects.bulk_create([item.attempts[-1] for item in accepted])
+    insert_many([item.attempts[-1] for item in accepted])
     with transaction.atomic():
         locked = Message.objects.select_for_update().filter(pk__in=[item.message.pk for item in accepted])
         locked = {message.pk: message for message in locked.order_by("pk")}
@@ -647,7 +662,7 @@ def messages_apply_delivery_reports(*, carrier: str, reports: list[DeliveryRepor
                                          message=message))
             _known_attempts(message, (attempts or {}).get(report.carrier_message_id))
             writes.changed(message, _apply_report_locked(message, carrier, report, batch=writes))
-        CarrierReport.objects.bulk_create(records)
+        insert_many(records)
         writes.save()
     for report in unmatched:
         message_apply_delivery_report(carrier=carrier, report=report)

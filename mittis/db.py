@@ -86,6 +86,22 @@ def insert_rows(instances: list[Model], *, returning: str = "id") -> tuple[str, 
             f"RETURNING {returning}"), params
 
 
+def insert_many(instances: list[Model]) -> None:
+    """`Model.objects.bulk_create(instances)` (their primary keys set), in `insert_rows`' one statement on
+    PostgreSQL: the ORM's compiler and its statement of a placeholder per value were a fifth of a send batch."""
+    if not instances:
+        return
+    if connection.vendor != "postgresql":
+        type(instances[0]).objects.bulk_create(instances)
+        return
+    sql, params = insert_rows(instances)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for instance, (pk,) in zip(instances, cursor.fetchall()):  # RETURNING gives the rows in unnest's order
+            instance.pk = pk
+            instance._state.adding, instance._state.db = False, connection.alias
+
+
 def insert(instance: Model) -> None:
     """`instance.save(force_insert=True)`, without the ORM's compiler on PostgreSQL, for a request's hot path."""
     if connection.vendor != "postgresql":
