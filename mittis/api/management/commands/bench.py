@@ -44,7 +44,7 @@ wrk.headers["Content-Type"] = "application/json"
 %(extra)s
 """
 WARM_UP_SECONDS = 2
-SEND_ROUNDS = 5  # R4 and POST /v1/messages pairs; the median pair's figures are printed
+SEND_ROUNDS = 7  # R4 and POST /v1/messages pairs; the median pair's figures are printed
 IDEMPOTENT_LUA = """
 local threads = 0
 function setup(thread)
@@ -134,11 +134,11 @@ class Command(BaseCommand):
         # R4 and the send in alternating rounds, each ratio taken from a pair measured seconds apart: this
         # machine's speed drifts by a third over a minute, which a single R4 then a single send measured as drift.
         auth = f'wrk.headers["Authorization"] = "Bearer {secret}"'
-        rounds = []
+        rounds, pair_duration = [], max(3, duration // 2)  # more, shorter pairs: drift within a pair is smaller
         for _ in range(SEND_ROUNDS):
-            r4 = _wrk(base + "/bench/r4", POST_LUA % {"body": body, "extra": ""}, duration, connections)
+            r4 = _wrk(base + "/bench/r4", POST_LUA % {"body": body, "extra": ""}, pair_duration, connections)
             send = _wrk(base + "/v1/messages", POST_LUA % {"body": json.dumps(SEED), "extra": auth} + IDEMPOTENT_LUA,
-                        duration, connections)
+                        pair_duration, connections)
             rounds.append((send["rps"] / r4["rps"], r4, send))
         ratio, r4, send = sorted(rounds, key=lambda round_: round_[0])[len(rounds) // 2]  # the median round
         self.rows.append(("R4 R3 + Celery publish on commit", f"{r4['rps']:,.0f} req/s", f"{r4['p50']} / {r4['p99']}",
