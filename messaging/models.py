@@ -97,9 +97,7 @@ class Message(models.Model):
             models.Index(fields=["send_at"], name="message_scheduled_idx", condition=Q(status=statuses.SCHEDULED)),
             # The staff console's searches and date drill-down.
             models.Index(fields=["from_number", "-id"], name="message_from_idx"),
-            # created_at has a BRIN index on PostgreSQL instead (migration 0012, message_created_brin): rows
-            # arrive in created_at order, so ranges of pages summarise it, for a fraction of a B-tree's upkeep on
-            # every insert and status change.
+            models.Index(fields=["created_at"], name="message_created_idx"),
         ]
         permissions = [("cancel_message", "Can cancel a scheduled message")]
 
