@@ -143,12 +143,12 @@ def _insert_in_one_statement(message: Message, *, key: KeyInStatement | None = N
     Returns the webhook deliveries to schedule after commit (`webhooks.deliveries_scheduled`), if any.
     Precondition: PostgreSQL; a live message's price is above zero."""
     statement = Statement()
-    key_free = key.guard(statement) if key is not None else "true"
+    key_free = key.guard(statement) if key is not None else None
     statement.add("checks", f"SELECT EXISTS (SELECT 1 FROM {_table(Sender)} WHERE account_id = %s AND value = %s) "
                             f"AS sender_known, EXISTS (SELECT 1 FROM {_table(OptOut)} WHERE account_id = %s AND "
                             "livemode = %s AND phone_number = %s) AS opted_out",
                   [message.account_id, message.from_number, message.account_id, message.livemode, message.to])
-    guard = "(SELECT sender_known AND NOT opted_out FROM checks)" + (f" AND {key_free}" if key is not None else "")
+    guard = "(SELECT sender_known AND NOT opted_out FROM checks)" + (f" AND {key_free}" if key_free else "")
     debit = billing.message_charge_parts(statement, account_id=message.account_id, livemode=message.livemode,
                                          message_id=message.public_id, amount=message.price,
                                          currency=message.currency, guard=guard)
@@ -171,8 +171,8 @@ def _insert_in_one_statement(message: Message, *, key: KeyInStatement | None = N
                f"THEN mittis_refuse('{NOT_COVERED}') END" if debit_last else "NULL")
     try:
         sender_known, opted_out, message_id, endpoint_ids, callbacks, free, _ = statement.run(
-            f"SELECT checks.sender_known, checks.opted_out, (SELECT id FROM m), {published}, {key_free}, {covered} "
-            "FROM checks")
+            f"SELECT checks.sender_known, checks.opted_out, (SELECT id FROM m), {published}, {key_free or 'true'}, "
+            f"{covered} FROM checks")
     except DatabaseError as error:  # RAISE's P0001, a ProgrammingError to Django
         if NOT_COVERED in str(error):
             raise StatementUndone(NOT_COVERED) from error

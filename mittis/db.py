@@ -11,8 +11,7 @@ import functools
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db import models
-from django.db.models import Model
+from django.db.models import ForeignKey, Model
 
 
 @dataclass
@@ -132,7 +131,7 @@ def _as_is(model_field) -> frozenset:
     from django.db.models import fields
 
     none = {type(None)} if model_field.null else set()
-    if isinstance(model_field, models.ForeignKey):
+    if isinstance(model_field, ForeignKey):
         target = model_field.target_field
         return frozenset({int} | none) if type(target) in (fields.AutoField, fields.BigAutoField) else frozenset()
     # An integer field's value is wrapped in psycopg's sized integer type, so that a parameter bound on the

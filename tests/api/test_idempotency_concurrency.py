@@ -131,7 +131,8 @@ def test_a_keyed_send_is_one_statement_with_its_key_and_no_transaction_around_it
     with CaptureQueriesContext(connection) as queries:
         response = client.post("/v1/messages", SEED, format="json", HTTP_IDEMPOTENCY_KEY="one-statement")
     assert response.status_code == 201
-    statements = [query["sql"] for query in queries.captured_queries if not query["sql"].startswith('SELECT "accounts_apikey"')]
+    statements = [query["sql"] for query in queries.captured_queries
+                  if not query["sql"].startswith('SELECT "accounts_apikey"')]
     assert len(statements) == 1 and statements[0].startswith("WITH idempotency_key AS ("), statements
     replay = client.post("/v1/messages", SEED, format="json", HTTP_IDEMPOTENCY_KEY="one-statement")
     assert replay["Idempotent-Replayed"] == "true" and replay.content == response.content
@@ -170,14 +171,15 @@ def test_a_twin_that_records_the_key_after_the_statement_began_wins_and_nothing_
     assert response.json()["error"]["code"] == "idempotency_key_reused"
     assert Message.objects.filter(account=account).count() == 1  # the warm-up's only
     assert LedgerEntry.objects.filter(account=account, type="charge").count() == 1
-    assert Balance.objects.get(account=account, livemode=True).amount == Decimal("1") - Message.objects.get(account=account).price
+    price = Message.objects.get(account=account).price
+    assert Balance.objects.get(account=account, livemode=True).amount == Decimal("1") - price
     assert drain_queued_tasks() == []
 
 
 def test_a_keyed_send_the_balance_does_not_cover_writes_nothing_and_its_402_is_kept(postgres_only):
     """On its own the statement debits last, after writing the message: a balance that does not cover it fails
     the whole statement, and the transactional path answers (and records) the 402."""
-    account, client = _keyed_client(account_balance="0.01")  # the warm-up's message leaves 0.002
+    account, client = _keyed_client(account_balance="0.01")  # the warm-up's leaves less than a message
     response = client.post("/v1/messages", SEED, format="json", HTTP_IDEMPOTENCY_KEY="not-covered")
     assert response.status_code == 402 and response.json()["error"]["code"] == "insufficient_funds"
     assert Message.objects.filter(account=account).count() == 1  # the warm-up's
