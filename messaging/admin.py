@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from billing.pricing import format_amount
 from messaging.exports import export_create
 from messaging.models import (
-    Carrier, CarrierReport, Export, Message, MessageEvent, OptOut, Route, RouteCarrier, SendAttempt, Sender, SmppBind,
+    Carrier, CarrierReport, Export, Message, OptOut, Route, RouteCarrier, Sender, SmppBind,
 )
 
 

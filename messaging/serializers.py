@@ -9,7 +9,7 @@ from billing.pricing import format_amount
 from billing.serializers import MoneyField
 from messaging import statuses
 from messaging.errors import retryable
-from messaging.models import Message, MessageEvent, OptOut, SendAttempt
+from messaging.models import Message, MessageEvent, SendAttempt
 from mittis.api.pagination import ListParamsSerializer
 from mittis.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer, TimestampField
 from mittis.numbers import valid_e164
