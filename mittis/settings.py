@@ -314,6 +314,8 @@ MITTIS_WEBHOOK_FLUSH_LANES = env.int("MITTIS_WEBHOOK_FLUSH_LANES", default=2)
 MITTIS_WEBHOOK_ALLOW_HTTP = env.bool("MITTIS_WEBHOOK_ALLOW_HTTP", default=False)
 # Hosts or networks (CIDR) that may be private, loopback or link-local, e.g. "127.0.0.1,10.0.0.0/8".
 MITTIS_WEBHOOK_ALLOWED_PRIVATE = env.list("MITTIS_WEBHOOK_ALLOWED_PRIVATE", default=[])
+# A PEM file of CAs to verify receivers' certificates against instead of the system's (a private CA).
+MITTIS_WEBHOOK_CA_FILE = env.str("MITTIS_WEBHOOK_CA_FILE", default="")
 CELERY_BEAT_SCHEDULE["sweep-webhook-deliveries"] = {
     "task": "webhooks.sweep_deliveries",
     "schedule": 30.0,
