@@ -391,21 +391,49 @@ def _due(deliveries):
 
 
 def _claim_due(endpoint_id: int, lane: int) -> list[Delivery]:
+    """Claim the lane's next batch of due deliveries, oldest first, with their events (id and payload only)."""
     now = timezone.now()
-    with transaction.atomic():
-        due = _due(Delivery.objects.select_for_update(skip_locked=True, of=("self",)).filter(endpoint_id=endpoint_id))
-        ids = list(_in_lane(due, lane).order_by("id").values_list("pk", flat=True)[:FLUSH_BATCH])
-        if not ids:
-            return []
-        Delivery.objects.filter(pk__in=ids).update(locked_until=now + CLAIM_FOR)
     # One endpoint for the batch, read once and shared by its deliveries, instead of a copy built per row.
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
     if endpoint is None:
         return []  # deleted since, its deliveries with it
+    with transaction.atomic():
+        due = _due(Delivery.objects.select_for_update(skip_locked=True, of=("self",)).filter(endpoint_id=endpoint_id))
+        due = _in_lane(due, lane).order_by("id").values_list("pk", flat=True)[:FLUSH_BATCH]
+        if connection.vendor == "postgresql":
+            return _claim_in_one_statement(due, endpoint=endpoint, locked_until=now + CLAIM_FOR)
+        ids = list(due)
+        if not ids:
+            return []
+        Delivery.objects.filter(pk__in=ids).update(locked_until=now + CLAIM_FOR)
     batch = list(Delivery.objects.filter(pk__in=ids).select_related("event").order_by("id"))
     for delivery in batch:
         delivery.endpoint = endpoint
     return batch
+
+
+def _claim_in_one_statement(due, *, endpoint: WebhookEndpoint, locked_until: datetime) -> list[Delivery]:
+    """The claim as one statement (lock, mark, read with the events' payloads): the ORM's four round trips
+    and its model building were a sixth of a flush's time. Only the fields a delivery attempt reads are
+    loaded. Precondition: PostgreSQL, inside the claim's transaction."""
+    due_sql, due_params = due.query.sql_with_params()
+    deliveries, events = _table(Delivery), _table(Event)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH claimed AS (UPDATE {deliveries} SET locked_until = %s WHERE id IN ({due_sql}) "
+            "RETURNING id, event_id, attempts, next_attempt_at, callback_url) "
+            "SELECT claimed.id, claimed.event_id, claimed.attempts, claimed.next_attempt_at, claimed.callback_url, "
+            f"event.public_id, event.payload FROM claimed JOIN {events} event ON event.id = claimed.event_id "
+            "ORDER BY claimed.id", [locked_until, *due_params])
+        rows = cursor.fetchall()
+    return [Delivery(id=id, event=Event(id=event_id, public_id=event_public_id, payload=payload),
+                     endpoint=endpoint, callback_url=callback_url, status=Delivery.PENDING, attempts=attempts,
+                     next_attempt_at=next_attempt_at, locked_until=locked_until)
+            for id, event_id, attempts, next_attempt_at, callback_url, event_public_id, payload in rows]
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
 
 
 def _deliver_batch(batch: list[Delivery], connection: transport.Connection,
