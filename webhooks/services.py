@@ -297,7 +297,10 @@ def _enqueue(delivery_id: int, countdown: float | None = None) -> None:
 # flush task per lane at a time, marked by a Redis key: events committed while a flush runs are picked up by
 # it, so a busy endpoint costs a task per batch, not per event. A mark expires on its own if a worker dies
 # holding it; the sweeper covers anything left behind.
-FLUSH_BATCH = 100
+# Deliveries claimed (and their successes recorded) together. 500 delivered the pipeline ~30% faster than
+# 100 (`make bench`); a run's deadline still hands back what a slow receiver leaves unattempted, and a worker
+# dying mid-batch re-sends at most a batch (with the same webhook-id, for the receiver to drop).
+FLUSH_BATCH = 500
 FLUSH_STOP_AFTER_FAILURES = 3
 FLUSH_LEASE_SECONDS = 120
 # A run is a time slice, as a dispatcher's is: it ends, well inside the task time limit, and hands over to
