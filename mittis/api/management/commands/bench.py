@@ -9,6 +9,7 @@ Prints figures; asserts nothing.
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from decimal import Decimal
+import fcntl
 import json
 import multiprocessing
 import os
@@ -84,6 +85,7 @@ class Command(BaseCommand):
             raise CommandError("make bench runs on PostgreSQL and Redis (DATABASE_URL, CELERY_BROKER_URL).")
         if not shutil.which("wrk"):
             raise CommandError("wrk is needed (apt-get install wrk; `make bench` installs it).")
+        self._lock = _one_at_a_time()
         self.rows = []
         receiver = _Receiver()
         self._purge()  # what an interrupted run may have left
@@ -283,6 +285,18 @@ class Command(BaseCommand):
         self.stdout.write("-" * len(line))
         for row in self.rows:
             self.stdout.write(" | ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+
+
+def _one_at_a_time():
+    """An exclusive lock held for the run: two benches on one machine share its database and Redis, purge
+    each other's tasks and spoil each other's figures."""
+    lock = open(Path(tempfile.gettempdir()) / "mittis-bench.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise CommandError("Another bench is running on this machine; wait for it to finish.")
+    return lock
 
 
 def _vacuum() -> None:
