@@ -6,12 +6,12 @@ ledger always equals the balance. Charges and refunds for one message are unique
 
 from decimal import Decimal
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from billing.models import Balance, LedgerEntry
 from mittis.api.exceptions import ApiError
-from mittis.db import Statement, insert_select
+from mittis.db import Statement, insert_select, quoted_table
 
 
 def message_charge(*, account_id: int, livemode: bool, message_id: str, amount: Decimal, currency: str) -> LedgerEntry | None:
@@ -37,7 +37,7 @@ def message_charge_parts(statement: Statement, *, account_id: int, livemode: boo
     `message_charge` does that)."""
     if not livemode:
         return None
-    table = connection.ops.quote_name(Balance._meta.db_table)
+    table = quoted_table(Balance)
     debit = statement.add(
         "debit", f"UPDATE {table} SET amount = amount - %s WHERE account_id = %s AND livemode AND amount >= %s "
                  f"AND {guard} RETURNING id", [amount, account_id, amount])

@@ -37,7 +37,7 @@ from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
 from mittis.api.idempotency import KeyInStatement, StatementUndone, WriteRefused, expiry_cutoff
 from mittis.api.models import IdempotencyRecord
-from mittis.db import Statement, insert_many, insert_rows, insert_select
+from mittis.db import Statement, insert_many, insert_rows, insert_select, quoted_table
 from mittis.redis import MarkRequest, mark_clear, marks_take
 from webhooks import services as webhooks
 
@@ -144,8 +144,8 @@ def _insert_in_one_statement(message: Message, *, key: KeyInStatement | None = N
     Precondition: PostgreSQL; a live message's price is above zero."""
     statement = Statement()
     key_free = key.guard(statement) if key is not None else None
-    statement.add("checks", f"SELECT EXISTS (SELECT 1 FROM {_table(Sender)} WHERE account_id = %s AND value = %s) "
-                            f"AS sender_known, EXISTS (SELECT 1 FROM {_table(OptOut)} WHERE account_id = %s AND "
+    statement.add("checks", f"SELECT EXISTS (SELECT 1 FROM {quoted_table(Sender)} WHERE account_id = %s AND value = %s) "
+                            f"AS sender_known, EXISTS (SELECT 1 FROM {quoted_table(OptOut)} WHERE account_id = %s AND "
                             "livemode = %s AND phone_number = %s) AS opted_out",
                   [message.account_id, message.from_number, message.account_id, message.livemode, message.to])
     guard = "(SELECT sender_known AND NOT opted_out FROM checks)" + (f" AND {key_free}" if key_free else "")
@@ -189,10 +189,6 @@ def _insert_in_one_statement(message: Message, *, key: KeyInStatement | None = N
     message._state.adding, message._state.db = False, connection.alias
     message._prefetched_objects_cache = {"attempts": _attempts_queryset()}
     return None if endpoint_ids is None else (endpoint_ids, callbacks)
-
-
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
 
 
 @dataclass(frozen=True)

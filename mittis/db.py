@@ -33,6 +33,11 @@ class Statement:
             return cursor.fetchone()
 
 
+def quoted_table(model: type[Model]) -> str:
+    """The model's table name, quoted for SQL written by hand."""
+    return connection.ops.quote_name(model._meta.db_table)
+
+
 def insert_select(instance: Model, *, sql_values: dict[str, str] | None = None, source: str = "",
                   source_params: list | tuple = (), where: str = "", where_params: list | tuple = (),
                   returning: str = "id") -> tuple[str, list]:

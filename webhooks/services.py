@@ -16,7 +16,7 @@ from django.utils import timezone
 from mittis import crypto
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
-from mittis.db import Statement, insert_rows, insert_select
+from mittis.db import Statement, insert_rows, insert_select, quoted_table
 from mittis.redis import MarkRequest, mark_clear, marks_take
 from webhooks import signing, transport
 from webhooks.models import (LANE_KEY_SQL, LANE_KEYS, CallbackSecret, Delivery, DeliveryAttempt, Event, WebhookEndpoint,
@@ -244,7 +244,7 @@ def _event_row(new: NewEvent) -> Event:
 def _endpoint_deliveries_part(statement: Statement, now: datetime) -> None:
     """A delivery per row of the part `event` and enabled endpoint of its account and mode subscribed to its
     type, matched as `WebhookEndpoint.subscribes_to` matches, in SQL."""
-    endpoints = connection.ops.quote_name(WebhookEndpoint._meta.db_table)
+    endpoints = quoted_table(WebhookEndpoint)
     statement.add("endpoint_deliveries", *insert_select(
         Delivery(next_attempt_at=now),
         sql_values={"event_id": "event.id", "endpoint_id": "endpoint.id", "lane_key": LANE_KEY_SQL},
@@ -420,7 +420,7 @@ def _claim_in_one_statement(due, *, endpoint: WebhookEndpoint, locked_until: dat
     and its model building were a sixth of a flush's time. Only the fields a delivery attempt reads are
     loaded. Precondition: PostgreSQL, inside the claim's transaction."""
     due_sql, due_params = due.query.sql_with_params()
-    deliveries, events = _table(Delivery), _table(Event)
+    deliveries, events = quoted_table(Delivery), quoted_table(Event)
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH claimed AS (UPDATE {deliveries} SET locked_until = %s WHERE id IN ({due_sql}) "
@@ -433,10 +433,6 @@ def _claim_in_one_statement(due, *, endpoint: WebhookEndpoint, locked_until: dat
                      endpoint=endpoint, callback_url=callback_url, status=Delivery.PENDING, attempts=attempts,
                      next_attempt_at=next_attempt_at, locked_until=locked_until)
             for id, event_id, attempts, next_attempt_at, callback_url, event_public_id, payload in rows]
-
-
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
 
 
 def _deliver_batch(batch: list[Delivery], connection: transport.Connection,
@@ -492,7 +488,7 @@ def _record_successes(endpoint: WebhookEndpoint, done: list) -> None:
         if connection.vendor == "postgresql":  # the attempts and the deliveries in one statement
             statement = Statement()
             statement.add("attempts", *insert_rows(attempts))
-            statement.add("delivered", f"UPDATE {connection.ops.quote_name(Delivery._meta.db_table)} SET status = %s, "
+            statement.add("delivered", f"UPDATE {quoted_table(Delivery)} SET status = %s, "
                                        "attempts = attempts + 1, locked_until = NULL, updated_at = %s "
                                        "WHERE id = ANY(%s) RETURNING id", [Delivery.SUCCEEDED, now, ids])
             statement.run("SELECT 1")

@@ -30,7 +30,7 @@ import http_sf
 from mittis.accounts.authentication import api_key_for_request
 from mittis.api.errors import error_response
 from mittis.api.models import IdempotencyRecord
-from mittis.db import insert, insert_select
+from mittis.db import insert, insert_select, quoted_table
 
 HEADER = "Idempotency-Key"
 MAX_LENGTH = 255
@@ -259,7 +259,7 @@ class KeyInStatement:
         """Adds the key's part, first (`refuse_other_writes` knows the statement by it); returns the SQL
         condition that every write of the statement must meet."""
         assert not statement.parts, "the key's part comes first"
-        table = connection.ops.quote_name(IdempotencyRecord._meta.db_table)
+        table = quoted_table(IdempotencyRecord)
         statement.add("idempotency_key", f"SELECT pg_try_advisory_xact_lock(%s) AND NOT EXISTS (SELECT 1 FROM "
                                          f"{table} WHERE account_id = %s AND livemode = %s AND key = %s) AS free",
                       [_lock_id(self.scope), self.scope["account_id"], self.scope["livemode"], self.scope["key"]])
