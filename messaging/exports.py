@@ -187,6 +187,8 @@ def csv_cell(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
+        if not value:  # most rows' attempts: no encoder call for `[]`
+            return "{}" if isinstance(value, dict) else "[]"
         return _compact_json(value)
     return str(value)
 

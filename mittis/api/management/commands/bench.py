@@ -150,7 +150,12 @@ class Command(BaseCommand):
                           ""))
         self.rows.append(("POST /v1/messages (auth, rate limit, idempotency, price, charge, event, publish)",
                           f"{send['rps']:,.0f} req/s", f"{send['p50']} / {send['p99']}",
-                          f"{ratio:.2f} x R4 (rounds: {', '.join(f'{r:.2f}' for r, _, _ in rounds)})"))
+                          f"{ratio:.2f} x R4 (rounds: {', '.join(f'{r:.2f}' for r, _, _ in rounds)}); "
+                          f"p99 {_ms(send['p99']) / _ms(r4['p99']):.2f} x R4's"))
+        # Little's law: `connections` requests always in flight, so the mean latency is connections / rate
+        # whatever the server does; a p99 under a bound needs at least connections / bound requests per second.
+        self.rows.append((f"  (mean latency at {connections} connections = {connections} / rate)", "",
+                          f"{connections / send['rps'] * 1000:.0f}ms mean", ""))
         _vacuum()
         listing = _wrk(base + "/v1/messages?limit=100", f'wrk.headers["Authorization"] = "Bearer {secret}"',
                        duration, connections)
@@ -323,6 +328,12 @@ def _wrk(url, script, duration, connections, warm_up=WARM_UP_SECONDS) -> dict:
     if errors:
         raise CommandError(f"{url}: {errors.group(1)} error responses under load:\n{out}")
     return {"rps": rps, "p50": p50, "p99": p99}
+
+
+def _ms(latency: str) -> float:
+    """wrk's latency (`812.00us`, `95.31ms`, `1.02s`) in milliseconds."""
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", latency).groups()
+    return float(number) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000}[unit]
 
 
 def _pause(queue):
