@@ -396,7 +396,7 @@ def _when(value) -> str | None:
         return None
     if value.tzinfo is not dt_timezone.utc:  # what the database gives is UTC already
         value = value.astimezone(dt_timezone.utc)
-    return value.isoformat(timespec="seconds")[:19] + "Z"
+    return value.isoformat()[:19] + "Z"  # the first 19 are the same with or without microseconds; no keyword: faster
 
 
 def message_row(message: Message, *, attempts=None) -> dict:
