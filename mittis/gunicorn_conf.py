@@ -34,14 +34,13 @@ preload_app = True
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG")  # off unless asked: a line per request costs throughput
 
 
-
 def when_ready(server):
     """The app is loaded (preload_app): warm it, then freeze its objects before the first fork.
 
     The loaded Django project is some 100,000 objects that live as long as the process. Left to the
     collector, each full collection in a worker walks them all, holding the GIL for ~60 ms while every
-    request in that worker waits: under load those pauses were the p99. Frozen, a full collection walks
-    only what the worker made itself, and the collector never writes to the pages the workers share.
+    request in flight in that worker waits (a few times a minute at full load). Frozen, a full collection
+    walks only what the worker made itself, and the collector never writes to the pages the workers share.
     """
     from mittis.wsgi import warm_up
 
