@@ -75,7 +75,7 @@ def test_kept_alive_connections_are_spread_over_the_workers():
         held = _established_by_process(workers, port)
         assert sum(held.values()) >= CONNECTIONS  # and wait_for_http's, if it is still open
         # By the kernel's hash, each worker's share is binomial around half: fewer than a quarter of them on
-        # either worker is a chance of about 1 in 1,000. With one shared socket, splits of 61/3 were usual.
+        # either worker is a chance of about 1 in 1,500. With one shared socket, splits of 61/3 were usual.
         assert min(held[pid] for pid in workers) >= CONNECTIONS // 4, held
     finally:
         for client in clients:
