@@ -23,7 +23,8 @@ backlog = 2048
 # With the one socket they share, whichever worker woke first took them: a load balancer's (or wrk's) 64
 # kept-alive connections were seen split 61/3, one worker's threads queueing nearly all of them on one core
 # while the other idled. A recycled worker's not-yet-accepted connections are reset when its socket closes,
-# unless the kernel migrates them (sysctl net.ipv4.tcp_migrate_req=1, Linux 5.14+).
+# unless the kernel migrates them (sysctl net.ipv4.tcp_migrate_req=1, Linux 5.14+). Off for a unix socket or
+# sockets handed over by systemd or a re-exec (on_starting).
 reuse_port = True
 # Recycle workers now and then, staggered, so a slow leak never grows unbounded: every few minutes at full
 # load, not every 40 s (20,000 was), since a new worker starts cold (its connections, prepared statements and
@@ -32,6 +33,16 @@ max_requests = 200000
 max_requests_jitter = 20000
 preload_app = True
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG")  # off unless asked: a line per request costs throughput
+
+
+def on_starting(server):
+    """reuse_port only where it spreads connections: TCP addresses that each worker binds itself. Each worker
+    would unlink a unix socket's path and bind its own there, leaving the others' unreachable; and sockets
+    inherited from systemd or a re-exec (USR2) would be left unused."""
+    tcp_only = all(isinstance(address, tuple) for address in server.cfg.address)
+    inherited = "LISTEN_FDS" in os.environ or "GUNICORN_FD" in os.environ
+    if server.cfg.reuse_port and (not tcp_only or inherited):
+        server.cfg.set("reuse_port", False)
 
 
 def when_ready(server):

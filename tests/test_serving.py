@@ -82,3 +82,37 @@ def test_kept_alive_connections_are_spread_over_the_workers():
             client.close()
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def _listening_unix_inodes(path: str) -> set[str]:
+    """The inodes of listening unix sockets bound at `path` (/proc/net/unix: flag 00010000 is listening)."""
+    with open("/proc/net/unix") as rows:
+        next(rows)
+        return {fields[6] for fields in (row.split() for row in rows)
+                if len(fields) > 7 and fields[7] == path and fields[3] == "00010000"}
+
+
+def test_behind_a_unix_socket_every_worker_serves_the_one_socket(tmp_path):
+    """A proxy on the same host reaches gunicorn through a unix socket. reuse_port would have each worker unlink
+    the path and bind a socket of its own there, so only the last one booted could be reached."""
+    path = str(tmp_path / "mittis.sock")
+    env = {**os.environ, "WEB_CONCURRENCY": str(WORKERS), "LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "mittis/gunicorn_conf.py", "--bind",
+                               f"unix:{path}", "mittis.wsgi"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(workers := _children(server.pid)) < WORKERS:
+            assert time.monotonic() < deadline, "gunicorn did not boot its workers"
+            time.sleep(0.1)
+        time.sleep(1)  # a worker binding a socket of its own would have done so by now
+        assert os.path.exists(path), f"nothing to connect to at {path}"
+
+        listening = _listening_unix_inodes(path)
+        assert len(listening) == 1, f"{len(listening)} sockets listen at {path}"
+        for pid in workers:
+            held = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+            assert f"socket:[{next(iter(listening))}]" in held, f"worker {pid} does not serve the socket"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
