@@ -4,8 +4,8 @@ gthread workers: one process per core (WEB_CONCURRENCY, default the core count) 
 caps a machine, and a few threads each (GUNICORN_THREADS, default 4) so a request waiting on PostgreSQL
 or Redis does not idle its core. Measured with `make bench` on 2 cores: 2 x 4 served POST /v1/messages
 best; more threads only added latency. Measured again with connections spread evenly (reuse_port, below):
-2 x 4 leaves the machine 8-28% idle under POST, and 3 x 4, 4 x 4 or 2 x 8 fill it (2-11% idle) but spend
-that and more on switching (3.5 -> 4.0-4.4 ms of CPU per request), for no more requests per second.
+2 x 4 leaves the machine 8-22% idle under POST; 3 x 4 and 4 x 4 fill it (2-4% idle) but spend that and more
+on switching (3.5-3.6 -> 4.0-4.4 ms of CPU per request), and 2 x 8 served no more requests per second.
 Database connections persist (CONN_MAX_AGE), one per thread.
 """
 
