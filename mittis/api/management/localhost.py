@@ -29,6 +29,12 @@ def wait_for_http(url: str, timeout: float = 30, error: type[Exception] = Timeou
             time.sleep(0.2)
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes `pid` started directly (gunicorn's workers of its master)."""
+    return [int(child) for child in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                                   text=True).stdout.split()]
+
+
 def stop_group(process: subprocess.Popen, timeout: float = 30) -> None:
     """Stop a process started with `start_new_session=True` and everything it started (gunicorn's
     workers, Celery's pool): SIGTERM, then SIGKILL for what is left after `timeout`."""

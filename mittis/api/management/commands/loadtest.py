@@ -43,7 +43,7 @@ from messaging.models import Message
 from messaging.services import sender_create
 from mittis.accounts.models import Account
 from mittis.accounts.services import api_key_create
-from mittis.api.management.localhost import free_port, stop_group, wait_for_http
+from mittis.api.management.localhost import child_pids, free_port, stop_group, wait_for_http
 from webhooks.models import Delivery, Event
 from webhooks.services import endpoint_create
 
@@ -114,10 +114,8 @@ class Command(BaseCommand):
         self._start_worker(name, env)
 
     def _kill_web_worker(self):
-        children = subprocess.run(["pgrep", "-P", str(self.processes["web"].pid)], capture_output=True,
-                                  text=True).stdout.split()
-        if children:
-            os.kill(int(children[0]), signal.SIGKILL)
+        if children := child_pids(self.processes["web"].pid):
+            os.kill(children[0], signal.SIGKILL)
 
     # --- setup and settling ---------------------------------------------------------------------------
     def _setup(self, receiver_url):
