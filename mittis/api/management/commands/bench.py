@@ -86,7 +86,7 @@ class Command(BaseCommand):
         if not shutil.which("wrk"):
             raise CommandError("wrk is needed (apt-get install wrk; `make bench` installs it).")
         self._lock = _one_at_a_time()
-        self.rows = []
+        self.rows, self.reference = [], {}
         receiver = _Receiver()
         self._purge()  # what an interrupted run may have left
         account, secret = self._setup(receiver.url)
@@ -127,7 +127,7 @@ class Command(BaseCommand):
     # --- HTTP -----------------------------------------------------------------------------------
     def _http_phase(self, base, secret, duration, connections):
         body = json.dumps({"name": "bench", "count": 3, "note": "three fields"})
-        reference = {}
+        reference = self.reference
         for name, path, script in [
             ("R1 bare Django JSON view", "/bench/r1", ""),
             ("R2 DRF POST, 3-field serializer", "/bench/r2", POST_LUA % {"body": body, "extra": ""}),
@@ -278,8 +278,11 @@ class Command(BaseCommand):
         out = subprocess.run([sys.executable, "manage.py", "bench_export", "--messages", str(rows), "--format", "csv"],
                              cwd=ROOT, capture_output=True, text=True, check=True).stdout
         match = re.search(r"([\d,]+) rows/s, worker peak memory (\d+) MB", out)
+        rate = float(match.group(1).replace(",", ""))
+        # rows/s is absolute, and this machine's speed halves on some days: R1 of the same run says how fast it was
+        ratio = f"{rate / self.reference['r1']:.1f} x R1's req/s" if "r1" in self.reference else ""
         self.rows.append((f"Export of {rows:,} messages (CSV)", f"{match.group(1)} rows/s",
-                          f"peak memory {match.group(2)} MB", ""))
+                          f"peak memory {match.group(2)} MB", ratio))
 
     def _print(self):
         widths = [max(len(str(row[i])) for row in self.rows) for i in range(4)]
