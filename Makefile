@@ -1,12 +1,15 @@
 # Mittis: `make run` starts everything on embedded defaults; `make test` runs the tests.
+# Without DATABASE_URL and CELERY_BROKER_URL, both start their own PostgreSQL and Redis from pip-installed
+# wheels (`mittis.embedded`), with data under var/, and stop them when they end.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+EMBEDDED := $(BIN)/python -m mittis.embedded
 
 PEERS := tests/peers/node_modules/.installed
 
-.PHONY: run test bench load install migrate bootstrap clean
+.PHONY: run serve test bench load install migrate bootstrap clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +26,7 @@ $(PEERS): tests/peers/package-lock.json
 		cd tests/peers && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	else echo "npm not found: the SMPP and Twilio peer tests will be skipped"; fi
 
+# `migrate`, `bootstrap` and `serve` run inside `make run`, with its servers' URLs set.
 migrate: install
 	$(BIN)/python manage.py migrate --noinput --verbosity 0
 
@@ -33,11 +37,14 @@ bootstrap: migrate
 	printf '\n  Mittis is starting on http://127.0.0.1:8000  (API reference: http://127.0.0.1:8000/docs)\n' && \
 	printf '  Your test API key (new on every start):\n\n    export MITTIS_API_KEY=%s\n\n' "$$key"
 
-run: bootstrap
+run: install
+	$(EMBEDDED) --name dev -- $(MAKE) --no-print-directory serve
+
+serve: bootstrap
 	$(BIN)/honcho start -f Procfile.dev
 
 test: install $(PEERS)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(EMBEDDED) --name test -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Benchmarks on the machine's PostgreSQL and Redis (a database of their own), printed as one table.
 BENCH_DB := postgres://postgres@127.0.0.1:5432/mittis_bench

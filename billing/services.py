@@ -1,7 +1,7 @@
 """Writes for money: charges, refunds, top-ups and adjustments, each a ledger entry.
 
-The balance row changes only in the transaction that appends its ledger entry, so the sum of the
-ledger always equals the balance. Charges and refunds for one message are unique in the database.
+The balance row changes only in the transaction (or statement) that appends its ledger entry, so the sum
+of the ledger always equals the balance. Charges and refunds for one message are unique in the database.
 """
 
 from decimal import Decimal
@@ -14,28 +14,19 @@ from mittis.api.exceptions import ApiError
 from mittis.db import Statement, insert_select, quoted_table
 
 
-def message_charge(*, account_id: int, livemode: bool, message_id: str, amount: Decimal, currency: str) -> LedgerEntry | None:
-    """Charge a message's price, or raise 402 insufficient_funds. Test mode is never charged.
-
-    Call inside the transaction that accepts the message: the charge and the message commit together.
-    """
-    if not livemode:
-        return None
-    if not _debit_if_covered(account_id=account_id, livemode=livemode, amount=amount):
-        raise insufficient_funds(amount=amount, currency=currency)
-    return LedgerEntry.objects.create(account_id=account_id, livemode=livemode, type=LedgerEntry.CHARGE,
-                                      amount=-amount, currency=currency, message_id=message_id)
-
-
 def message_charge_parts(statement: Statement, *, account_id: int, livemode: bool, message_id: str,
                          amount: Decimal, currency: str, guard: str) -> str | None:
-    """`message_charge` as parts of one statement (`mittis.db`): the debit, made only when `guard` (an SQL
-    condition) holds and the balance covers it, and its ledger entry. Returns the debit's name, a part
-    with one row if the charge was made and none otherwise; None in test mode, which is never charged.
-
-    Precondition: PostgreSQL and `amount > 0` (a free message may need its balance row created:
-    `message_charge` does that)."""
+    """Charge a message's price, as parts of the statement that accepts it (`mittis.db`): the debit, made
+    only when `guard` (an SQL condition) holds and the balance covers it, and its ledger entry. Returns the
+    debit's name, a part with one row if the charge was made and none otherwise; None when there is nothing
+    to debit: test mode, which is never charged, and a free message, whose entry of 0 depends on `guard`
+    alone (its account may have no balance row yet)."""
     if not livemode:
+        return None
+    if amount == 0:
+        statement.add("charge", *insert_select(LedgerEntry(
+            account_id=account_id, livemode=livemode, type=LedgerEntry.CHARGE, amount=amount, currency=currency,
+            message_id=message_id), where=guard))
         return None
     table = quoted_table(Balance)
     debit = statement.add(
@@ -50,16 +41,6 @@ def message_charge_parts(statement: Statement, *, account_id: int, livemode: boo
 def insufficient_funds(*, amount: Decimal, currency: str) -> ApiError:
     return ApiError("insufficient_funds",
                     f"Your balance does not cover this message ({amount.normalize():f} {currency}). Top up to send.")
-
-
-def _debit_if_covered(*, account_id: int, livemode: bool, amount: Decimal) -> bool:
-    # One conditional UPDATE: the check and the debit are atomic, whatever runs beside it.
-    debited = Balance.objects.filter(account_id=account_id, livemode=livemode, amount__gte=amount).update(
-        amount=F("amount") - amount)
-    if debited or amount > 0:
-        return bool(debited)
-    _balance_for_update(account_id=account_id, livemode=livemode)  # a free message needs the row to exist
-    return True
 
 
 def message_refund(*, account_id: int, livemode: bool, message_id: str, reason: str) -> LedgerEntry | None:

@@ -22,7 +22,7 @@ import zlib
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -123,9 +123,8 @@ def message_rows_of(chunk: list[dict]) -> Iterator[dict]:
     if not chunk:
         return
     attempts: dict[int, list] = {}
-    ids = [row["pk"] for row in chunk]
-    if connection.vendor == "postgresql":  # one array parameter, not one per message: the same statement each time
-        ids = RawSQL("SELECT unnest(%s::bigint[])", [ids])
+    # One array parameter, not one per message: the same statement each time.
+    ids = RawSQL("SELECT unnest(%s::bigint[])", [[row["pk"] for row in chunk]])
     for values in (SendAttempt.objects.filter(message_id__in=ids)
                    .order_by("message_id", "number").values(*ATTEMPT_FIELDS)):
         attempts.setdefault(values["message_id"], []).append(_AttemptRow(values))

@@ -35,7 +35,7 @@ from messaging.models import (
 from messaging.serializers import message_row
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
-from mittis.api.idempotency import KeyInStatement, StatementUndone, WriteRefused, expiry_cutoff
+from mittis.api.idempotency import KeyInStatement, StatementUndone, expiry_cutoff
 from mittis.api.models import IdempotencyRecord
 from mittis.db import Statement, insert_many, insert_rows, insert_select, quoted_table
 from mittis.redis import MarkRequest, mark_clear, marks_take
@@ -81,40 +81,13 @@ def message_create(*, account: Account, livemode: bool, sender: str, to: str, bo
     )
     message.event_sequence = 0 if send_at else 1  # its `message.queued` event, written with it
     dispatcher = [] if send_at else [dispatch_mark_request()]
-    if connection.vendor == "postgresql" and (quote.price > 0 or not livemode):
-        if published := _insert_in_one_statement(message, key=idempotency):
-            # After commit, one Redis round trip marks the dispatcher and the webhook flushes
-            webhooks.deliveries_scheduled(*published, also=dispatcher)
-            dispatcher = []
-    else:
-        if idempotency is not None:
-            raise WriteRefused("a free live message is charged through the ORM")  # the key's own transaction then
-        _insert(message)
+    if published := _insert_in_one_statement(message, key=idempotency):
+        # After commit, one Redis round trip marks the dispatcher and the webhook flushes
+        webhooks.deliveries_scheduled(*published, also=dispatcher)
+        dispatcher = []
     if dispatcher:
         transaction.on_commit(lambda: marks_take(dispatcher))
     return message
-
-
-def _insert(message: Message) -> None:
-    """What `_insert_in_one_statement` does, through the ORM, for any database."""
-    _check_sender_and_recipient(message)
-    with transaction.atomic():
-        message.save(force_insert=True)
-        message._prefetched_objects_cache = {"attempts": _attempts_queryset()}  # new: none to read
-        if message.status == statuses.QUEUED:
-            _record_event(message, sequence=1)
-        # Last: the charge locks the account's balance row until commit, so every other write of this
-        # request comes before it. A 402 here undoes the message, its event and its send with it.
-        billing.message_charge(account_id=message.account_id, livemode=message.livemode,
-                               message_id=message.public_id, amount=message.price, currency=message.currency)
-
-
-def _check_sender_and_recipient(message: Message) -> None:
-    if not Sender.objects.filter(account_id=message.account_id, value=message.from_number).exists():
-        raise _unknown_sender(message.from_number)
-    if OptOut.objects.filter(account_id=message.account_id, livemode=message.livemode,
-                             phone_number=message.to).exists():
-        raise _opted_out(message.to)
 
 
 def _unknown_sender(sender: str) -> ApiError:
@@ -140,8 +113,7 @@ def _insert_in_one_statement(message: Message, *, key: KeyInStatement | None = N
     balance row is locked: every send of the account waits for that row), and a balance that does not cover
     the message fails the whole statement (`mittis_refuse`), which the transactional path then answers 402.
 
-    Returns the webhook deliveries to schedule after commit (`webhooks.deliveries_scheduled`), if any.
-    Precondition: PostgreSQL; a live message's price is above zero."""
+    Returns the webhook deliveries to schedule after commit (`webhooks.deliveries_scheduled`), if any."""
     statement = Statement()
     key_free = key.guard(statement) if key is not None else None
     statement.add("checks", f"SELECT EXISTS (SELECT 1 FROM {quoted_table(Sender)} WHERE account_id = %s AND value = %s) "
@@ -979,12 +951,9 @@ def _webhook_event(event: MessageEvent) -> webhooks.NewEvent:
 
 
 def _bulk_set(messages: list[Message], fields: list[str]) -> None:
-    """`bulk_update` in one UPDATE ... FROM unnest(arrays) on PostgreSQL: Django's CASE WHEN per row and field
-    costs more Python than the rest of a batch together."""
+    """`bulk_update` in one UPDATE ... FROM unnest(arrays): Django's CASE WHEN per row and field costs more
+    Python than the rest of a batch together."""
     model_fields = [Message._meta.get_field(name) for name in fields]
-    if connection.vendor != "postgresql":
-        Message.objects.bulk_update(messages, fields)
-        return
     quote = connection.ops.quote_name
     table = quote(Message._meta.db_table)
     columns = ", ".join(f"{quote(field.column)} = data.{quote(field.column)}" for field in model_fields)
@@ -998,8 +967,8 @@ def _bulk_set(messages: list[Message], fields: list[str]) -> None:
 
 
 class _BatchWrites:
-    """The status changes of many messages, written together: one UPDATE for the messages, then on
-    PostgreSQL one statement for their events and webhooks. Events keep their order.
+    """The status changes of many messages, written together: one UPDATE for the messages, then one
+    statement for their events and webhooks. Events keep their order.
 
     Precondition: the caller holds the messages' row locks, inside the transaction that calls `save`."""
 
@@ -1017,10 +986,6 @@ class _BatchWrites:
         if self.messages:
             _bulk_set(list(self.messages.values()), sorted(self.fields))
         if not self.events:
-            return
-        if connection.vendor != "postgresql":
-            MessageEvent.objects.bulk_create(self.events)
-            webhooks.events_publish([_webhook_event(event) for event in self.events])
             return
         # The events and their webhooks in one statement: the ORM's bulk inserts were a third of a batch's CPU
         statement = Statement()

@@ -3,16 +3,19 @@
 A generic cell rate algorithm (GCRA): each key keeps the theoretical arrival time of its next
 message. `reserve` either takes a slot now (0.0) or says how long until one is free, without taking
 it; the send task then re-schedules itself with that countdown instead of holding a worker.
-Atomic in Redis (one Lua call, Redis's clock) when there is one; otherwise in-process (embedded
-defaults: a single worker process).
+Atomic in Redis (one Lua call, Redis's clock); while Redis cannot be reached, counted in the process
+instead, so that sending goes on at no more than the rate per worker process.
 """
 
+import functools
 import math
 import threading
 import time
 
 from django.conf import settings
 from django.core.cache import cache
+
+from mittis.redis import redis_client
 
 # Slot i (0-based) of a request is free when tat + i * interval - interval * (burst - 1) <= now (+ ahead). Times are
 # kept as text with microseconds: a Lua number given to SET or returned would be cut to 14 digits or an integer.
@@ -34,7 +37,6 @@ local wait = 0
 if granted < wanted then wait = tat + (granted - burst + 1) * interval - now end
 return {granted, string.format('%.3f', wait)}
 """
-_script = None
 _local_lock = threading.Lock()
 
 
@@ -56,25 +58,22 @@ def reserve_many(key: str, per_second: float, wanted: int, burst: int = 1,
         return max(wanted, 0), 0.0
     interval_ms = 1000.0 / per_second
     full_key = f"{settings.MITTIS_RATE_LIMIT_PREFIX}:tps:{key}"
-    if settings.MITTIS_RATE_LIMIT_REDIS_URL:
-        try:
-            granted, wait_ms = _redis(full_key, interval_ms, burst, wanted, ahead * 1000)
-            return granted, wait_ms / 1000.0
-        except Exception:  # a throughput check must never stop sending: fall through to the local one
-            pass
+    try:
+        granted, wait_ms = _redis(full_key, interval_ms, burst, wanted, ahead * 1000)
+        return granted, wait_ms / 1000.0
+    except Exception:  # a throughput check must never stop sending: fall through to the local one
+        pass
     granted, wait_ms = _local(full_key, interval_ms, burst, wanted, ahead * 1000)
     return granted, wait_ms / 1000.0
 
 
-def _redis(key: str, interval_ms: float, burst: int, wanted: int, ahead_ms: float) -> tuple[int, float]:
-    global _script
-    if _script is None:
-        import redis
+@functools.cache
+def _script():
+    return redis_client().register_script(_LUA)
 
-        client = redis.Redis.from_url(settings.MITTIS_RATE_LIMIT_REDIS_URL, socket_timeout=0.5,
-                                      socket_connect_timeout=0.5)
-        _script = client.register_script(_LUA)
-    granted, wait = _script(keys=[key], args=[repr(interval_ms), burst, wanted, repr(ahead_ms)])
+
+def _redis(key: str, interval_ms: float, burst: int, wanted: int, ahead_ms: float) -> tuple[int, float]:
+    granted, wait = _script()(keys=[key], args=[repr(interval_ms), burst, wanted, repr(ahead_ms)])
     return int(granted), float(wait)
 
 

@@ -1,4 +1,4 @@
-"""One statement for many writes on PostgreSQL: data-modifying CTEs built from model instances.
+"""One statement for many writes: PostgreSQL's data-modifying CTEs built from model instances.
 
 Accepting a message writes seven rows in four apps' tables. Through the ORM that is a statement, a
 round trip and a compiler run each, which was most of the request's cost; `Statement` sends them as
@@ -91,12 +91,9 @@ def insert_rows(instances: list[Model], *, returning: str = "id") -> tuple[str, 
 
 
 def insert_many(instances: list[Model]) -> None:
-    """`Model.objects.bulk_create(instances)` (their primary keys set), in `insert_rows`' one statement on
-    PostgreSQL: the ORM's compiler and its statement of a placeholder per value were a fifth of a send batch."""
+    """`Model.objects.bulk_create(instances)` (their primary keys set), in `insert_rows`' one statement: the
+    ORM's compiler and its statement of a placeholder per value were a fifth of a send batch."""
     if not instances:
-        return
-    if connection.vendor != "postgresql":
-        type(instances[0]).objects.bulk_create(instances)
         return
     sql, params = insert_rows(instances)
     with connection.cursor() as cursor:
@@ -107,10 +104,7 @@ def insert_many(instances: list[Model]) -> None:
 
 
 def insert(instance: Model) -> None:
-    """`instance.save(force_insert=True)`, without the ORM's compiler on PostgreSQL, for a request's hot path."""
-    if connection.vendor != "postgresql":
-        instance.save(force_insert=True)
-        return
+    """`instance.save(force_insert=True)`, without the ORM's compiler, for a request's hot path."""
     sql, params = insert_select(instance)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -178,8 +172,6 @@ def postgresql_tuned(sender, connection, **kwargs) -> None:
       psycopg's Python loader, to attach its time zone; in UTC, the zone the compiled loader attaches is that
       same `datetime.timezone.utc`. Parsing times in Python was a tenth of applying a batch of reports.
     """
-    if connection.vendor != "postgresql":
-        return
     from psycopg.types.array import ListBinaryDumper
 
     connection.connection.adapters.register_dumper(list, ListBinaryDumper)

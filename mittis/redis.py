@@ -1,4 +1,4 @@
-"""The one Redis client for small coordination (marks, counters), or None on embedded defaults."""
+"""The one Redis client for small coordination (marks, counters)."""
 
 from dataclasses import dataclass
 from functools import cache
@@ -12,8 +12,6 @@ logger = logging.getLogger(__name__)
 
 @cache
 def redis_client():
-    if not settings.MITTIS_RATE_LIMIT_REDIS_URL:
-        return None
     import redis
 
     return redis.Redis.from_url(settings.MITTIS_RATE_LIMIT_REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
@@ -21,12 +19,10 @@ def redis_client():
 
 def mark_clear(key: str) -> None:
     """Delete a coordination mark. Never raises: a mark that stays expires on its own (each has a lease)."""
-    client = redis_client()
-    if client is not None:
-        try:
-            client.delete(key)
-        except Exception:
-            logger.warning("Could not clear the mark %s", key, exc_info=True)
+    try:
+        redis_client().delete(key)
+    except Exception:
+        logger.warning("Could not clear the mark %s", key, exc_info=True)
 
 
 @dataclass(frozen=True)
@@ -64,10 +60,10 @@ def _take_marks_script(client):
 
 def marks_take(requests: list[MarkRequest]) -> None:
     """Take the marks of several requests in one Redis round trip, then run each request's `then`."""
-    client, taken = redis_client(), None
-    if client is not None and requests:
+    taken = None
+    if requests:
         try:
-            taken = _take_marks_script(client)(
+            taken = _take_marks_script(redis_client())(
                 keys=[key for request in requests for key in request.keys],
                 args=[value for request in requests
                       for value in (int(request.first_only), len(request.keys), request.lease)])

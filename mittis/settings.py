@@ -1,21 +1,22 @@
 """Mittis settings: one file, every value from the environment, with embedded defaults.
 
-With no variable set, Mittis runs on SQLite and a Celery broker kept in local files, so
-`make run` needs no server. `DATABASE_URL` and `CELERY_BROKER_URL` switch to PostgreSQL and
-Redis or RabbitMQ.
+PostgreSQL and Redis always: `DATABASE_URL` and `CELERY_BROKER_URL` name them in production. Without
+them, the servers that `make run` and `make test` start from pip-installed wheels (`mittis.embedded`)
+are used while they run, so a fresh machine runs the same code as production.
 """
 
 import base64
-import os
 from pathlib import Path
 import secrets
-import tempfile
 
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 import environ
 
+from mittis import embedded
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-# Runtime state of the embedded defaults (SQLite file, broker folders, generated secret key).
+# Runtime state of the embedded defaults (the embedded servers' data, export files, generated secrets).
 VAR_DIR = Path(environ.Env().str("MITTIS_VAR_DIR", default=str(BASE_DIR / "var")))
 
 env = environ.Env()
@@ -113,35 +114,30 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------------------------
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mittis.sqlite3'}"),
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The web server, worker and beat write concurrently: WAL lets readers continue during a
-    # write, IMMEDIATE takes the write lock up front instead of failing on upgrade.
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
-    # Tests with threads (a worker, an SMPP bind) need a file: an in-memory database shared between
-    # connections fails with "database table is locked" where a file's connections wait their turn.
-    # One file per test run, so that two runs side by side never share (or delete) each other's.
-    DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"mittis-test-{os.getpid()}.sqlite3")}
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-else:
-    # Connections persist for 10 minutes, checked before each request's first query: a new connection
-    # prepares and plans its statements again, which slowed every server thread for its first seconds.
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=600))
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # Parameters travel beside the statement instead of quoted into it: a worker's batch statements carry
-    # thousands of values (event payloads, arrays), and quoting them in Python was a third of a batch's cost.
-    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
-    # A statement run twice on a connection is prepared: the accept statement's planning was a third of its
-    # PostgreSQL CPU. "off" for a pooler that cannot keep prepared statements (PgBouncer before 1.21 in
-    # transaction mode).
-    _prepare = env.str("DATABASE_PREPARE_THRESHOLD", default="2")
-    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", None if _prepare == "off" else int(_prepare))
+def _required_url(name: str, embedded_service: str, what: str) -> str:
+    url = env.str(name, default="") or embedded.running_url(embedded_service)
+    if not url:
+        raise ImproperlyConfigured(
+            f"{name} is not set and the embedded {what} of `make run` is not running. Set {name}, or run the "
+            "command through `make run`/`make test` or `.venv/bin/python -m mittis.embedded -- <command>`.")
+    return url
+
+
+DATABASES = {"default": env.db_url_config(_required_url("DATABASE_URL", "postgres", "PostgreSQL"))}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must name a PostgreSQL database (postgres://...): the only one Mittis runs on.")
+# Connections persist for 10 minutes, checked before each request's first query: a new connection
+# prepares and plans its statements again, which slowed every server thread for its first seconds.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=600))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Parameters travel beside the statement instead of quoted into it: a worker's batch statements carry
+# thousands of values (event payloads, arrays), and quoting them in Python was a third of a batch's cost.
+DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+# A statement run twice on a connection is prepared: the accept statement's planning was a third of its
+# PostgreSQL CPU. "off" for a pooler that cannot keep prepared statements (PgBouncer before 1.21 in
+# transaction mode).
+_prepare = env.str("DATABASE_PREPARE_THRESHOLD", default="2")
+DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", None if _prepare == "off" else int(_prepare))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
@@ -214,24 +210,11 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery -----------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = _required_url("CELERY_BROKER_URL", "redis", "Redis")
 # A request that enqueues must not hang while the broker is down: give up in about a second.
 # Nothing is lost: queued messages and pending webhook deliveries are swept up by beat tasks.
 MITTIS_BROKER_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
-if CELERY_BROKER_URL == "filesystem://":
-    # A broker in local folders: shared by the web process, the worker and beat on one machine.
-    _broker_dir = VAR_DIR / "celery-broker"
-    for _sub in ("out", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "out"),
-        "data_folder_out": str(_broker_dir / "out"),
-        "processed_folder": str(_broker_dir / "processed"),
-        "store_processed": False,
-        "control_folder": str(_broker_dir / "control"),
-    }
-else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = MITTIS_BROKER_PUBLISH_RETRY
+CELERY_BROKER_TRANSPORT_OPTIONS = MITTIS_BROKER_PUBLISH_RETRY
 CELERY_TASK_IGNORE_RESULT = True  # tasks write their outcome to the database
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_ACKS_LATE = True
@@ -282,9 +265,12 @@ MITTIS_RATE_LIMIT = env.int("MITTIS_RATE_LIMIT", default=100)
 MITTIS_RATE_LIMIT_WINDOW = env.int("MITTIS_RATE_LIMIT_WINDOW", default=1)
 # Requests without a valid key, per client address, in the same window.
 MITTIS_ANONYMOUS_RATE_LIMIT = env.int("MITTIS_ANONYMOUS_RATE_LIMIT", default=100)
-# Counters live in Redis when there is one (every web process shares them); otherwise in the cache.
+# Counters, throughput slots and coordination marks live in Redis, shared by every process: the broker's
+# Redis, or REDIS_URL beside a RabbitMQ broker.
 MITTIS_RATE_LIMIT_REDIS_URL = env.str(
     "REDIS_URL", default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "")
+if not MITTIS_RATE_LIMIT_REDIS_URL:
+    raise ImproperlyConfigured("REDIS_URL must name a Redis server when the broker (CELERY_BROKER_URL) is not Redis.")
 MITTIS_RATE_LIMIT_PREFIX = env.str("MITTIS_RATE_LIMIT_PREFIX", default="mittis:rl")
 # Idempotency keys are kept this long (the contract promises at least 24 hours).
 MITTIS_IDEMPOTENCY_KEY_HOURS = env.int("MITTIS_IDEMPOTENCY_KEY_HOURS", default=24)

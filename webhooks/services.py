@@ -10,7 +10,7 @@ import time
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from mittis import crypto
@@ -164,33 +164,13 @@ class NewEvent:
 
 
 def events_publish(events: list[NewEvent]) -> None:
-    """`event_publish` for many events: on PostgreSQL in one statement (`events_publish_parts`), elsewhere
-    in three: the events, the endpoints of their accounts, the deliveries. Same contract: call inside the
-    transaction of the changes they report."""
+    """`event_publish` for many events, in one statement (`events_publish_parts`). Same contract: call inside
+    the transaction of the changes they report."""
     if not events:
         return
-    if connection.vendor == "postgresql":
-        statement = Statement()
-        events_publish_parts(statement, events)
-        deliveries_scheduled(*statement.run("SELECT " + published_deliveries(statement)))
-        return
-    rows = Event.objects.bulk_create([_event_row(new) for new in events])
-    scopes = {(new.account_id, new.livemode) for new in events}
-    scope_filter = Q()
-    for account_id, livemode in scopes:
-        scope_filter |= Q(account_id=account_id, livemode=livemode)
-    endpoints: dict[tuple[int, bool], list[WebhookEndpoint]] = {}
-    for endpoint in WebhookEndpoint.objects.filter(scope_filter, status=WebhookEndpoint.ENABLED):
-        endpoints.setdefault((endpoint.account_id, endpoint.livemode), []).append(endpoint)
-    now = timezone.now()
-    deliveries = []
-    for new, event in zip(events, rows):
-        deliveries += [Delivery(event=event, endpoint=endpoint, next_attempt_at=now, lane_key=lane_key(new.object_id))
-                       for endpoint in endpoints.get((new.account_id, new.livemode), [])
-                       if endpoint.subscribes_to(new.type)]
-        if new.callback_url:
-            deliveries.append(Delivery(event=event, callback_url=new.callback_url, next_attempt_at=now))
-    _schedule(Delivery.objects.bulk_create(deliveries))
+    statement = Statement()
+    events_publish_parts(statement, events)
+    deliveries_scheduled(*statement.run("SELECT " + published_deliveries(statement)))
 
 
 def _payload(event_id: str, type: str, created_at: datetime, livemode: bool, sequence: int, data: dict) -> str:
@@ -203,9 +183,7 @@ def _payload(event_id: str, type: str, created_at: datetime, livemode: bool, seq
 def event_publish_parts(statement: Statement, new: NewEvent, *, source: str) -> None:
     """`event_publish` as parts of one statement (`mittis.db`): the event, inserted once per row of the part
     `source` (one row, or none to publish nothing), and a delivery per subscribed endpoint and for the
-    callback URL. After running it, pass `published_deliveries()` of its result to `deliveries_scheduled`.
-
-    Precondition: PostgreSQL."""
+    callback URL. After running it, pass `published_deliveries()` of its result to `deliveries_scheduled`."""
     statement.add("event", *insert_select(_event_row(new), source=source, returning=_EVENT_RETURNING))
     now = timezone.now()
     _endpoint_deliveries_part(statement, now)
@@ -309,8 +287,7 @@ FLUSH_RUN_SECONDS = 2
 
 
 def flush_lanes() -> int:
-    """Lanes split by hashing in PostgreSQL; elsewhere (SQLite: one worker anyway) there is one."""
-    return settings.MITTIS_WEBHOOK_FLUSH_LANES if connection.vendor == "postgresql" else 1
+    return settings.MITTIS_WEBHOOK_FLUSH_LANES
 
 
 def _flush_key(endpoint_id: int, lane: int | str = "") -> str:
@@ -403,22 +380,13 @@ def _claim_due(endpoint_id: int, lane: int) -> list[Delivery]:
     with transaction.atomic():
         due = _due(Delivery.objects.select_for_update(skip_locked=True, of=("self",)).filter(endpoint_id=endpoint_id))
         due = _in_lane(due, lane).order_by("id").values_list("pk", flat=True)[:FLUSH_BATCH]
-        if connection.vendor == "postgresql":
-            return _claim_in_one_statement(due, endpoint=endpoint, locked_until=now + CLAIM_FOR)
-        ids = list(due)
-        if not ids:
-            return []
-        Delivery.objects.filter(pk__in=ids).update(locked_until=now + CLAIM_FOR)
-    batch = list(Delivery.objects.filter(pk__in=ids).select_related("event").order_by("id"))
-    for delivery in batch:
-        delivery.endpoint = endpoint
-    return batch
+        return _claim_in_one_statement(due, endpoint=endpoint, locked_until=now + CLAIM_FOR)
 
 
 def _claim_in_one_statement(due, *, endpoint: WebhookEndpoint, locked_until: datetime) -> list[Delivery]:
     """The claim as one statement (lock, mark, read with the events' payloads): the ORM's four round trips
     and its model building were a sixth of a flush's time. Only the fields a delivery attempt reads are
-    loaded. Precondition: PostgreSQL, inside the claim's transaction."""
+    loaded. Precondition: inside the claim's transaction."""
     due_sql, due_params = due.query.sql_with_params()
     deliveries, events = quoted_table(Delivery), quoted_table(Event)
     with connection.cursor() as cursor:
@@ -485,17 +453,12 @@ def _record_successes(endpoint: WebhookEndpoint, done: list) -> None:
     for delivery, _, _ in done:
         delivery.status = Delivery.SUCCEEDED
     with transaction.atomic():
-        if connection.vendor == "postgresql":  # the attempts and the deliveries in one statement
-            statement = Statement()
-            statement.add("attempts", *insert_rows(attempts))
-            statement.add("delivered", f"UPDATE {quoted_table(Delivery)} SET status = %s, "
-                                       "attempts = attempts + 1, locked_until = NULL, updated_at = %s "
-                                       "WHERE id = ANY(%s) RETURNING id", [Delivery.SUCCEEDED, now, ids])
-            statement.run("SELECT 1")
-        else:
-            DeliveryAttempt.objects.bulk_create(attempts)
-            Delivery.objects.filter(pk__in=ids).update(status=Delivery.SUCCEEDED, attempts=F("attempts") + 1,
-                                                       locked_until=None, updated_at=now)
+        statement = Statement()  # the attempts and the deliveries in one statement
+        statement.add("attempts", *insert_rows(attempts))
+        statement.add("delivered", f"UPDATE {quoted_table(Delivery)} SET status = %s, "
+                                   "attempts = attempts + 1, locked_until = NULL, updated_at = %s "
+                                   "WHERE id = ANY(%s) RETURNING id", [Delivery.SUCCEEDED, now, ids])
+        statement.run("SELECT 1")
         _note_endpoint_health(endpoint, succeeded=True, gone=False)
 
 

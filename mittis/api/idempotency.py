@@ -1,10 +1,9 @@
 """`Idempotency-Key` on every POST: the same request sent twice acts once and gets the same answer.
 
 The record of a key and everything its request creates (the message, its charge, its event, the
-send task queued on commit) commit in one transaction. The key's lock is the guard: on PostgreSQL an
-advisory lock tells a concurrent duplicate at once that the first is still in flight (409); SQLite's
-single writer makes it wait. Afterwards it gets the stored answer; the unique constraint on the record
-backs the lock up. See ../shared/API-CONTRACT.md, Idempotency.
+send task queued on commit) commit in one transaction. The key's lock is the guard: an advisory lock
+tells a concurrent duplicate at once that the first is still in flight (409). Afterwards it gets the
+stored answer; the unique constraint on the record backs the lock up. See ../shared/API-CONTRACT.md, Idempotency.
 
 A view that writes everything in one statement (`writes_in_one_statement`, POST /v1/messages) folds the
 key into that statement instead (`KeyInStatement`): the lock, the check that no record exists, and the
@@ -133,8 +132,7 @@ class IdempotencyMiddleware:
                 response.render()  # the handler's own render() is then a no-op; the record needs the bytes now
             return response
 
-        if connection.vendor == "postgresql" and getattr(getattr(view_func, "cls", None),
-                                                         "writes_in_one_statement", False):
+        if getattr(getattr(view_func, "cls", None), "writes_in_one_statement", False):
             key = KeyInStatement(request=request, scope=scope, fingerprint=request_fingerprint)
             request.idempotency = key
             # Inside a caller's transaction (a test's), a savepoint makes "wrote nothing" true after an error too.
@@ -176,14 +174,14 @@ class IdempotencyMiddleware:
                 _record(request, scope, request_fingerprint, response)
                 return response
         except IntegrityError:
-            # Another request stored this key meanwhile, which the lock rules out on PostgreSQL: whatever
+            # Another request stored this key meanwhile (its snapshot predates the lock; see `_lock_and_find`): whatever
             # this one did is undone, and a retry gets the stored answer.
             return _in_use(request)
 
 
 def _record(request, scope: dict, request_fingerprint: str, response: HttpResponse) -> None:
-    """The key's record with its answer, written last: the lock (or SQLite's one writer) keeps its twin out
-    until commit, and the unique constraint would refuse it anyway."""
+    """The key's record with its answer, written last: the lock keeps its twin out until commit, and the
+    unique constraint would refuse it anyway."""
     insert(IdempotencyRecord(
         **scope, fingerprint=request_fingerprint, method=request.method, path=request.get_full_path()[:2000],
         request_id=getattr(request, "request_id", ""), response_status=response.status_code,
@@ -192,18 +190,14 @@ def _record(request, scope: dict, request_fingerprint: str, response: HttpRespon
 
 
 def _lock_and_find(scope: dict) -> tuple[bool, IdempotencyRecord | None]:
-    """(whether this request holds the key, the key's record). On PostgreSQL a transaction-scoped advisory
-    lock tells a duplicate at once that the first request is in flight, and the record comes in the same
+    """(whether this request holds the key, the key's record). A transaction-scoped advisory lock tells a duplicate at once that the first request is in flight, and the record comes in the same
     statement. That statement's snapshot predates its lock: a duplicate taking the lock the moment the first
     request commits does not see the first one's record, runs, and meets the unique constraint with its own
     (409, and its retry is replayed), which a second round trip on every request would save only it.
-    Elsewhere (SQLite) writes are serialized already: the lock is always held.
 
     A request whose connection vanished without a FIN (a network partition, a killed host) would
     leave its backend idle in transaction, holding the key, until TCP keepalive notices hours later;
     the same statement bounds that idle time so the database ends it and the key is free again."""
-    if connection.vendor != "postgresql":
-        return True, IdempotencyRecord.objects.filter(**scope).first()
     idle_limit = f"{int(settings.MITTIS_ABANDONED_REQUEST_SECONDS * 1000)}ms"
     with connection.cursor() as cursor:
         cursor.execute(_lock_and_find_sql(), [_lock_id(scope), idle_limit, scope["account_id"], scope["livemode"],
@@ -239,7 +233,7 @@ STATEMENT_PREFIX = "WITH idempotency_key AS ("
 
 @dataclass(eq=False)
 class KeyInStatement:
-    """A keyed POST whose view writes in one statement (PostgreSQL). The view adds `guard` first (the key's
+    """A keyed POST whose view writes in one statement. The view adds `guard` first (the key's
     advisory lock, taken and released within the statement, and no record of the key) and conditions every
     write on it, then `record` (the answer, written with the rows it names). The statement then runs in
     autocommit: accepting a message was BEGIN, lock, writes, record and COMMIT, five round trips with the

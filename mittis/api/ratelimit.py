@@ -5,13 +5,15 @@ The headers follow the IETF RateLimit draft (`RateLimit-Policy`, `RateLimit`) an
 """
 
 from dataclasses import dataclass
+import functools
 import logging
 import math
 import time
 
 from django.conf import settings
-from django.core.cache import cache
 import http_sf
+
+from mittis.redis import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +61,8 @@ def policy_for(account) -> Policy:
 def hit(identity: str, policy: Policy) -> Decision:
     """Count one request against `identity` and say whether it is within `policy`."""
     key = f"{settings.MITTIS_RATE_LIMIT_PREFIX}:{identity}:{policy.limit}:{policy.window}"
-    counter = _redis_counter() if settings.MITTIS_RATE_LIMIT_REDIS_URL else _cache_counter
     try:
-        count, reset_in_ms = counter(key, policy.window)
+        count, reset_in_ms = _count(key, policy.window)
     except Exception:  # the limiter failing must not take the API down with it: admit, and say so
         logger.warning("Rate limiter unavailable; admitting %s", identity, exc_info=True)
         count, reset_in_ms = 0, policy.window * 1000
@@ -79,41 +80,14 @@ if ttl < 0 then
 end
 return {count, ttl}
 """
-_redis_script = None
+@functools.cache
+def _hit_script():
+    return redis_client().register_script(_HIT_SCRIPT)
 
 
-def _redis_counter():
-    global _redis_script
-    if _redis_script is None:
-        import redis
-
-        client = redis.Redis.from_url(settings.MITTIS_RATE_LIMIT_REDIS_URL, socket_timeout=0.5,
-                                      socket_connect_timeout=0.5)
-        _redis_script = client.register_script(_HIT_SCRIPT)
-
-    def count(key: str, window: int) -> tuple[int, int]:
-        current, ttl_ms = _redis_script(keys=[key], args=[window * 1000])
-        return int(current), int(ttl_ms)
-
-    return count
-
-
-def _cache_counter(key: str, window: int) -> tuple[int, int]:
-    """Embedded defaults: the Django cache (atomic within a process with the local-memory cache,
-    shared between processes with a shared cache). As with Redis, the first request starts the window."""
-    now = time.time()
-    if cache.add(f"{key}:start", now, timeout=window):
-        start = now
-    else:
-        start = cache.get(f"{key}:start", now)
-    bucket = f"{key}:{start:.6f}"
-    cache.add(bucket, 0, timeout=window + 1)
-    try:
-        current = cache.incr(bucket)
-    except ValueError:  # expired between add and incr
-        cache.add(bucket, 1, timeout=window + 1)
-        current = 1
-    return current, int((start + window - now) * 1000)
+def _count(key: str, window: int) -> tuple[int, int]:
+    current, ttl_ms = _hit_script()(keys=[key], args=[window * 1000])
+    return int(current), int(ttl_ms)
 
 
 def client_address(request) -> str:

@@ -23,13 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 COPIES = 20
 
 
-@pytest.fixture
-def postgres_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("concurrent transactions are proven on PostgreSQL (CI sets DATABASE_URL)")
-
-
-def test_twenty_simultaneous_duplicates_send_once_and_charge_once(postgres_only):
+def test_twenty_simultaneous_duplicates_send_once_and_charge_once():
     account = AccountFactory()
     SenderFactory(account=account, value=SEED["from"])
     balance_top_up(account_id=account.pk, livemode=True, amount=Decimal("1"))
@@ -65,7 +59,7 @@ def test_twenty_simultaneous_duplicates_send_once_and_charge_once(postgres_only)
     assert IdempotencyRecord.objects.count() == 1
 
 
-def test_a_request_that_lost_its_client_mid_transaction_does_not_hold_its_key_for_ever(postgres_only, settings):
+def test_a_request_that_lost_its_client_mid_transaction_does_not_hold_its_key_for_ever(settings):
     """A request's connection gone without a FIN (a partition, a dead host) leaves its backend idle in
     transaction with the key's lock. The database ends it after MITTIS_ABANDONED_REQUEST_SECONDS; a
     client retrying on 409 then gets through, and the message is sent and charged once."""
@@ -122,7 +116,7 @@ def _keyed_client(account_balance="1"):
     return account, client
 
 
-def test_a_keyed_send_is_one_statement_with_its_key_and_no_transaction_around_it(postgres_only):
+def test_a_keyed_send_is_one_statement_with_its_key_and_no_transaction_around_it():
     """BEGIN, the key's lock, the writes, the key's record and COMMIT were five round trips, with the
     account's balance row locked across three: the key is held and recorded by the send's own statement."""
     from django.test.utils import CaptureQueriesContext
@@ -140,7 +134,7 @@ def test_a_keyed_send_is_one_statement_with_its_key_and_no_transaction_around_it
     assert LedgerEntry.objects.filter(account=account, type="charge").count() == 2
 
 
-def test_a_twin_that_records_the_key_after_the_statement_began_wins_and_nothing_is_sent(postgres_only):
+def test_a_twin_that_records_the_key_after_the_statement_began_wins_and_nothing_is_sent():
     """The statement's snapshot predates its lock: a twin that stored the key just before (here, a transaction
     holding the record uncommitted, without the lock) is not seen, and the record's unique constraint fails
     the whole statement. The send, its charge and its event are undone, and the key answers as the twin's."""
@@ -176,7 +170,7 @@ def test_a_twin_that_records_the_key_after_the_statement_began_wins_and_nothing_
     assert drain_queued_tasks() == []
 
 
-def test_a_keyed_send_the_balance_does_not_cover_writes_nothing_and_its_402_is_kept(postgres_only):
+def test_a_keyed_send_the_balance_does_not_cover_writes_nothing_and_its_402_is_kept():
     """On its own the statement debits last, after writing the message: a balance that does not cover it fails
     the whole statement, and the transactional path answers (and records) the 402."""
     account, client = _keyed_client(account_balance="0.01")  # the warm-up's leaves less than a message

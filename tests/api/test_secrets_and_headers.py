@@ -20,7 +20,7 @@ from tests.conftest import SEED
 from tests.factories import api_key_for
 
 PRODUCTION = {"DEBUG": "false", "MITTIS_HTTPS": "true", "SECRET_KEY": secrets.token_urlsafe(60),
-              "ALLOWED_HOSTS": "api.example.com", "DATABASE_URL": "sqlite:///:memory:"}
+              "ALLOWED_HOSTS": "api.example.com"}
 
 
 def everything_stored() -> str:

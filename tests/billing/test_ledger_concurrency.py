@@ -22,13 +22,7 @@ SENDS = 40
 TOP_UPS = 6
 
 
-@pytest.fixture
-def postgres_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("row-level concurrency is proven on PostgreSQL (CI sets DATABASE_URL)")
-
-
-def test_concurrent_sends_failures_refunds_and_top_ups_keep_the_ledger_equal_to_the_balance(postgres_only):
+def test_concurrent_sends_failures_refunds_and_top_ups_keep_the_ledger_equal_to_the_balance():
     accounts = [AccountFactory(), AccountFactory()]
     keys = {}
     for account in accounts:

@@ -8,20 +8,12 @@ import time
 
 from django.conf import settings
 from django.db import connection
-import pytest
 
 from mittis.api.management.localhost import stop_group, wait_for_http  # noqa: F401 (for the tests)
 from mittis.celery import app as celery_app
 from tests.webhooks.conftest import endpoint, fast_retries, receiver, worker  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def shared_services():
-    """Skip unless PostgreSQL and Redis are there to be shared by several processes (as in CI)."""
-    if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL.startswith("redis"):
-        pytest.skip("needs PostgreSQL and Redis shared by several processes (CI sets DATABASE_URL and the broker)")
 
 
 def process_env(**overrides) -> dict:

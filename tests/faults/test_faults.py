@@ -133,7 +133,7 @@ def test_a_message_accepted_while_the_broker_is_down_is_sent_with_its_webhooks_o
 
 # --- A worker is killed in the middle of a carrier send ------------------------------------------
 def test_a_worker_killed_mid_send_sends_at_most_once_and_the_message_ends_failed_and_retryable(
-        shared_services, live_api, carrier_stand_in):
+        live_api, carrier_stand_in):
     carrier_stand_in["hang"] = True  # the carrier takes the request and has not answered when the worker dies
     live_route(carrier_stand_in["url"], backup=True)
     worker_args = [sys.executable, "-m", "celery", "-A", "mittis", "worker", "--pool", "solo", "-Q",
@@ -238,7 +238,7 @@ class TcpProxy:
 
 
 def test_the_database_going_away_under_traffic_is_a_clean_503_and_mittis_recovers_by_itself(
-        shared_services, live_api, account):
+        live_api, account):
     db = connection.settings_dict
     proxy = TcpProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
     port = free_port()

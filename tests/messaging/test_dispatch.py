@@ -14,7 +14,6 @@ from messaging import statuses, tasks
 from messaging.carriers import sandbox
 from messaging.models import Carrier, Message, MessageEvent, Route, RouteCarrier, SendAttempt, Sender
 from messaging.services import dispatch_request, message_create, message_send, messages_dispatch
-from mittis.redis import redis_client
 from tests.conftest import drain_queued_tasks
 from tests.factories import AccountFactory, SenderFactory
 from webhooks import services as webhooks
@@ -176,7 +175,6 @@ def test_a_batch_over_its_senders_rate_spaces_the_waiting_messages_by_the_rate(a
     assert [round((later - earlier).total_seconds(), 1) for earlier, later in zip(runs, runs[1:])] == [0.5, 0.5]
 
 
-@pytest.mark.skipif(redis_client() is None, reason="the dispatcher slots are Redis marks")
 def test_a_dispatch_request_takes_a_free_slot_or_does_nothing(settings, create):
     drain_queued_tasks()
     for _ in range(10):
@@ -192,8 +190,6 @@ def test_a_dispatch_request_takes_a_free_slot_or_does_nothing(settings, create):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_dispatchers_and_a_task_per_message_all_at_once_send_each_message_once(settings):
-    if connection.vendor != "postgresql":
-        pytest.skip("concurrent claims are proven on PostgreSQL (CI sets DATABASE_URL)")
     settings.MITTIS_SANDBOX_REPORT_DELAY = 0
     account = AccountFactory()
     SenderFactory(account=account, value="+18045550142")

@@ -4,7 +4,6 @@ sends, cancelling, expiry, stuck messages, and the failure catalogue."""
 from datetime import datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 
-from django.utils import timezone
 import pytest
 from rest_framework.test import APIClient
 import time_machine

@@ -2,7 +2,6 @@
 
 from datetime import datetime, timedelta
 import json
-import os
 import re
 
 import pytest
@@ -203,60 +202,60 @@ def test_a_json_body_with_a_charset_is_accepted(api):
     assert response.status_code == 201
 
 
-@pytest.mark.skipif("os.environ.get('DATABASE_URL', '').startswith('sqlite') or not os.environ.get('DATABASE_URL')",
-                    reason="the one-statement accept is PostgreSQL's")
-def test_the_one_statement_accept_writes_what_the_orm_accept_writes(anonymous, account, monkeypatch, settings):
-    """On PostgreSQL a message is accepted in one statement (`_insert_in_one_statement`); elsewhere, and for
-    a free live message, through the ORM (`_insert`). Both must leave the same rows behind."""
+def test_a_live_send_writes_its_message_event_webhooks_and_charge_together(anonymous, account, settings):
+    """The one statement that accepts a message (`_insert_in_one_statement`) writes every row a send needs."""
     from decimal import Decimal
 
     from billing.models import Balance, LedgerEntry
     from billing.services import balance_top_up
-    from messaging import services
     from webhooks.models import Delivery, Event, WebhookEndpoint
     from tests.factories import api_key_for
 
     settings.MITTIS_WEBHOOK_ALLOWED_PRIVATE, settings.MITTIS_WEBHOOK_ALLOW_HTTP = ["127.0.0.1"], True
     balance_top_up(account_id=account.pk, livemode=True, amount=Decimal("1"))
-    for events, status in [(["*"], "enabled"), (["message.queued"], "enabled"), (["message.delivered"], "enabled"),
-                           (["*"], "disabled")]:
-        WebhookEndpoint.objects.create(account=account, livemode=True, url="http://127.0.0.1:9/hooks",
-                                       enabled_events=events, status=status, secret_encrypted="x")
+    endpoints = [WebhookEndpoint.objects.create(account=account, livemode=True, url="http://127.0.0.1:9/hooks",
+                                                enabled_events=events, status=status, secret_encrypted="x")
+                 for events, status in [(["*"], "enabled"), (["message.queued"], "enabled"),
+                                        (["message.delivered"], "enabled"), (["*"], "disabled")]]
     anonymous.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(account, livemode=True)}")
 
-    def accept():
-        response = anonymous.post("/v1/messages", {**SEED, "body": "Ünïcode, so UCS-2", "metadata": {"order": "7"},
-                                                   "status_callback": "http://127.0.0.1:9/cb"}, format="json")
-        assert response.status_code == 201, response.content
-        return Message.objects.get(public_id=response.json()["id"]), response.json()
+    response = anonymous.post("/v1/messages", {**SEED, "body": "Ünïcode, so UCS-2", "metadata": {"order": "7"},
+                                               "status_callback": "http://127.0.0.1:9/cb"}, format="json")
 
-    one_statement, answer = accept()
-    monkeypatch.setattr(services, "_insert_in_one_statement", lambda message, key=None: services._insert(message))
-    orm, orm_answer = accept()
-
-    def rows(message):
-        event = MessageEvent.objects.get(message=message)
-        webhook_event = Event.objects.get(public_id=event.public_id)
-        return {
-            "message": _without(Message.objects.filter(pk=message.pk).values().get(),
-                                "id", "public_id", "created_at", "updated_at", "expires_at"),
-            "event": _without(MessageEvent.objects.filter(pk=event.pk).values().get(),
-                              "id", "public_id", "message_id", "created_at", "data"),
-            "event data": _without(event.data, "id", "created_at", "updated_at", "expires_at"),
-            "webhook event": _without(Event.objects.filter(pk=webhook_event.pk).values().get(),
-                                      "id", "public_id", "object_id", "created_at", "payload"),
-            "deliveries": sorted((d.endpoint_id or 0, d.callback_url, d.status, d.attempts)
-                                 for d in Delivery.objects.filter(event=webhook_event)),
-            "charge": _without(LedgerEntry.objects.filter(message_id=message.public_id).values().get(),
-                               "id", "public_id", "message_id", "created_at"),
-        }
-
-    assert rows(one_statement) == rows(orm)
-    assert len(rows(orm)["deliveries"]) == 3  # two subscribed endpoints and the callback URL
-    assert _without(answer, "id", "created_at", "updated_at", "expires_at") == \
-        _without(orm_answer, "id", "created_at", "updated_at", "expires_at")
-    assert Balance.objects.get(account=account, livemode=True).amount == Decimal("1") - 2 * one_statement.price
+    assert response.status_code == 201, response.content
+    answer = response.json()
+    message = Message.objects.get(public_id=answer["id"])
+    assert (message.status, message.encoding, message.segments, message.event_sequence) == ("queued", "UCS-2", 1, 1)
+    event = MessageEvent.objects.get(message=message)
+    assert (event.type, event.status, event.sequence) == ("message.queued", "queued", 1)
+    assert event.data == answer  # the event's frozen message is the API's answer
+    webhook_event = Event.objects.get(public_id=event.public_id)
+    assert (webhook_event.type, webhook_event.object_id, webhook_event.sequence) == ("message.queued", answer["id"], 1)
+    assert json.loads(webhook_event.payload)["data"] == answer
+    assert sorted((d.endpoint_id or 0, d.callback_url, d.status) for d in Delivery.objects.filter(event=webhook_event)) \
+        == [(0, "http://127.0.0.1:9/cb", "pending"), (endpoints[0].pk, "", "pending"), (endpoints[1].pk, "", "pending")]
+    charge = LedgerEntry.objects.get(message_id=message.public_id)
+    assert (charge.type, charge.amount, charge.livemode) == ("charge", -message.price, True)
+    assert Balance.objects.get(account=account, livemode=True).amount == Decimal("1") - message.price
 
 
-def _without(row: dict, *names) -> dict:
-    return {name: value for name, value in row.items() if name not in names}
+def test_a_free_live_send_is_charged_nothing_even_without_a_balance(anonymous, account):
+    """A country priced at 0: the same statement, a charge entry of 0, no balance row needed."""
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from billing.models import Balance, LedgerEntry, Price
+    from tests.factories import api_key_for
+
+    Price.objects.create(country="US", unit_price=Decimal("0"), effective_from=timezone.now())
+    anonymous.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(account, livemode=True)}")
+
+    response = anonymous.post("/v1/messages", SEED, format="json", HTTP_IDEMPOTENCY_KEY="free-1")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["price"] == "0"
+    assert LedgerEntry.objects.get(message_id=response.json()["id"]).amount == 0
+    assert not Balance.objects.filter(account=account, livemode=True).exists()
+
+

@@ -4,7 +4,6 @@ by the third-party `standardwebhooks` package, unmodified."""
 from datetime import timedelta
 import time
 
-from django.db import connection
 import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -12,7 +11,6 @@ from celery.contrib.testing.worker import start_worker
 
 from mittis.celery import app as celery_app
 from webhooks.models import LANE_KEYS, Delivery, DeliveryAttempt, lane_key
-from mittis.redis import redis_client
 from tests.conftest import broker_down, drain_queued_tasks
 from webhooks.services import deliveries_sweep, endpoint_flush
 from messaging.models import Message
@@ -116,9 +114,8 @@ def test_a_backlog_for_one_endpoint_is_one_task_and_arrives_in_order_over_one_co
 
     tasks = [task["task"] for task in drain_queued_tasks()]
     assert "messaging.send_message" not in tasks  # test-mode sends go to the batch dispatchers
-    if redis_client() is not None:  # the marks live in Redis; embedded defaults run a task per request
-        assert tasks.count("messaging.dispatch") == settings.MITTIS_SEND_DISPATCHERS  # every slot, no more
-        assert tasks.count("webhooks.flush_endpoint") == 1  # not one task per event
+    assert tasks.count("messaging.dispatch") == settings.MITTIS_SEND_DISPATCHERS  # every slot, no more
+    assert tasks.count("webhooks.flush_endpoint") == 1  # not one task per event
     flushed = endpoint_flush(endpoint_id=Delivery.objects.first().endpoint_id)  # what that task runs
     assert flushed == 12
     assert [verified(secret, r)["data"]["id"] for r in receiver.requests] == sent
@@ -187,7 +184,6 @@ def test_an_endpoint_refusing_several_in_a_row_holds_the_rest_in_order_until_it_
     assert later == sent  # everything, in order, once the endpoint answers
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="lanes run on PostgreSQL (skip-locked claims)")
 def test_an_endpoints_lanes_share_its_messages_each_with_all_its_events_in_order(
         api, send, receiver, endpoint, settings):
     settings.MITTIS_WEBHOOK_FLUSH_LANES = 2
@@ -199,9 +195,8 @@ def test_an_endpoints_lanes_share_its_messages_each_with_all_its_events_in_order
 
     tasks = drain_queued_tasks()
     pk = Delivery.objects.first().endpoint_id
-    if redis_client() is not None:  # the marks live in Redis; embedded defaults run a task per request
-        assert sorted(t["argsrepr"] for t in tasks if t["task"] == "webhooks.flush_endpoint") == [
-            f"({pk}, 0)", f"({pk}, 1)"]  # a task per lane, not per event
+    assert sorted(t["argsrepr"] for t in tasks if t["task"] == "webhooks.flush_endpoint") == [
+        f"({pk}, 0)", f"({pk}, 1)"]  # a task per lane, not per event
     lanes = []
     for lane in (0, 1):
         before = len(receiver.requests)
@@ -217,7 +212,6 @@ def test_an_endpoints_lanes_share_its_messages_each_with_all_its_events_in_order
                    for m in set(ids))
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the SQL form is PostgreSQL's")
 def test_a_delivery_gets_the_same_lane_key_whether_published_in_sql_or_through_the_orm(api, send, endpoint):
     """Events published in one statement get their lane key in SQL, redeliveries and recoveries in Python:
     if the two differed, one message's events could go out in two lanes, out of order."""

@@ -7,7 +7,6 @@ from django.utils import timezone
 import pytest
 from standardwebhooks import Webhook
 
-from tests.conftest import SEED
 from webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from webhooks.services import deliveries_sweep, delivery_attempt
 
