@@ -29,6 +29,7 @@ from django.utils import timezone
 from messaging import selectors
 from messaging.models import Export, SendAttempt
 from messaging.serializers import MessageSerializer, message_row
+from mittis.celery import enqueue
 from webhooks.models import Event
 
 logger = logging.getLogger(__name__)
@@ -46,20 +47,11 @@ def export_storage():
 
 def export_create(*, account, livemode: bool, type: str, format: str, start, end, filters: dict,
                   created_by: str = "") -> Export:
-    from messaging.tasks import run_export
-
     with transaction.atomic():
         export = Export.objects.create(account=account, livemode=livemode, type=type, format=format, start=start,
                                        end=end, filters=filters, created_by=created_by)
-        transaction.on_commit(lambda: _enqueue(run_export, export.pk))
+        transaction.on_commit(lambda: enqueue("messaging.run_export", args=(export.pk,)))
     return export
-
-
-def _enqueue(task, export_id: int) -> None:
-    try:
-        task.apply_async((export_id,), retry=False)
-    except Exception:
-        logger.warning("Could not enqueue export %s", export_id, exc_info=True)
 
 
 def _rows(export: Export) -> tuple[int, Iterator[dict | str]]:

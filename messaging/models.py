@@ -60,8 +60,8 @@ class Message(models.Model):
     # Which send attempt holds the claim: a task runs only if it claims the next attempt number,
     # so a duplicate task delivery never sends twice.
     send_attempts = models.PositiveSmallIntegerField(default=0)
-    # A queued message handed to a send task of its own (its carrier does not batch, or its sender is at
-    # its rate): the batch dispatchers leave it alone until then.
+    # A message whose next attempt is a send task's own (its carrier does not batch, its sender is at its
+    # rate, or it waits for a retry): the batch dispatchers and the sweeps leave it alone until then.
     dispatch_after = models.DateTimeField(null=True, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
     error_message = models.CharField(max_length=500, blank=True)

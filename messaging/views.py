@@ -54,19 +54,15 @@ class MessagesView(APIView):
         params = MessageCreateSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
-        key = getattr(request, "idempotency", None)  # mittis.api.idempotency.KeyInStatement, on PostgreSQL
-        if key is not None:
-            key.render_with(request.accepted_renderer, request.accepted_media_type, self.get_renderer_context())
+        key = getattr(request, "idempotency", None)  # mittis.api.idempotency.KeyInStatement
         message = services.message_create(
             account=request.user.account, livemode=request.user.livemode, sender=data["from"], to=data["to"],
             body=data["body"], metadata=data["metadata"], status_callback=data["status_callback"],
-            send_at=data["send_at"], validity_period=data["validity_period"], idempotency=key,
+            send_at=data["send_at"], validity_period=data["validity_period"], guard=key,
         )
         if key is not None and key.recorded:
             return key.recorded  # the very bytes a replay will give
-        # A queued message was serialized once already, for its `message.queued` event.
-        representation = getattr(message, "representation", None) or MessageSerializer(message).data
-        return Response(representation, status=status.HTTP_201_CREATED)
+        return Response(message.representation, status=status.HTTP_201_CREATED)  # built once, for its event too
 
     @extend_schema(
         operation_id="messages_list",

@@ -1,4 +1,5 @@
 import gc
+import logging
 import os
 
 from celery import Celery
@@ -9,6 +10,29 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mittis.settings")
 app = Celery("mittis")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+logger = logging.getLogger(__name__)
+
+# A task held by a worker (waiting out its countdown, or running) goes back to the queue when the worker
+# has not acknowledged it within the broker's visibility timeout (Redis: CELERY_BROKER_TRANSPORT_OPTIONS):
+# a countdown longer than MAX_COUNTDOWN plus the task time limit would be delivered twice. Tasks re-check
+# their work when they run, so a longer wait is cut to MAX_COUNTDOWN: the task finds it early and leaves it
+# to the sweep that knows its due time (a send's or a delivery's own column).
+MAX_COUNTDOWN = 180
+
+
+def enqueue(name: str, *, args: tuple = (), kwargs: dict | None = None, countdown: float | None = None) -> bool:
+    """Publish the task `name` (tasks are named, so services never import the task modules that import them).
+    Never raises: with the broker unreachable it logs and returns False, and the work waits in the database
+    for the sweep that finds it (every task's work is recorded there before it is published)."""
+    if countdown is not None:
+        countdown = min(max(countdown, 0.0), MAX_COUNTDOWN)
+    try:
+        app.send_task(name, args=args, kwargs=kwargs, countdown=countdown, retry=False)
+        return True
+    except Exception:
+        logger.warning("Could not enqueue %s%r%r; a sweep will", name, args, kwargs or {}, exc_info=True)
+        return False
 
 
 @worker_init.connect

@@ -8,10 +8,31 @@ so defaults, `auto_now` and field types stay Django's. Each app builds the parts
 
 from dataclasses import dataclass, field
 import functools
+from typing import Protocol
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import ForeignKey, Model
+
+
+class StatementUndone(Exception):
+    """A statement failed itself on purpose (`mittis_refuse`, e.g. a balance that does not cover a send):
+    everything it wrote is undone."""
+
+
+class StatementGuard(Protocol):
+    """What a caller adds to the statement of a write it asks for (a keyed POST's idempotency key): a first
+    part whose SQL condition every write of the statement meets, a record written with the rows of the part
+    whose rows mean the write was done, and what the statement's outcome means to it."""
+
+    def guard(self, statement: "Statement") -> str:
+        """Adds its part, first; returns the SQL condition."""
+
+    def record(self, statement: "Statement", *, status: int, data: dict, source: str) -> None:
+        """Adds the record of the write's outcome (`status`, `data`: plain JSON data)."""
+
+    def ran(self, *, free: bool, done: bool) -> None:
+        """The statement's answer: whether the guard held, whether the write (and the record) were made."""
 
 
 @dataclass
@@ -69,10 +90,10 @@ def insert_select(instance: Model, *, sql_values: dict[str, str] | None = None, 
     return f"{sql} RETURNING {returning}", params
 
 
-def insert_rows(instances: list[Model], *, returning: str = "id") -> tuple[str, list]:
-    """`INSERT INTO table (columns) SELECT * FROM unnest(arrays) RETURNING returning` for unsaved instances of
-    one model, values prepared as `insert_select` prepares them: an array per column, so the statement is the
-    same for any number of rows (prepared once) and its parameters travel as binary arrays."""
+def insert_rows(instances: list[Model], *, returning: str = "id", where: str = "") -> tuple[str, list]:
+    """`INSERT INTO table (columns) SELECT * FROM unnest(arrays) [WHERE where] RETURNING returning` for unsaved
+    instances of one model, values prepared as `insert_select` prepares them: an array per column, so the
+    statement is the same for any number of rows (prepared once) and its parameters travel as binary arrays."""
     table, columns = _insert_columns(type(instances[0]))
     database = connections[DEFAULT_DB_ALIAS]
     names, arrays, params = [], [], []
@@ -86,7 +107,8 @@ def insert_rows(instances: list[Model], *, returning: str = "id") -> tuple[str, 
         names.append(column)
         arrays.append(placeholder + "[]")
         params.append(values)
-    return (f"INSERT INTO {table} ({', '.join(names)}) SELECT * FROM unnest({', '.join(arrays)}) "
+    condition = f" WHERE {where}" if where else ""
+    return (f"INSERT INTO {table} ({', '.join(names)}) SELECT * FROM unnest({', '.join(arrays)}){condition} "
             f"RETURNING {returning}"), params
 
 

@@ -6,6 +6,7 @@ are used while they run, so a fresh machine runs the same code as production.
 """
 
 import base64
+import os
 from pathlib import Path
 import secrets
 
@@ -124,6 +125,8 @@ def _required_url(name: str, embedded_service: str, what: str) -> str:
 
 
 DATABASES = {"default": env.db_url_config(_required_url("DATABASE_URL", "postgres", "PostgreSQL"))}
+# A test database of its own per test run, so that two runs on one server never drop each other's.
+DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must name a PostgreSQL database (postgres://...): the only one Mittis runs on.")
 # Connections persist for 10 minutes, checked before each request's first query: a new connection
@@ -214,7 +217,10 @@ CELERY_BROKER_URL = _required_url("CELERY_BROKER_URL", "redis", "Redis")
 # A request that enqueues must not hang while the broker is down: give up in about a second.
 # Nothing is lost: queued messages and pending webhook deliveries are swept up by beat tasks.
 MITTIS_BROKER_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
-CELERY_BROKER_TRANSPORT_OPTIONS = MITTIS_BROKER_PUBLISH_RETRY
+# A task a worker took and never acknowledged (it was killed) is delivered again after the visibility
+# timeout, Redis's default being an hour. Five minutes fits the longest a task is held: a countdown of at most
+# `mittis.celery.MAX_COUNTDOWN` (180 s) and the hard time limit (CELERY_TASK_TIME_LIMIT, 90 s).
+CELERY_BROKER_TRANSPORT_OPTIONS = {**MITTIS_BROKER_PUBLISH_RETRY, "visibility_timeout": 300}
 CELERY_TASK_IGNORE_RESULT = True  # tasks write their outcome to the database
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_ACKS_LATE = True
@@ -233,6 +239,8 @@ CELERY_BEAT_SCHEDULE = {
     "close-stuck-messages": {"task": "messaging.close_stuck", "schedule": 3600.0},
     # A send whose worker died mid-call is settled (never sent twice) instead of waiting for close_stuck.
     "recover-interrupted-sends": {"task": "messaging.recover_interrupted_sends", "schedule": 60.0},
+    # A sandbox report whose task was lost (the broker lost it) is asked for again.
+    "recover-lost-reports": {"task": "messaging.recover_lost_reports", "schedule": 60.0},
     "redact-past-retention": {"task": "messaging.redact_past_retention",
                               "schedule": crontab(hour=3, minute=0)},
     "delete-expired-exports": {"task": "messaging.delete_expired_exports", "schedule": 3600.0},

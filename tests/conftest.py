@@ -1,4 +1,5 @@
 from contextlib import contextmanager
+import os
 import uuid
 
 from django.conf import settings as django_settings
@@ -89,18 +90,27 @@ def drain_queued_tasks() -> list[dict]:
 
 @contextmanager
 def broker_down():
-    """Point the app at a broker that refuses connections, as if Redis were stopped; then put it back."""
-    url = celery_app.conf.broker_url
+    """Publishing fails as if Redis were stopped, for this process (an in-process worker keeps consuming):
+    every publish is pointed at a port where nothing listens, then put back. Through CELERY_BROKER_WRITE_URL,
+    since Celery reads the broker's URL from the environment before its configuration: setting
+    `conf.broker_url` while CELERY_BROKER_URL is set changed nothing, and messages "published during the
+    outage" reached the real broker (and sometimes a worker before the test's next line)."""
+    previous = os.environ.get("CELERY_BROKER_WRITE_URL")
     options = celery_app.conf.broker_transport_options
-    celery_app.conf.broker_url = "redis://127.0.0.1:9/0"  # nothing listens on port 9
+    os.environ["CELERY_BROKER_WRITE_URL"] = "redis://127.0.0.1:9/0"  # nothing listens on port 9
     celery_app.conf.broker_transport_options = django_settings.MITTIS_BROKER_PUBLISH_RETRY
     celery_app._pool = celery_app.amqp._producer_pool = None
     try:
+        assert celery_app.connection_for_write().port == 9, "the outage must reach every publish"
         yield
     finally:
         # Rebuild every pool afresh on the real broker: kombu keeps producer pools in a global registry,
         # and one built (or closed) for the dead URL must not serve the tests that follow.
-        celery_app.conf.broker_url, celery_app.conf.broker_transport_options = url, options
+        if previous is None:
+            del os.environ["CELERY_BROKER_WRITE_URL"]
+        else:
+            os.environ["CELERY_BROKER_WRITE_URL"] = previous
+        celery_app.conf.broker_transport_options = options
         kombu.pools.reset()
         celery_app._pool = celery_app.amqp._producer_pool = None
 

@@ -6,7 +6,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
-from webhooks.services import deliveries_sweep, endpoint_update, enqueue_after_commit, event_redeliver
+from webhooks.services import deliveries_sweep, endpoint_recover_request, endpoint_update, event_redeliver
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -43,12 +43,10 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     @admin.action(description="Recover: re-send the failed events of the last 24 hours", permissions=["recover"])
     def recover_last_day(self, request, queryset):
-        from webhooks.tasks import recover_endpoint
-
         until = timezone.now()
         since = until - timedelta(hours=24)
         for endpoint in queryset:
-            enqueue_after_commit(recover_endpoint, endpoint.pk, since.isoformat(), until.isoformat())
+            endpoint_recover_request(endpoint_id=endpoint.pk, since=since, until=until)
             self.log_change(request, endpoint, f"Recovery of failed events since {since:%Y-%m-%d %H:%M} UTC started.")
         messages.info(request, f"Recovery started for {queryset.count()} endpoint(s).")
 

@@ -98,12 +98,8 @@ LANE_KEYS = 1 << 28  # lane keys are 0 ≤ key < LANE_KEYS; lane n of N takes th
 
 def lane_key(object_id: str) -> int:
     """The key that picks an endpoint delivery's flush lane: a hash of the object id, so every event of one
-    message goes out in one lane, in order. `LANE_KEY_SQL` is the same in PostgreSQL."""
+    message goes out in one lane, in order."""
     return int(hashlib.md5(object_id.encode(), usedforsecurity=False).hexdigest()[:7], 16)
-
-
-# `lane_key` of the `event` row of an INSERT ... SELECT; a test holds the two equal.
-LANE_KEY_SQL = "('x' || left(md5(event.object_id), 7))::bit(28)::int"
 
 
 class Delivery(models.Model):

@@ -16,10 +16,11 @@ from django.utils import timezone
 from mittis import crypto
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
+from mittis.celery import MAX_COUNTDOWN, enqueue
 from mittis.db import Statement, insert_rows, insert_select, quoted_table
 from mittis.redis import MarkRequest, mark_clear, marks_take
 from webhooks import signing, transport
-from webhooks.models import (LANE_KEY_SQL, LANE_KEYS, CallbackSecret, Delivery, DeliveryAttempt, Event, WebhookEndpoint,
+from webhooks.models import (LANE_KEYS, CallbackSecret, Delivery, DeliveryAttempt, Event, WebhookEndpoint,
                              lane_key)
 
 logger = logging.getLogger(__name__)
@@ -30,9 +31,6 @@ ROTATION_OVERLAP = timedelta(hours=24)
 DISABLE_AFTER_FAILING = timedelta(days=5)
 # A claimed delivery is left alone this long: longer than the HTTP timeout and the bookkeeping.
 CLAIM_FOR = timedelta(seconds=60)
-# Retries further off than this are left to the sweeper instead of a broker countdown, which some
-# brokers redeliver early (Redis's visibility timeout is an hour).
-MAX_COUNTDOWN = 300
 JITTER = 0.1
 # A receiver's Retry-After is honoured up to the schedule's longest wait.
 MAX_RETRY_AFTER = timedelta(hours=24)
@@ -129,29 +127,11 @@ def callback_secret_rotate(*, account_id: int, livemode: bool) -> str:
 
 
 # --- Publishing -------------------------------------------------------------------------------
-def event_publish(*, account_id: int, livemode: bool, event_id: str, type: str, object_id: str,
-                  sequence: int, data: dict, created_at: datetime, callback_url: str = "") -> Event:
-    """Record an event and one delivery per receiver; deliveries are enqueued after commit.
-
-    Call inside the transaction of the change the event reports: both commit, or neither.
-    """
-    payload = _payload(event_id, type, created_at, livemode, sequence, data)
-    event = Event.objects.create(public_id=event_id, account_id=account_id, livemode=livemode, type=type,
-                                 object_id=object_id, sequence=sequence, payload=payload, created_at=created_at)
-    endpoints = WebhookEndpoint.objects.filter(account_id=account_id, livemode=livemode,
-                                               status=WebhookEndpoint.ENABLED)
-    now = timezone.now()
-    deliveries = [Delivery(event=event, endpoint=endpoint, next_attempt_at=now, lane_key=lane_key(object_id))
-                  for endpoint in endpoints if endpoint.subscribes_to(type)]
-    if callback_url:
-        deliveries.append(Delivery(event=event, callback_url=callback_url, next_attempt_at=now))
-    _schedule(Delivery.objects.bulk_create(deliveries))
-    return event
-
-
+# Every event is published by `events_publish`, as parts of the statement that writes the change it reports
+# (`mittis.db.Statement`): the event, a delivery per subscribed endpoint and one per callback URL commit
+# with the change, or not at all.
 @dataclass(frozen=True)
 class NewEvent:
-    """One event for `events_publish`: the arguments of `event_publish`."""
     account_id: int
     livemode: bool
     event_id: str
@@ -163,43 +143,28 @@ class NewEvent:
     callback_url: str = ""
 
 
-def events_publish(events: list[NewEvent]) -> None:
-    """`event_publish` for many events, in one statement (`events_publish_parts`). Same contract: call inside
-    the transaction of the changes they report."""
-    if not events:
-        return
-    statement = Statement()
-    events_publish_parts(statement, events)
-    deliveries_scheduled(*statement.run("SELECT " + published_deliveries(statement)))
-
-
-def _payload(event_id: str, type: str, created_at: datetime, livemode: bool, sequence: int, data: dict) -> str:
-    return json.dumps({
-        "object": "event", "id": event_id, "type": type, "created_at": created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "livemode": livemode, "sequence": sequence, "data": data,
-    }, separators=(",", ":"), ensure_ascii=False)
-
-
-def event_publish_parts(statement: Statement, new: NewEvent, *, source: str) -> None:
-    """`event_publish` as parts of one statement (`mittis.db`): the event, inserted once per row of the part
-    `source` (one row, or none to publish nothing), and a delivery per subscribed endpoint and for the
-    callback URL. After running it, pass `published_deliveries()` of its result to `deliveries_scheduled`."""
-    statement.add("event", *insert_select(_event_row(new), source=source, returning=_EVENT_RETURNING))
+def events_publish(statement: Statement, events: list[NewEvent], *, only_if: str = "") -> None:
+    """Add the events and their deliveries to `statement`; `only_if`, an SQL condition, writes them only
+    when it holds (a send's statement publishes its event only if the message was written). After running
+    the statement, pass `published_deliveries(statement)`'s two columns to `deliveries_scheduled`."""
+    statement.add("event", *insert_rows([_event_row(new) for new in events], returning=_EVENT_RETURNING,
+                                        where=only_if))
     now = timezone.now()
-    _endpoint_deliveries_part(statement, now)
-    if new.callback_url:
-        statement.add("callback_deliveries", *insert_select(
-            Delivery(callback_url=new.callback_url, next_attempt_at=now), sql_values={"event_id": "event.id"},
-            source="event"))
-
-
-def events_publish_parts(statement: Statement, events: list[NewEvent]) -> None:
-    """`events_publish` as parts of one statement (`mittis.db`), as `event_publish_parts` is for one event:
-    the events, a delivery per event and subscribed endpoint, one per callback URL. After running it, pass
-    `published_deliveries()` of its result to `deliveries_scheduled`."""
-    statement.add("event", *insert_rows([_event_row(new) for new in events], returning=_EVENT_RETURNING))
-    now = timezone.now()
-    _endpoint_deliveries_part(statement, now)
+    # Each delivery's lane by the one rule (`lane_key`), joined in by event: a message's events share a lane.
+    lanes = {new.event_id: lane_key(new.object_id) for new in events}
+    endpoints = quoted_table(WebhookEndpoint)
+    statement.add("endpoint_deliveries", *insert_select(
+        Delivery(next_attempt_at=now),
+        sql_values={"event_id": "event.id", "endpoint_id": "endpoint.id", "lane_key": "lane.key"},
+        source=f"event JOIN {endpoints} endpoint "
+               "ON endpoint.account_id = event.account_id AND endpoint.livemode = event.livemode "
+               "JOIN unnest(%s::varchar[], %s::integer[]) AS lane (event_id, key) ON lane.event_id = event.public_id",
+        source_params=[list(lanes), list(lanes.values())],
+        returning="id, endpoint_id",
+        # `WebhookEndpoint.subscribes_to`, in SQL
+        where="endpoint.status = %s AND (endpoint.enabled_events @> %s::jsonb "
+              "OR endpoint.enabled_events @> jsonb_build_array(event.type))",
+        where_params=[WebhookEndpoint.ENABLED, json.dumps([WebhookEndpoint.ALL_EVENTS])]))
     callbacks = [(new.event_id, new.callback_url) for new in events if new.callback_url]
     if callbacks:
         statement.add("callback_deliveries", *insert_select(
@@ -208,6 +173,13 @@ def events_publish_parts(statement: Statement, events: list[NewEvent]) -> None:
             source="event JOIN unnest(%s::varchar[], %s::varchar[]) AS callback (event_id, url) "
                    "ON callback.event_id = event.public_id",
             source_params=[[event_id for event_id, _ in callbacks], [url for _, url in callbacks]]))
+
+
+def _payload(event_id: str, type: str, created_at: datetime, livemode: bool, sequence: int, data: dict) -> str:
+    return json.dumps({
+        "object": "event", "id": event_id, "type": type, "created_at": created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "livemode": livemode, "sequence": sequence, "data": data,
+    }, separators=(",", ":"), ensure_ascii=False)
 
 
 _EVENT_RETURNING = "id, public_id, account_id, livemode, type, object_id"
@@ -219,23 +191,8 @@ def _event_row(new: NewEvent) -> Event:
                  payload=_payload(new.event_id, new.type, new.created_at, new.livemode, new.sequence, new.data))
 
 
-def _endpoint_deliveries_part(statement: Statement, now: datetime) -> None:
-    """A delivery per row of the part `event` and enabled endpoint of its account and mode subscribed to its
-    type, matched as `WebhookEndpoint.subscribes_to` matches, in SQL."""
-    endpoints = quoted_table(WebhookEndpoint)
-    statement.add("endpoint_deliveries", *insert_select(
-        Delivery(next_attempt_at=now),
-        sql_values={"event_id": "event.id", "endpoint_id": "endpoint.id", "lane_key": LANE_KEY_SQL},
-        source=f"event JOIN {endpoints} endpoint "
-               "ON endpoint.account_id = event.account_id AND endpoint.livemode = event.livemode",
-        returning="id, endpoint_id",
-        where="endpoint.status = %s AND (endpoint.enabled_events @> %s::jsonb "
-              "OR endpoint.enabled_events @> jsonb_build_array(event.type))",
-        where_params=[WebhookEndpoint.ENABLED, json.dumps([WebhookEndpoint.ALL_EVENTS])]))
-
-
 def published_deliveries(statement: Statement) -> str:
-    """Two columns for the final SELECT of a statement with `event_publish_parts`: the arguments of
+    """Two columns for the final SELECT of a statement with `events_publish`: the arguments of
     `deliveries_scheduled`."""
     callbacks = "ARRAY(SELECT id FROM callback_deliveries)" if any(
         name == "callback_deliveries" for name, _, _ in statement.parts) else "ARRAY[]::bigint[]"
@@ -261,12 +218,8 @@ def _schedule_ids(endpoint_ids: list[int], callbacks: list[int], *, also: list[M
 
 
 def _enqueue(delivery_id: int, countdown: float | None = None) -> None:
-    from webhooks.tasks import deliver
-
-    try:
-        deliver.apply_async((delivery_id,), countdown=countdown, retry=False)
-    except Exception:  # the broker is down: the delivery is pending in the database, the sweeper sends it
-        logger.warning("Could not enqueue webhook delivery %s; the sweeper will", delivery_id, exc_info=True)
+    # With the broker down, the delivery is pending in the database: the sweeper sends it.
+    enqueue("webhooks.deliver", args=(delivery_id,), countdown=countdown)
 
 
 # --- Flushing: an endpoint's deliveries in batches --------------------------------------------
@@ -309,15 +262,10 @@ def flush_mark_request(endpoint_id: int, countdown: float | None = None, *,
 
 
 def _flush_start(endpoint_id: int, lanes: list[int], countdown: float | None, taken: list[int] | None) -> None:
-    from webhooks.tasks import flush_endpoint
-
     # Without the marks (taken is None), flushes may overlap: the row claims keep that safe.
     for lane in lanes if taken is None else [lanes[index] for index in taken]:
-        try:
-            flush_endpoint.apply_async((endpoint_id, lane), countdown=countdown, retry=False)
-        except Exception:
-            logger.warning("Could not enqueue a flush of endpoint %s; the sweeper will", endpoint_id, exc_info=True)
-            mark_clear(_flush_key(endpoint_id, lane))
+        if not enqueue("webhooks.flush_endpoint", args=(endpoint_id, lane), countdown=countdown):
+            mark_clear(_flush_key(endpoint_id, lane))  # the sweeper sends its deliveries
 
 
 def endpoint_flush(*, endpoint_id: int, lane: int = 0) -> int:
@@ -519,7 +467,7 @@ def _record_attempt(delivery: Delivery, result: transport.HttpResult, *, attempt
             _note_endpoint_health(delivery.endpoint, succeeded=succeeded, gone=gone)
         if next_attempt_at is not None:
             countdown = (next_attempt_at - timezone.now()).total_seconds()
-            if countdown <= MAX_COUNTDOWN:
+            if countdown <= MAX_COUNTDOWN:  # further off, the sweeper sends it when it is due
                 transaction.on_commit(lambda: _enqueue(delivery.pk, countdown=max(0.0, countdown)))
     return attempt
 
@@ -596,14 +544,10 @@ def endpoint_recover(*, endpoint_id: int, since: datetime, until: datetime) -> i
     return recovered
 
 
-def enqueue_after_commit(task, *args) -> None:
-    """Run `task` once the current transaction commits; a broker failure is logged, not raised."""
-    def send():
-        try:
-            task.apply_async(args, retry=False)
-        except Exception:
-            logger.warning("Could not enqueue %s%r", task.name, args, exc_info=True)
-    transaction.on_commit(send)
+def endpoint_recover_request(*, endpoint_id: int, since: datetime, until: datetime) -> None:
+    """`endpoint_recover` in the background, once the current transaction commits."""
+    transaction.on_commit(lambda: enqueue("webhooks.recover_endpoint",
+                                          args=(endpoint_id, since.isoformat(), until.isoformat())))
 
 
 def events_redact(*, object_id: str, redacted_at: str) -> int:

@@ -13,7 +13,6 @@ from webhooks.serializers import (
     EndpointSerializer, EndpointUpdateSerializer, EndpointWithSecretSerializer, EventListParamsSerializer,
     EventSerializer, RecoverSerializer, RedeliverSerializer,
 )
-from webhooks.tasks import recover_endpoint
 
 ENDPOINT_ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The endpoint id (`we_…`).")
 EVENT_ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The event id (`evt_…`).")
@@ -121,7 +120,7 @@ class WebhookEndpointRecoverView(APIView):
         params.is_valid(raise_exception=True)
         since = params.validated_data["since"]
         until = params.validated_data.get("until") or timezone.now()
-        services.enqueue_after_commit(recover_endpoint, endpoint.pk, since.isoformat(), until.isoformat())
+        services.endpoint_recover_request(endpoint_id=endpoint.pk, since=since, until=until)
         return Response({"object": "webhook_recovery", "endpoint": endpoint.public_id,
                          "since": serializers.DateTimeField().to_representation(since),
                          "until": serializers.DateTimeField().to_representation(until), "status": "queued"},

@@ -41,6 +41,14 @@ def get_carrier(name: str) -> SmsClient:
     return client_for(Carrier.objects.get(name=name))
 
 
+def reports_on_request() -> list[str]:
+    """The names of the carriers that answer `query_report`: the built-in sandbox and sandbox carriers."""
+    from messaging.models import Carrier
+
+    return [_SANDBOX.name, *Carrier.objects.filter(kind="sandbox").exclude(name=_SANDBOX.name)
+            .values_list("name", flat=True)]
+
+
 class RouteTable(list):
     """Every route of a mode with its carriers, and the live fallback carrier: read once for a batch."""
 
@@ -67,8 +75,10 @@ def route_table(*, livemode: bool) -> RouteTable:
 
 
 def carriers_for(*, to: str, country: str, livemode: bool, routes: RouteTable | None = None) -> list[SmsClient]:
-    """The carriers to try for a message, in order; carriers whose breaker is open are left out
-    (one is let through as a probe once its cool-down has passed). `routes`: `route_table`'s, if read."""
+    """The carriers to try for a message, in order; a carrier whose breaker is open is left out until its
+    cool-down has passed, then kept in as a candidate probe (`breaker_take_probe`, at the send, lets exactly
+    one send through). Reads only: deciding where a message goes never uses a probe up. `routes`:
+    `route_table`'s, if read."""
     if routes is None:
         routes = route_table(livemode=livemode)
     candidates = [r for r in routes if r.prefix and to.startswith(r.prefix)]
@@ -85,16 +95,19 @@ def carriers_for(*, to: str, country: str, livemode: bool, routes: RouteTable | 
             pick = random.choices(group, weights=[max(e.weight, 1) for e in group])[0]
             ordered.append(pick.carrier)
             group.remove(pick)
-    return [client_for(c) for c in ordered if breaker_allows(c)]
+    return [client_for(c) for c in ordered if _breaker_may_try(c)]
 
 
-def breaker_allows(carrier) -> bool:
-    if carrier.breaker_state != carrier.OPEN:
-        return True
-    # Half-open: after the cool-down exactly one caller wins the probe, by moving the opening time on.
-    now = timezone.now()
+def _breaker_may_try(carrier) -> bool:
+    return carrier.breaker_state != carrier.OPEN or carrier.breaker_opened_at <= timezone.now() - BREAKER_COOLDOWN
+
+
+def breaker_take_probe(carrier) -> bool:
+    """Half-open: after the cool-down exactly one send wins the probe of an open breaker, by moving its
+    opening time on (the next probe is due a cool-down later). Call just before sending to `carrier`."""
     from messaging.models import Carrier
 
+    now = timezone.now()
     return Carrier.objects.filter(pk=carrier.pk, breaker_state=Carrier.OPEN,
                                   breaker_opened_at__lte=now - BREAKER_COOLDOWN).update(
         breaker_opened_at=now) == 1

@@ -14,3 +14,8 @@ class ApiConfig(AppConfig):
 
         cache_statement_conversion()
         connection_created.connect(postgresql_tuned, dispatch_uid="mittis.db.postgresql_tuned")
+
+        from mittis.api.idempotency import redact_stored_answers
+        from mittis.signals import object_redacted
+
+        object_redacted.connect(redact_stored_answers, dispatch_uid="mittis.api.idempotency.redact_stored_answers")

@@ -25,11 +25,12 @@ from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 import http_sf
+from rest_framework.renderers import JSONRenderer
 
 from mittis.accounts.authentication import api_key_for_request
 from mittis.api.errors import error_response
 from mittis.api.models import IdempotencyRecord
-from mittis.db import insert, insert_select, quoted_table
+from mittis.db import StatementUndone, insert, insert_select, quoted_table
 
 HEADER = "Idempotency-Key"
 MAX_LENGTH = 255
@@ -45,11 +46,6 @@ class KeyNotFree(Exception):
 
 class WriteRefused(Exception):
     """The one-statement attempt tried a write outside its statement; refused before it ran."""
-
-
-class StatementUndone(Exception):
-    """The one-statement attempt's statement failed itself on purpose (a balance that does not cover the
-    send): everything it wrote is undone."""
 
 
 # What ends a one-statement attempt having written nothing (IntegrityError: a twin recorded the key after the
@@ -229,14 +225,15 @@ def _lock_and_find_sql() -> str:
 
 
 STATEMENT_PREFIX = "WITH idempotency_key AS ("
+_RENDERER = JSONRenderer()
 
 
 @dataclass(eq=False)
 class KeyInStatement:
-    """A keyed POST whose view writes in one statement. The view adds `guard` first (the key's
-    advisory lock, taken and released within the statement, and no record of the key) and conditions every
-    write on it, then `record` (the answer, written with the rows it names). The statement then runs in
-    autocommit: accepting a message was BEGIN, lock, writes, record and COMMIT, five round trips with the
+    """A keyed POST whose view writes in one statement: the `mittis.db.StatementGuard` the view hands to its
+    service. The service adds `guard` first (the key's advisory lock, taken and released within the statement,
+    and no record of the key) and conditions every write on it, then `record` (the answer, written with the
+    rows it names). The statement then runs in autocommit: accepting a message was BEGIN, lock, writes, record and COMMIT, five round trips with the
     account's balance row locked across three of them; it is one.
 
     As in the transactional path, a twin whose snapshot predates the first's commit meets the unique
@@ -246,7 +243,6 @@ class KeyInStatement:
     scope: dict
     fingerprint: str
     recorded: HttpResponse | None = None
-    _render: tuple | None = None
     _answer: tuple[int, bytes, str] | None = None
 
     def guard(self, statement) -> str:
@@ -259,16 +255,11 @@ class KeyInStatement:
                       [_lock_id(self.scope), self.scope["account_id"], self.scope["livemode"], self.scope["key"]])
         return "(SELECT free FROM idempotency_key)"
 
-    def render_with(self, renderer, media_type: str, context: dict) -> None:
-        """How the view renders its answer (DRF's negotiated renderer), so the record holds those very bytes."""
-        charset = f"; charset={renderer.charset}" if renderer.charset else ""
-        self._render = (lambda data: renderer.render(data, media_type, context), renderer.media_type + charset)
-
-    def record(self, statement, *, status: int, data, source: str) -> None:
-        """The key's record, one row per row of `source` (the part whose rows mean the request was done)."""
+    def record(self, statement, *, status: int, data: dict, source: str) -> None:
+        """The key's record, one row per row of `source` (the part whose rows mean the request was done), holding
+        the answer rendered as the API renders JSON: the very bytes the first answer and every replay give."""
         request = self.request
-        render, content_type = self._render
-        body = render(data)
+        body, content_type = _RENDERER.render(data), _RENDERER.media_type
         self._answer = (status, body, content_type)
         statement.add("idempotency_record", *insert_select(IdempotencyRecord(
             **self.scope, fingerprint=self.fingerprint, method=request.method,
@@ -315,3 +306,26 @@ def _replay(request, record: IdempotencyRecord, request_fingerprint: str) -> Htt
 def purge_expired() -> int:
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=expiry_cutoff()).delete()
     return deleted
+
+
+def redact_stored_answers(sender, *, account_id: int, livemode: bool, object_id: str, created_at, changes: dict,
+                          **kwargs) -> None:
+    """`mittis.signals.object_redacted`: overwrite the redacted fields in the stored answers that are that object.
+    Answers live a day at most (keys expire), and none predates its object: an object older than a day is in
+    none, and only a day's answers of one account are looked through."""
+    cutoff = expiry_cutoff()
+    if created_at < cutoff:
+        return
+    needle = object_id.encode()
+    for record in IdempotencyRecord.objects.filter(account_id=account_id, livemode=livemode, method="POST",
+                                                   created_at__gte=max(cutoff, created_at)):
+        if needle not in bytes(record.response_body):
+            continue
+        try:
+            answer = json.loads(bytes(record.response_body))
+        except ValueError:
+            continue
+        if isinstance(answer, dict) and answer.get("id") == object_id:
+            answer.update(changes)
+            record.response_body = _RENDERER.render(answer)
+            record.save(update_fields=["response_body"])

@@ -6,7 +6,8 @@ import pytest
 from messaging import statuses
 from messaging.carriers.base import DeliveryReport, SendResult
 from messaging.models import CarrierReport, Message
-from messaging.services import _accept, _claim_attempt, message_apply_delivery_report, message_create, message_send
+from messaging.services import message_apply_delivery_report, message_create, message_send
+from messaging.services.send import Accepted, carriers_accepted, claim_attempt
 
 
 @pytest.fixture
@@ -51,12 +52,13 @@ def test_a_report_from_another_carrier_with_the_same_id_does_not_touch_the_messa
 
 def test_a_report_that_overtakes_the_submit_answer_is_kept_and_applied_when_the_id_is_known(account):
     message = message_create(account=account, livemode=False, sender="+18045550142", to="+18045550199", body="hi")
-    assert _claim_attempt(message.pk, 1)
+    assert claim_attempt(message.pk, 1)
     early = DeliveryReport("carrier-id-7", statuses.DELIVERED, carrier_status="DELIVRD")
 
     assert message_apply_delivery_report(carrier="sandbox", report=early) is None
     assert CarrierReport.objects.get().message is None
-    _accept(message.pk, "sandbox", SendResult(carrier_message_id="carrier-id-7"))
+    carriers_accepted([Accepted(message, "sandbox", SendResult(carrier_message_id="carrier-id-7"), attempt=None,
+                                attempts=[])])
 
     message.refresh_from_db()
     assert message.status == statuses.DELIVERED
@@ -66,7 +68,7 @@ def test_a_report_that_overtakes_the_submit_answer_is_kept_and_applied_when_the_
 
 def test_a_report_naming_our_reference_matches_a_message_whose_submit_answer_was_lost(account):
     message = message_create(account=account, livemode=False, sender="+18045550142", to="+18045550199", body="hi")
-    _claim_attempt(message.pk, 1)
+    claim_attempt(message.pk, 1)
 
     message_apply_delivery_report(carrier="twilio-main", report=DeliveryReport(
         "SM0123", statuses.DELIVERED, carrier_status="delivered", reference=message.public_id))

@@ -132,7 +132,7 @@ def test_a_message_whose_carrier_does_not_batch_is_handed_to_a_task_of_its_own(a
     home.refresh_from_db()
     assert (abroad.status, abroad.send_attempts, home.status) == (statuses.QUEUED, 0, statuses.SENT)
     [task] = [t for t in drain_queued_tasks() if t["task"] == "messaging.send_message"]
-    assert ast.literal_eval(task["argsrepr"]) == (abroad.pk,) and not task["eta"]
+    assert ast.literal_eval(task["kwargsrepr"]) == {"message_id": abroad.pk, "attempt": 1} and not task["eta"]
     assert messages_dispatch() == 0  # the dispatchers leave it to its task
     assert Message.objects.get(pk=abroad.pk).status == statuses.QUEUED
 
@@ -150,7 +150,7 @@ def test_a_live_message_over_its_senders_rate_waits_in_a_task_of_its_own(account
     second.refresh_from_db()
     assert (Message.objects.get(pk=first.pk).status, second.status) == (statuses.SENT, statuses.QUEUED)
     [task] = [t for t in drain_queued_tasks() if t["task"] == "messaging.send_message"]
-    assert ast.literal_eval(task["argsrepr"]) == (second.pk,) and task["eta"]  # run when the slot is free
+    assert ast.literal_eval(task["kwargsrepr"])["message_id"] == second.pk and task["eta"]  # run when the slot is free
     time.sleep(1.0)
     assert message_send(message_id=second.pk).sent
 
@@ -167,7 +167,7 @@ def test_a_batch_over_its_senders_rate_spaces_the_waiting_messages_by_the_rate(a
 
     assert messages_dispatch() == 1
     took = (datetime.now(dt_timezone.utc) - started).total_seconds()
-    tasks = {ast.literal_eval(t["argsrepr"])[0]: t for t in drain_queued_tasks()
+    tasks = {ast.literal_eval(t["kwargsrepr"])["message_id"]: t for t in drain_queued_tasks()
              if t["task"] == "messaging.send_message"}
     runs = [datetime.fromisoformat(tasks[m.pk]["eta"]) for m in created[1:]]
     # Each in the slot it can have, half a second apart, not all three back at once to be refused again.

@@ -127,3 +127,25 @@ def test_a_carrier_that_may_have_taken_the_message_is_not_followed_by_another(ro
     assert tries(message) == [("primary", "unknown")]
     assert message["status"] == "sending"  # its status callback settles it; the backup never sends it
     assert Carrier.objects.get(name="primary").breaker_failures == 0
+
+
+def test_a_healed_carrier_behind_a_dispatcher_gets_its_probe_and_its_breaker_closes(route, live_api, twilio_stand_in):
+    """The batch dispatcher hands a message whose first carrier does not batch (Twilio) to a task of its own.
+    Choosing that must not use up the half-open probe: the task must try the healed carrier, or its breaker
+    never closes and every probe round only moves its opening time on."""
+    from messaging.carriers.registry import breaker_record
+    from messaging.services import messages_dispatch
+
+    for _ in range(BREAKER_THRESHOLD):
+        breaker_record("primary", ok=False)
+    Carrier.objects.filter(name="primary").update(  # healed, and its cool-down over
+        settings={"account_sid": ACCOUNT_SID, "base_url": twilio_stand_in["url"]},
+        breaker_opened_at=timezone.now() - BREAKER_COOLDOWN - timedelta(seconds=1))
+    created = live_api.post("/v1/messages", SEED, format="json").json()
+
+    assert messages_dispatch() == 0  # handed to its own task, not sent in the batch
+    message_send(message_id=Message.objects.get(public_id=created["id"]).pk)  # what that task runs
+
+    assert tries(live_api.get(f"/v1/messages/{created['id']}").json()) == [("primary", "accepted")]
+    assert twilio_stand_in["received"] == 1
+    assert Carrier.objects.get(name="primary").breaker_state == "closed"

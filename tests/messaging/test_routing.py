@@ -78,7 +78,7 @@ def test_an_open_breaker_leaves_the_carrier_out_until_its_probe(carriers):
 
     from django.utils import timezone
 
-    from messaging.carriers.registry import BREAKER_COOLDOWN, BREAKER_THRESHOLD, breaker_record
+    from messaging.carriers.registry import BREAKER_COOLDOWN, BREAKER_THRESHOLD, breaker_record, breaker_take_probe
 
     uk_direct, uk_mobile, global_, backup = carriers
     route(global_, backup)
@@ -88,8 +88,11 @@ def test_an_open_breaker_leaves_the_carrier_out_until_its_probe(carriers):
     assert Carrier.objects.get(name="global").breaker_state == "open"
     assert names("+18045550199", "US") == ["backup"]
     Carrier.objects.filter(name="global").update(breaker_opened_at=timezone.now() - BREAKER_COOLDOWN - timedelta(seconds=1))
-    assert names("+18045550199", "US") == ["global", "backup"]  # the one probe
-    assert names("+18045550199", "US") == ["backup"]  # only one
+    assert names("+18045550199", "US") == ["global", "backup"]  # a candidate for its probe...
+    assert names("+18045550199", "US") == ["global", "backup"]  # ...which routing alone never uses up
+    assert breaker_take_probe(Carrier.objects.get(name="global"))  # the send that probes it
+    assert not breaker_take_probe(Carrier.objects.get(name="global"))  # only one
+    assert names("+18045550199", "US") == ["backup"]  # the next probe is a cool-down away
     breaker_record("global", ok=True)
     assert Carrier.objects.get(name="global").breaker_state == "closed"
     assert names("+18045550199", "US") == ["global", "backup"]

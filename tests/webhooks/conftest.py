@@ -8,7 +8,7 @@ import time
 from celery.contrib.testing.worker import start_worker
 import pytest
 
-from messaging import tasks as messaging_tasks
+from messaging.services import send
 from mittis.celery import app as celery_app
 from tests.conftest import drain_queued_tasks
 
@@ -92,7 +92,7 @@ def fast_retries(settings):
 @pytest.fixture
 def worker(settings, monkeypatch, fast_retries):
     settings.MITTIS_SANDBOX_REPORT_DELAY = 0.2
-    monkeypatch.setattr(messaging_tasks, "SEND_RETRY_BASE_SECONDS", 0.2)
+    monkeypatch.setattr(send, "SEND_RETRY_BASE_SECONDS", 0.2)
     # A task an earlier test left on this run's queue (a batch dispatcher) would claim this test's messages.
     drain_queued_tasks()
     with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING"):

@@ -1,0 +1,67 @@
+"""Redaction: a final message's body removed from everywhere it is kept, at once or past its account's
+retention. Status, segments and price stay, so usage and billing still add up."""
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from messaging import statuses
+from messaging.models import CarrierReport, Message, MessageEvent, SmppSubmission
+from mittis.accounts.models import Account
+from mittis.api.exceptions import ApiError
+from mittis.signals import object_redacted
+from webhooks import services as webhooks
+
+
+def message_redact(*, message: Message) -> Message:
+    """Remove a final message's body everywhere we keep it: the message, its events, the webhook
+    payloads kept for retries, carrier reports, SMPP hand-overs, and (through `object_redacted`) what other
+    parts of Mittis kept, such as stored idempotent answers."""
+    with transaction.atomic():
+        message = Message.objects.select_for_update().get(pk=message.pk)
+        if message.redacted_at:
+            return message
+        if not statuses.is_final(message.status):
+            raise ApiError("message_not_redactable",
+                           f"Only a message in a final status can be redacted; this one is {message.status}.")
+        _redact_locked(message)
+    return message
+
+
+def _redact_locked(message: Message) -> None:
+    now = timezone.now()
+    message.body, message.redacted_at = "", now
+    message.save(update_fields=["body", "redacted_at", "updated_at"])
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for event in MessageEvent.objects.filter(message=message):
+        event.data = {**event.data, "body": None, "redacted_at": stamp}
+        event.save(update_fields=["data"])
+    webhooks.events_redact(object_id=message.public_id, redacted_at=stamp)
+    for report in CarrierReport.objects.filter(message=message):
+        report.raw = {"report": report.raw.get("report", {}), "received": "redacted"}
+        report.save(update_fields=["raw"])
+    SmppSubmission.objects.filter(reference=message.public_id).update(body="")
+    object_redacted.send(sender=Message, account_id=message.account_id, livemode=message.livemode,
+                         object_id=message.public_id, created_at=message.created_at,
+                         changes={"body": None, "redacted_at": stamp})
+
+
+def messages_redact_past_retention(*, batch: int = 500) -> int:
+    """Redact every message older than its account's retention (a nightly beat task)."""
+    redacted = 0
+    now = timezone.now()
+    for account in Account.objects.all().only("pk", "retention_days").iterator():
+        cutoff = now - timedelta(days=account.retention_days)
+        while True:
+            ids = list(Message.objects.filter(account_id=account.pk, created_at__lt=cutoff, redacted_at__isnull=True,
+                                              status__in=statuses.FINAL).values_list("pk", flat=True)[:batch])
+            if not ids:
+                break
+            for message_id in ids:
+                with transaction.atomic():
+                    message = Message.objects.select_for_update().get(pk=message_id)
+                    if not message.redacted_at:
+                        _redact_locked(message)
+                        redacted += 1
+    return redacted
