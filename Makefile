@@ -11,10 +11,13 @@ PEERS := tests/peers/node_modules/.installed
 
 .PHONY: run serve test bench load install migrate bootstrap clean
 
-$(STAMP): requirements.txt
+# One environment for every target: requirements-dev.txt is the runtime (requirements.txt) plus what only
+# the tests need, so `make run` and `make test` are each one command on a fresh machine. Production
+# installs requirements.txt alone.
+$(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
 install: $(STAMP)

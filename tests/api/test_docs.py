@@ -1,5 +1,10 @@
-"""/openapi.json and /docs: the reference a developer reads."""
+"""/openapi.json and /docs: the reference a developer reads; the README and the operations guide."""
 
+import html
+from pathlib import Path
+import re
+
+from django.conf import settings
 import pytest
 
 from mittis.api.catalogue import ERROR_CODES
@@ -66,7 +71,7 @@ def test_docs_and_the_error_catalogue_are_served(client, db):
 def test_the_docs_page_loads_its_assets_locally(client, db):
     docs = client.get("/docs").content.decode()
 
-    assert "cdn" not in docs.lower()
+    assert "cdn" not in docs.lower() and "fonts.googleapis.com" not in docs
     asset = docs.split('src="')[1].split('"')[0]
     assert client.get(asset).status_code == 200
 
@@ -132,3 +137,62 @@ def test_the_docs_list_every_message_error_code_with_its_retryable_flag(schema):
     assert "## Why a message failed" in description and "MESSAGE_ERROR_CATALOGUE" not in description
     for error in MESSAGE_ERRORS.values():
         assert f"| `{error.code}` | {'yes' if error.retryable else 'no'} |" in description
+
+
+ROOT = Path(settings.BASE_DIR)
+
+
+def links(markdown: str) -> set[str]:
+    """Every link target of a Markdown text outside code: `[text](target)` and bare local server URLs."""
+    prose = re.sub(r"`[^`]*`", "", re.sub(r"```.*?```", "", markdown, flags=re.S))
+    targets = set(re.findall(r"\]\(([^)\s]+)\)", prose))
+    targets |= {url.rstrip(".,;:") for url in re.findall(r"http://127\.0\.0\.1:8000[^\s)|]*", prose)}
+    return targets
+
+
+def assert_resolves(client, target: str, anchors: set[str]) -> None:
+    if target.startswith("http://127.0.0.1:8000"):
+        target = target.removeprefix("http://127.0.0.1:8000") or "/"
+    if target.startswith("#"):
+        assert target[1:] in anchors, target
+    elif target.startswith("/"):
+        assert client.get(target, follow=True).status_code == 200, target
+    elif not target.startswith("https://"):  # the outside world is not the tests' to check
+        assert (ROOT / target.split("#")[0]).is_file(), target
+
+
+def test_the_operations_guide_is_served_with_its_headings(client, db):
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    response = client.get("/docs/operations")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    headings = re.findall(r"^#{1,3} (.+)$", re.sub(r"```.*?```", "", guide, flags=re.S), re.M)
+    assert {"Commands", "Production", "Settings", "Scale-out", "make bench", "make load", "Tests", "Layout"} <= set(headings)
+    for heading in headings:
+        assert re.search(rf'<h[123] id="[a-z0-9-]+">{re.escape(html.escape(heading, quote=False))}</h[123]>', page), heading
+    assert "<script" not in page and "<link" not in page  # nothing fetched: the page works offline
+    assert "<table>" in page
+
+
+def test_every_link_of_the_guide_resolves(client, db):
+    page = client.get("/docs/operations").content.decode()
+
+    for target in links((ROOT / "docs" / "operations.md").read_text()):
+        assert_resolves(client, target, anchors=set(re.findall(r'id="([^"]+)"', page)))
+
+
+def test_every_link_of_the_readme_resolves(client, db):
+    targets = links((ROOT / "README.md").read_text())
+
+    assert {"docs/operations.md", "http://127.0.0.1:8000/docs/operations"} <= targets
+    for target in targets:
+        assert_resolves(client, target, anchors=set())
+
+
+@pytest.mark.parametrize("path", ["/docs", "/docs/errors", "/docs/operations"])
+def test_every_docs_page_links_the_others(client, db, path):
+    page = client.get(path).content.decode()
+
+    for other in ["/docs", "/docs/errors", "/docs/operations"]:
+        assert f'href="{other}"' in page
