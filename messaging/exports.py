@@ -1,8 +1,8 @@
 """Bulk exports of messages and events, in bounded memory.
 
-Rows are read with a server-side cursor (`QuerySet.iterator`), serialized by the API's own
-serializers, and written line by line to a temporary file that the `exports` storage then takes in
-chunks: memory stays flat whatever the size.
+Rows are read with a server-side cursor (`QuerySet.iterator`), built by the API's own builder
+(`messaging.representation`), and written line by line to a temporary file that the `exports` storage
+then takes in chunks: memory stays flat whatever the size.
 
 CSV columns are the API object's fields in the API's order. Cells: null is empty, booleans are
 `true`/`false`, objects and lists (`metadata`, `attempts`, an event's `data`) are JSON. NDJSON lines
@@ -23,12 +23,12 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
 from django.db import transaction
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from messaging import selectors
-from messaging.models import Export, SendAttempt
-from messaging.serializers import MessageSerializer, message_row
+from messaging.models import Export
+from messaging.representation import MESSAGE_FIELDS, messages_json
+from messaging.serializers import MessageSerializer
 from mittis.celery import enqueue
 from webhooks.models import Event
 
@@ -72,32 +72,6 @@ def _rows(export: Export) -> tuple[int, Iterator[dict | str]]:
     return events.count(), (payload for payload in events.values_list("payload", flat=True).iterator(chunk_size=CHUNK_ROWS))
 
 
-MESSAGE_FIELDS = ["pk", "public_id", "status", "direction", "from_number", "to", "body", "encoding", "segments",
-                  "price", "currency", "metadata", "status_callback", "error_code", "error_message", "send_at",
-                  "expires_at", "redacted_at", "created_at", "updated_at", "livemode"]
-ATTEMPT_FIELDS = ["message_id", "carrier", "started_at", "latency_ms", "outcome", "carrier_message_id", "raw_code",
-                  "error_code"]
-
-
-class _Row:
-    """Attribute access over a `values()` row, so `message_row` serves both rows and model instances. The row
-    is the object's own `__dict__`: a `__getattr__` costs a failed lookup first, a fifth of listing messages."""
-
-    def __init__(self, values: dict, attempts: list):
-        self.__dict__ = values
-        self.attempts = _Attempts(attempts)
-
-
-class _Attempts(list):
-    def all(self):
-        return self
-
-
-class _AttemptRow:
-    def __init__(self, values: dict):
-        self.__dict__ = values
-
-
 def _message_rows(messages) -> Iterator[dict]:
     """Rows as plain values, a chunk at a time (a server-side cursor), with each chunk's attempts in one
     query: no model instances, which are most of an ORM read's cost at this volume."""
@@ -105,23 +79,9 @@ def _message_rows(messages) -> Iterator[dict]:
     for values in messages.values(*MESSAGE_FIELDS).iterator(chunk_size=CHUNK_ROWS):
         chunk.append(values)
         if len(chunk) == CHUNK_ROWS:
-            yield from message_rows_of(chunk)
+            yield from messages_json(chunk)
             chunk = []
-    yield from message_rows_of(chunk)
-
-
-def message_rows_of(chunk: list[dict]) -> Iterator[dict]:
-    """The API's JSON of messages read as `values(*MESSAGE_FIELDS)`, with their attempts in one query."""
-    if not chunk:
-        return
-    attempts: dict[int, list] = {}
-    # One array parameter, not one per message: the same statement each time.
-    ids = RawSQL("SELECT unnest(%s::bigint[])", [[row["pk"] for row in chunk]])
-    for values in (SendAttempt.objects.filter(message_id__in=ids)
-                   .order_by("message_id", "number").values(*ATTEMPT_FIELDS)):
-        attempts.setdefault(values["message_id"], []).append(_AttemptRow(values))
-    for values in chunk:
-        yield message_row(_Row(values, attempts.get(values["pk"], [])))
+    yield from messages_json(chunk)
 
 
 def export_run(*, export_id: int) -> Export | None:

@@ -7,13 +7,13 @@ from datetime import timezone as dt_timezone
 from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from messaging.models import Export, Message, MessageEvent, OptOut
+from messaging.models import Export, Message, MessageEvent, OptOut, SendAttempt
 from mittis.accounts.models import Account
 from mittis.api.exceptions import ApiError
 
 
 def message_scope(*, account: Account, livemode: bool) -> QuerySet[Message]:
-    return Message.objects.filter(account=account, livemode=livemode).prefetch_related("attempts")
+    return Message.objects.filter(account=account, livemode=livemode)
 
 
 def message_get(*, account: Account, livemode: bool, public_id: str) -> Message:
@@ -40,6 +40,10 @@ def message_list(*, account: Account, livemode: bool, status: str | None = None,
     if created_lt:
         messages = messages.filter(created_at__lt=created_lt)
     return messages
+
+
+def message_attempts(*, message: Message) -> QuerySet[SendAttempt]:
+    return message.attempts.order_by("number")
 
 
 def message_events(*, message: Message) -> QuerySet[MessageEvent]:

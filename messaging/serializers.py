@@ -1,15 +1,14 @@
-from datetime import timedelta, timezone as dt_timezone
+from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.pricing import format_amount
 from billing.serializers import MoneyField
 from messaging import statuses
-from messaging.errors import retryable
 from messaging.models import Message, MessageEvent, SendAttempt
+from messaging.representation import message_row  # also for services, which build events with it
 from mittis.api.pagination import ListParamsSerializer
 from mittis.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer, TimestampField
 from mittis.numbers import valid_e164
@@ -171,44 +170,40 @@ class MessageCreateSerializer(StrictSerializer):
 
 class SendAttemptSerializer(serializers.Serializer):
     carrier = serializers.CharField()
-    attempted_at = serializers.DateTimeField(source="started_at")
+    attempted_at = serializers.DateTimeField()
     latency_ms = serializers.IntegerField()
     outcome = serializers.ChoiceField(choices=[o for o, _ in SendAttempt.OUTCOMES],
                                       help_text="accepted, temporary_error (the next carrier was tried), rejected, "
                                                 "or unknown (no answer: not tried elsewhere, to never send twice).")
-    carrier_message_id = serializers.SerializerMethodField()
-    raw_code = serializers.SerializerMethodField(help_text="What the carrier said, verbatim.")
-    error_code = serializers.SerializerMethodField(help_text="Our code for it.")
-
-    def get_carrier_message_id(self, attempt) -> str | None:
-        return attempt.carrier_message_id or None
-
-    def get_raw_code(self, attempt) -> str | None:
-        return attempt.raw_code or None
-
-    def get_error_code(self, attempt) -> str | None:
-        return attempt.error_code or None
+    carrier_message_id = serializers.CharField(read_only=True, allow_null=True)
+    raw_code = serializers.CharField(read_only=True, allow_null=True, help_text="What the carrier said, verbatim.")
+    error_code = serializers.CharField(read_only=True, allow_null=True, help_text="Our code for it.")
 
 
 class MessageSerializer(serializers.Serializer):
     """The message object. Also the `data` of every event, so the two never drift apart."""
 
-    object = serializers.SerializerMethodField()
-    id = serializers.CharField(source="public_id")
+    # Declares the object for the schema; `messaging.representation` builds it, for every use.
+
+    object = serializers.CharField(read_only=True)
+    id = serializers.CharField()
     status = serializers.ChoiceField(choices=statuses.ALL)
     direction = serializers.ChoiceField(choices=[Message.OUTBOUND, Message.INBOUND])
-    from_ = serializers.CharField(source="from_number")
+    from_ = serializers.CharField()
     to = serializers.CharField()
-    body = serializers.SerializerMethodField(help_text="The text; null once redacted (see `redacted_at`).")
+    body = serializers.CharField(read_only=True, allow_null=True,
+                                 help_text="The text; null once redacted (see `redacted_at`).")
     encoding = serializers.ChoiceField(choices=["GSM-7", "UCS-2"])
     segments = serializers.IntegerField()
     price = MoneyField(help_text="Decimal string: segments x the flat price per segment of the destination.")
     currency = serializers.CharField()
     metadata = serializers.DictField(child=serializers.CharField())
-    status_callback = serializers.SerializerMethodField(help_text="The URL that gets this message's events, or null.")
+    status_callback = serializers.CharField(read_only=True, allow_null=True,
+                                            help_text="The URL that gets this message's events, or null.")
     error_code = serializers.CharField(allow_null=True, help_text="Why the message failed; null unless it did.")
     error_message = serializers.CharField(allow_null=True)
-    retryable = serializers.SerializerMethodField(
+    retryable = serializers.BooleanField(
+        read_only=True, allow_null=True,
         help_text="For a failed message: whether sending it again later may succeed (see the error catalogue).")
     attempts = SendAttemptSerializer(many=True, help_text="Every try of a carrier, in order: 1, 2, 3...")
     send_at = serializers.DateTimeField(allow_null=True, help_text="When a scheduled message is sent.")
@@ -219,31 +214,11 @@ class MessageSerializer(serializers.Serializer):
     livemode = serializers.BooleanField()
 
     def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")
-        # Keep the documented order: `from` before `to`.
-        return {name: fields[name] for name in [
-            "object", "id", "status", "direction", "from", "to", "body", "encoding", "segments", "price",
-            "currency", "metadata", "status_callback", "error_code", "error_message", "retryable", "attempts",
-            "send_at", "expires_at", "redacted_at", "created_at", "updated_at", "livemode"]}
+        # `from` is a Python keyword; renamed in place, so the documented order stays the declared one.
+        return {"from" if name == "from_" else name: field for name, field in super().get_fields().items()}
 
-    def get_object(self, message) -> str:
-        return "message"
-
-    def get_status_callback(self, message) -> str | None:
-        return message.status_callback or None
-
-    def get_body(self, message) -> str | None:
-        return None if message.redacted_at else message.body
-
-    def get_retryable(self, message) -> bool | None:
-        return retryable(message.error_code) if message.status in FAILURES else None
-
-    def to_representation(self, message):
-        data = super().to_representation(message)
-        data["error_code"] = message.error_code or None
-        data["error_message"] = message.error_message or None
-        return data
+    def to_representation(self, message: Message) -> dict:
+        return message_row(message)
 
 
 class MessageEventSerializer(serializers.Serializer):
@@ -330,9 +305,6 @@ class OptOutSerializer(serializers.Serializer):
         return "opt_out"
 
 
-FAILURES = {statuses.FAILED, statuses.UNDELIVERED, statuses.EXPIRED}
-
-
 class ExportCreateSerializer(StrictSerializer):
     type = serializers.ChoiceField(choices=["messages", "events"])
     format = serializers.ChoiceField(choices=["csv", "ndjson"], default="ndjson")
@@ -384,41 +356,3 @@ class ExportSerializer(serializers.Serializer):
 
     def get_error(self, export) -> str | None:
         return export.error or None
-
-
-# --- The message's JSON, built directly --------------------------------------------------------
-TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"  # settings.REST_FRAMEWORK["DATETIME_FORMAT"]
-
-
-def _when(value) -> str | None:
-    """TIMESTAMP's form, built the cheap way: lists and exports call this five times a row."""
-    if value is None:
-        return None
-    if value.tzinfo is not dt_timezone.utc:  # what the database gives is UTC already
-        value = value.astimezone(dt_timezone.utc)
-    return value.isoformat()[:19] + "Z"  # the first 19 are the same with or without microseconds; no keyword: faster
-
-
-def message_row(message: Message, *, attempts=None) -> dict:
-    """`MessageSerializer(message).data`, built directly: exports write millions of these and every status
-    change freezes one in its event, and the serializer's per-field machinery is most of their cost. Tests
-    hold the two equal, field for field. `attempts` stands in for `message.attempts.all()` (a message not
-    yet inserted has none, and no related manager)."""
-    failed = message.status in FAILURES
-    return {
-        "object": "message", "id": message.public_id, "status": message.status, "direction": message.direction,
-        "from": message.from_number, "to": message.to, "body": None if message.redacted_at else message.body,
-        "encoding": message.encoding, "segments": message.segments, "price": format_amount(message.price),
-        "currency": message.currency, "metadata": {k: str(v) for k, v in message.metadata.items()},
-        "status_callback": message.status_callback or None, "error_code": message.error_code or None,
-        "error_message": message.error_message or None,
-        "retryable": retryable(message.error_code) if failed else None,
-        "attempts": [{
-            "carrier": a.carrier, "attempted_at": _when(a.started_at), "latency_ms": a.latency_ms,
-            "outcome": a.outcome, "carrier_message_id": a.carrier_message_id or None, "raw_code": a.raw_code or None,
-            "error_code": a.error_code or None,
-        } for a in (message.attempts.all() if attempts is None else attempts)],
-        "send_at": _when(message.send_at), "expires_at": _when(message.expires_at),
-        "redacted_at": _when(message.redacted_at), "created_at": _when(message.created_at),
-        "updated_at": _when(message.updated_at), "livemode": message.livemode,
-    }

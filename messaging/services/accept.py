@@ -14,7 +14,7 @@ from billing.selectors import message_quote
 from messaging import statuses
 from messaging.encoding import analyze
 from messaging.models import Message, MessageEvent, OptOut, Sender
-from messaging.serializers import message_row
+from messaging.representation import message_row
 from messaging.services.dispatch import dispatch_mark_request
 from messaging.services.transitions import webhook_event
 from mittis.accounts.models import Account

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from messaging import statuses
 from messaging.models import Message, MessageEvent, SendAttempt
-from messaging.serializers import message_row
+from messaging.representation import message_row
 from mittis.db import Statement, insert_rows
 from webhooks import services as webhooks
 

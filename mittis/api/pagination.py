@@ -61,8 +61,8 @@ def _cursor_pk(queryset: QuerySet, public_id: str, param: str) -> int:
 
 
 def list_envelope(request, page: Page, serializer_class, represent_page=None) -> Response:
-    """The contract's list object for one page. `represent_page`: a faster builder of the page's items' JSON
-    that equals the serializer's (tests hold them equal)."""
+    """The contract's list object for one page. `represent_page`: builds the page's items' JSON in the
+    serializer's place, for pages read as plain values."""
     data = list(represent_page(page.items)) if represent_page else serializer_class(page.items, many=True).data
     return Response({"object": "list", "url": request.path, "has_more": page.has_more, "data": data})
 

@@ -229,13 +229,3 @@ def test_an_export_runs_on_a_real_worker_from_the_broker():
 
     assert export["row_count"] == 3 and len(download(client, export).decode().splitlines()) == 4
 
-
-def test_the_exports_row_builder_is_the_api_serializer_field_for_field(api, history):
-    from messaging.serializers import MessageSerializer, message_row
-
-    Message.objects.filter(public_id=history[1]).update(send_at=timezone.now(), error_code="unreachable",
-                                                        error_message="Out of coverage", status="undelivered")
-    # A whole second: Python's isoformat leaves the fraction out, and the row builder slices it.
-    Message.objects.filter(public_id=history[0]).update(send_at=timezone.now().replace(microsecond=0))
-    for message in Message.objects.prefetch_related("attempts"):
-        assert message_row(message) == MessageSerializer(message).data
