@@ -42,7 +42,7 @@ from messaging.models import Message
 from messaging.services import sender_create
 from mittis.accounts.models import Account
 from mittis.accounts.services import api_key_create
-from mittis.api.management.localhost import child_pids, free_port, stop_group, wait_for_http
+from mittis.ops.localhost import child_pids, free_port, stop_group, wait_for_http
 from webhooks.models import Delivery, Event
 from webhooks.services import endpoint_create
 
