@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from mittis.accounts.models import Account
-from mittis.api.ids import public_id_default
+from mittis.ids import public_id_default
 
 # Six decimal places price a segment to a millionth of a dollar; sums of many stay exact.
 MONEY = {"max_digits": 18, "decimal_places": 6}

@@ -10,8 +10,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from billing.models import Balance, LedgerEntry
-from mittis.api.exceptions import ApiError
 from mittis.db import Statement, insert_select, quoted_table
+from mittis.errors import DomainError
 
 
 def message_charge_parts(statement: Statement, *, account_id: int, livemode: bool, message_id: str,
@@ -38,9 +38,9 @@ def message_charge_parts(statement: Statement, *, account_id: int, livemode: boo
     return debit
 
 
-def insufficient_funds(*, amount: Decimal, currency: str) -> ApiError:
-    return ApiError("insufficient_funds",
-                    f"Your balance does not cover this message ({amount.normalize():f} {currency}). Top up to send.")
+def insufficient_funds(*, amount: Decimal, currency: str) -> DomainError:
+    return DomainError("insufficient_funds",
+                       f"Your balance does not cover this message ({amount.normalize():f} {currency}). Top up to send.")
 
 
 def message_refund(*, account_id: int, livemode: bool, message_id: str, reason: str) -> LedgerEntry | None:

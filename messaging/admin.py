@@ -8,6 +8,7 @@ from messaging.exports import export_create
 from messaging.models import (
     Carrier, CarrierReport, Export, Message, OptOut, Route, RouteCarrier, Sender, SmppBind,
 )
+from mittis.errors import DomainError
 
 
 @admin.register(Sender)
@@ -91,14 +92,13 @@ class MessageAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel the selected scheduled messages (refunded)", permissions=["cancel"])
     def cancel_scheduled(self, request, queryset):
         from messaging.services import message_cancel
-        from mittis.api.exceptions import ApiError
 
         canceled = 0
         for message in queryset:
             try:
                 message_cancel(message=message)
-            except ApiError as refused:
-                self.message_user(request, f"{message.public_id}: {refused.message}", messages.ERROR)
+            except DomainError as refused:
+                self.message_user(request, f"{message.public_id}: {refused}", messages.ERROR)
                 continue
             self.log_change(request, message, "Canceled (scheduled message) from the staff console.")
             canceled += 1

@@ -3,7 +3,7 @@ from django.db.models import Q
 
 from messaging import statuses
 from mittis.accounts.models import Account
-from mittis.api.ids import public_id_default
+from mittis.ids import public_id_default
 
 
 class Sender(models.Model):

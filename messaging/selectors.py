@@ -9,7 +9,7 @@ from django.db.models.functions import TruncDate
 
 from messaging.models import Export, Message, MessageEvent, OptOut, SendAttempt
 from mittis.accounts.models import Account
-from mittis.api.exceptions import ApiError
+from mittis.errors import DomainError
 
 
 def message_scope(*, account: Account, livemode: bool) -> QuerySet[Message]:
@@ -19,7 +19,7 @@ def message_scope(*, account: Account, livemode: bool) -> QuerySet[Message]:
 def message_get(*, account: Account, livemode: bool, public_id: str) -> Message:
     message = message_scope(account=account, livemode=livemode).filter(public_id=public_id).first()
     if message is None:
-        raise ApiError("resource_missing", f"No such message: '{public_id}'.", field="id")
+        raise DomainError("resource_missing", f"No such message: '{public_id}'.", field="id")
     return message
 
 
@@ -84,5 +84,5 @@ def export_scope(*, account: Account, livemode: bool) -> QuerySet[Export]:
 def export_get(*, account: Account, livemode: bool, public_id: str) -> Export:
     export = export_scope(account=account, livemode=livemode).filter(public_id=public_id).first()
     if export is None:
-        raise ApiError("resource_missing", f"No such export: '{public_id}'.", field="id")
+        raise DomainError("resource_missing", f"No such export: '{public_id}'.", field="id")
     return export

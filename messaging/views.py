@@ -11,10 +11,10 @@ from messaging.serializers import (
     ExportCreateSerializer, ExportSerializer, MessageCreateSerializer, MessageEventSerializer,
     MessageListParamsSerializer, MessagePreviewSerializer, MessageSerializer, OptOutSerializer, UsageParamsSerializer,
 )
-from mittis.api.exceptions import ApiError
 from mittis.api.pagination import ListParamsSerializer, list_envelope, list_page, paginate
 from mittis.api.schema import error_responses, list_response
 from mittis.api.serializers import no_params
+from mittis.errors import DomainError
 
 SEED_REQUEST = {"from": "+18045550142", "to": "+18045550199", "body": "Your technician is 15 minutes out."}
 SEED_RESPONSE = {
@@ -314,9 +314,9 @@ class ExportDownloadView(APIView):
     def get(self, request, id: str):
         export = selectors.export_get(account=request.user.account, livemode=request.user.livemode, public_id=id)
         if export.file_deleted_at:
-            raise ApiError("export_expired")
+            raise DomainError("export_expired")
         if export.status != export.SUCCEEDED:
-            raise ApiError("export_not_ready", f"The export is {export.status}; download it once it has succeeded.")
+            raise DomainError("export_not_ready", f"The export is {export.status}; download it once it has succeeded.")
         gzip = "gzip" in request.headers.get("Accept-Encoding", "")
         response = StreamingHttpResponse(exports.export_file_chunks(export, gzip=gzip),
                                          content_type="text/csv; charset=utf-8" if export.format == "csv"

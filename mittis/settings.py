@@ -64,7 +64,7 @@ if MITTIS_HTTPS:
 SESSION_COOKIE_HTTPONLY = True
 
 INSTALLED_APPS = [
-    "mittis.apps.MittisAdminConfig",  # the Django admin, as the staff console
+    "mittis.console.apps.MittisAdminConfig",  # the Django admin, as the staff console
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "billing",
     "webhooks",
     "messaging",
+    "mittis.ops",  # commands that drive every app (bench, loadtest, reencrypt_secrets)
 ]
 
 MIDDLEWARE = [
@@ -205,7 +206,8 @@ SPECTACULAR_SETTINGS = {
     "PREPROCESSING_HOOKS": ["mittis.api.schema.only_public_api"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "mittis.api.schema.describe_api",
+        "mittis.api.schema.describe_every_operation",
+        "mittis.openapi.describe_api",
     ],
     "ENUM_NAME_OVERRIDES": {"EventTypeEnum": "webhooks.serializers.EVENT_TYPES",
                             "ExportStatusEnum": ["pending", "running", "succeeded", "failed"],

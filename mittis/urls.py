@@ -21,7 +21,7 @@ urlpatterns = [
 ]
 
 if settings.MITTIS_BENCH_REFERENCES:
-    urlpatterns.append(path("bench/", include("mittis.api.bench_views")))
+    urlpatterns.append(path("bench/", include("mittis.ops.bench_views")))
 
 handler400 = "mittis.api.errors.bad_request_view"
 handler403 = "mittis.api.errors.permission_denied_view"

@@ -7,8 +7,8 @@ import kombu.pools
 import pytest
 from rest_framework.test import APIClient
 
-from mittis.api.management.localhost import free_port  # noqa: F401 (the tests' import of it)
 from mittis.celery import app as celery_app
+from mittis.ops.localhost import free_port  # noqa: F401 (the tests' import of it)
 from tests.factories import AccountFactory, SenderFactory, api_key_for
 
 SEED = {"from": "+18045550142", "to": "+18045550199", "body": "Your technician is 15 minutes out."}

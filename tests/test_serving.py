@@ -11,7 +11,7 @@ import time
 
 from django.conf import settings
 
-from mittis.api.management.localhost import child_pids, stop_group, wait_for_http
+from mittis.ops.localhost import child_pids, stop_group, wait_for_http
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]

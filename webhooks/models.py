@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import Q
 
 from mittis.accounts.models import Account
-from mittis.api.ids import public_id_default
+from mittis.ids import public_id_default
 
 
 class WebhookEndpoint(models.Model):

@@ -3,7 +3,7 @@
 from django.db.models import QuerySet
 
 from mittis.accounts.models import Account
-from mittis.api.exceptions import ApiError
+from mittis.errors import DomainError
 from webhooks.models import DeliveryAttempt, Event, WebhookEndpoint
 
 
@@ -14,7 +14,7 @@ def endpoint_scope(*, account: Account, livemode: bool) -> QuerySet[WebhookEndpo
 def endpoint_get(*, account: Account, livemode: bool, public_id: str, field: str | None = None) -> WebhookEndpoint:
     endpoint = endpoint_scope(account=account, livemode=livemode).filter(public_id=public_id).first()
     if endpoint is None:
-        raise ApiError("resource_missing", f"No such webhook endpoint: '{public_id}'.", field=field)
+        raise DomainError("resource_missing", f"No such webhook endpoint: '{public_id}'.", field=field)
     return endpoint
 
 
@@ -33,7 +33,7 @@ def event_scope(*, account: Account, livemode: bool, type: str | None = None, cr
 def event_get(*, account: Account, livemode: bool, public_id: str) -> Event:
     event = event_scope(account=account, livemode=livemode).filter(public_id=public_id).first()
     if event is None:
-        raise ApiError("resource_missing", f"No such event: '{public_id}'.")
+        raise DomainError("resource_missing", f"No such event: '{public_id}'.")
     return event
 
 

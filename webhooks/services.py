@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from mittis import crypto
 from mittis.accounts.models import Account
-from mittis.api.exceptions import ApiError
 from mittis.celery import MAX_COUNTDOWN, enqueue
 from mittis.db import Statement, insert_rows, insert_select, quoted_table
+from mittis.errors import DomainError
 from mittis.redis import MarkRequest, mark_clear, marks_take
 from webhooks import signing, transport
 from webhooks.models import (LANE_KEYS, CallbackSecret, Delivery, DeliveryAttempt, Event, WebhookEndpoint,
@@ -100,7 +100,7 @@ def _check_url(url: str, *, livemode: bool, field: str) -> None:
     try:
         transport.check_url(url, livemode=livemode)
     except transport.UnsafeUrl as refused:
-        raise ApiError("url_invalid", str(refused), field=field)
+        raise DomainError("url_invalid", str(refused), field=field)
 
 
 def callback_url_check(*, url: str, livemode: bool) -> None:
@@ -507,7 +507,7 @@ def event_redeliver(*, event: Event, endpoint: WebhookEndpoint | None = None) ->
     """Send an event again: to one endpoint, or to every enabled endpoint subscribed to it."""
     if endpoint is not None:
         if endpoint.status != WebhookEndpoint.ENABLED:
-            raise ApiError("endpoint_disabled", field="endpoint")
+            raise DomainError("endpoint_disabled", field="endpoint")
         endpoints = [endpoint]
     else:
         endpoints = [e for e in WebhookEndpoint.objects.filter(

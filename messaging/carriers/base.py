@@ -6,6 +6,7 @@ neither ever reaches an API response.
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 import logging
 import time
@@ -55,6 +56,16 @@ class SendResult:
     # real carriers leave this empty and call us back.
     scheduled_report: DeliveryReport | None = None
     report_delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Inbox:
+    """Where a carrier's long-running receiver (an SMPP bind) hands what the carrier sends: the services that
+    apply a delivery report (`carrier=, report=, raw=`) and receive a message (`carrier=, inbound=, raw=`),
+    given by whoever starts it. Carriers sit below the services, which send through them."""
+
+    report: Callable[..., object]
+    inbound: Callable[..., object]
 
 
 class CarrierError(Exception):

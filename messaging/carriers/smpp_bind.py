@@ -44,7 +44,7 @@ from smpplib.client import Client
 from smpplib.ptypes import ostr
 
 from messaging import statuses
-from messaging.carriers.base import DeliveryReport, InboundSms
+from messaging.carriers.base import DeliveryReport, Inbox, InboundSms
 from messaging.carriers.smpp import (
     BIND_BOUND, BIND_CONNECTING, BIND_FAILED, CONNECTION_LOST, DEFAULT_ENQUIRE_LINK_INTERVAL, DEFAULT_RECONNECT_MAX,
     DEFAULT_RECONNECT_MIN, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_SUBMIT_TIMEOUT, DEFAULT_WINDOW, ESM_CLASS_TYPE_MASK,
@@ -534,11 +534,12 @@ class _Session:
 
 # --- The runner -----------------------------------------------------------------------------------
 class BindRunner:
-    """Keeps one carrier bound until `stop` is set: `BindRunner(carrier).run(stop)`, in a thread of
-    its own (it uses that thread's database connection)."""
+    """Keeps one carrier bound until `stop` is set: `BindRunner(carrier, inbox).run(stop)`, in a thread of
+    its own (it uses that thread's database connection). Receipts and inbound messages go to `inbox`."""
 
-    def __init__(self, carrier):
+    def __init__(self, carrier, inbox: Inbox):
         self.carrier = carrier
+        self.inbox = inbox
         self.name = carrier.name
         self.config = BindConfig.of(carrier)
         self.receipts = ReceiptBook()
@@ -641,8 +642,6 @@ class BindRunner:
 
     # Receipts and inbound messages -------------------------------------------------------------
     def on_receipt(self, pdu) -> None:
-        from messaging.services import message_apply_delivery_report
-
         text = (pdu.short_message or pdu.message_payload or b"").decode("latin-1")
         state = pdu.message_state if isinstance(pdu.message_state, int) else None
         receipt = parse_receipt(text, receipted_message_id=_text(pdu.receipted_message_id), message_state=state)
@@ -653,7 +652,7 @@ class BindRunner:
         if report is None:
             logger.info("carrier=%s part %s delivered; waiting for the other parts", self.name, receipt.message_id)
             return
-        message_apply_delivery_report(carrier=self.name, report=report, raw=_raw(pdu, text=text))
+        self.inbox.report(carrier=self.name, report=report, raw=_raw(pdu, text=text))
 
     def on_inbound(self, pdu, now: float) -> None:
         data = pdu.short_message or pdu.message_payload or b""
@@ -687,10 +686,8 @@ class BindRunner:
                 logger.exception("carrier=%s could not store an incomplete inbound message", self.name)
 
     def _receive(self, sender: str, to: str, text: str, raw: dict) -> None:
-        from messaging.services import message_receive
-
         # A deliver_sm carries no id of the SMSC's: the inbound message has none.
-        message_receive(carrier=self.name, inbound=InboundSms(sender=sender, to=to, body=text), raw=raw)
+        self.inbox.inbound(carrier=self.name, inbound=InboundSms(sender=sender, to=to, body=text), raw=raw)
 
 
 def _raw(pdu, *, text: str) -> dict:
@@ -713,7 +710,8 @@ class BindSupervisor:
     """A BindRunner thread per enabled SMPP carrier (or per carrier named), started, stopped and
     restarted as carriers are added, disabled or changed, and after a runner dies."""
 
-    def __init__(self, names: list[str] | None = None, *, rescan_interval: float = RESCAN_INTERVAL):
+    def __init__(self, inbox: Inbox, names: list[str] | None = None, *, rescan_interval: float = RESCAN_INTERVAL):
+        self.inbox = inbox
         self.names = names
         self.rescan_interval = rescan_interval
         self.running: dict[int, tuple[str, threading.Event, threading.Thread]] = {}
@@ -751,7 +749,7 @@ class BindSupervisor:
         for pk, carrier in wanted.items():
             if pk not in self.running:
                 runner_stop = threading.Event()
-                thread = threading.Thread(target=BindRunner(carrier).run, args=(runner_stop,),
+                thread = threading.Thread(target=BindRunner(carrier, self.inbox).run, args=(runner_stop,),
                                           name=f"smpp-{carrier.name}")
                 thread.start()
                 self.running[pk] = (_fingerprint(carrier), runner_stop, thread)

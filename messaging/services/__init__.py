@@ -14,6 +14,7 @@ Every status change goes through `transitions.transition`, which checks the life
 and writes the event with the change. No transaction is held across a carrier call.
 """
 
+from messaging.carriers.base import Inbox
 from messaging.services.accept import MessageQuote, message_create, message_preview, sender_create
 from messaging.services.dispatch import dispatch_request, messages_dispatch
 from messaging.services.inbound import message_receive
@@ -26,7 +27,11 @@ from messaging.services.sweeps import (
     messages_recover_lost_reports, messages_requeue_stale,
 )
 
+# What carriers' long-running receivers (SMPP binds) hand their receipts and inbound messages to.
+CARRIER_INBOX = Inbox(report=message_apply_delivery_report, inbound=message_receive)
+
 __all__ = [
+    "CARRIER_INBOX",
     "MAX_SEND_ATTEMPTS", "MessageQuote", "SendOutcome", "dispatch_request", "message_apply_delivery_report",
     "message_cancel", "message_create", "message_expire", "message_fail", "message_preview", "message_receive",
     "message_redact", "message_send", "messages_apply_delivery_reports", "messages_close_stuck",

@@ -18,7 +18,7 @@ from messaging.representation import message_row
 from messaging.services.dispatch import dispatch_mark_request
 from messaging.services.transitions import webhook_event
 from mittis.accounts.models import Account
-from mittis.api.exceptions import ApiError
+from mittis.errors import DomainError
 from mittis.db import Statement, StatementGuard, StatementUndone, insert_select, quoted_table
 from webhooks import services as webhooks
 
@@ -59,13 +59,13 @@ def message_create(*, account: Account, livemode: bool, sender: str, to: str, bo
     return message
 
 
-def _unknown_sender(sender: str) -> ApiError:
-    return ApiError("unknown_sender", f"'from' ({sender}) is not a sender registered to your account.",
+def _unknown_sender(sender: str) -> DomainError:
+    return DomainError("unknown_sender", f"'from' ({sender}) is not a sender registered to your account.",
                     field="from")
 
 
-def _opted_out(to: str) -> ApiError:
-    return ApiError("recipient_opted_out", f"{to} replied STOP to your messages; it gets none until it "
+def _opted_out(to: str) -> DomainError:
+    return DomainError("recipient_opted_out", f"{to} replied STOP to your messages; it gets none until it "
                     "replies START.", field="to")
 
 

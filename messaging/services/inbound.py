@@ -12,7 +12,7 @@ from messaging.encoding import analyze
 from messaging.models import Message, OptOut, Sender
 from messaging.services.accept import message_create
 from messaging.services.transitions import BatchWrites
-from mittis.api.exceptions import ApiError
+from mittis.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,6 @@ def message_receive(*, carrier: str, inbound: InboundSms, raw: dict | None = Non
         try:
             message_create(account=account, livemode=livemode, sender=inbound.to, to=message.from_number,
                            body=account.help_reply)
-        except ApiError as refused:  # e.g. no balance left: the inbound message is kept all the same
+        except DomainError as refused:  # e.g. no balance left: the inbound message is kept all the same
             logger.warning("HELP reply to %s not sent: %s", message.from_number, refused.code)
     return message

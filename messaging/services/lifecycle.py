@@ -8,7 +8,7 @@ from messaging import statuses
 from messaging.errors import MESSAGE_ERRORS
 from messaging.models import Message
 from messaging.services.transitions import BatchWrites, transition
-from mittis.api.exceptions import ApiError
+from mittis.errors import DomainError
 
 
 def message_fail(*, message_id: int, error_code: str, error_message: str, carrier: str = "",
@@ -53,7 +53,7 @@ def message_cancel(*, message: Message) -> Message:
     with transaction.atomic():
         message = Message.objects.select_for_update().get(pk=message.pk)
         if message.status != statuses.SCHEDULED:
-            raise ApiError("message_not_cancelable",
+            raise DomainError("message_not_cancelable",
                            f"Only a scheduled message can be canceled; this one is {message.status}.")
         writes = BatchWrites()
         transition(message, statuses.CANCELED, writes)

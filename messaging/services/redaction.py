@@ -9,7 +9,7 @@ from django.utils import timezone
 from messaging import statuses
 from messaging.models import CarrierReport, Message, MessageEvent, SmppSubmission
 from mittis.accounts.models import Account
-from mittis.api.exceptions import ApiError
+from mittis.errors import DomainError
 from mittis.signals import object_redacted
 from webhooks import services as webhooks
 
@@ -23,7 +23,7 @@ def message_redact(*, message: Message) -> Message:
         if message.redacted_at:
             return message
         if not statuses.is_final(message.status):
-            raise ApiError("message_not_redactable",
+            raise DomainError("message_not_redactable",
                            f"Only a message in a final status can be redacted; this one is {message.status}.")
         _redact_locked(message)
     return message

@@ -5,12 +5,11 @@ import binascii
 from dataclasses import dataclass
 
 from django.http import HttpRequest
-from rest_framework import authentication
+from rest_framework import authentication, exceptions
 
 from mittis.accounts.models import Account, ApiKey
 from mittis.accounts.selectors import api_key_get_active
 from mittis.accounts.services import api_key_touch
-from mittis.api.exceptions import ApiError
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if not presented:
             return None  # DRF answers 401 missing_api_key
         if api_key is None:
-            raise ApiError("invalid_api_key")
+            raise exceptions.AuthenticationFailed()  # rendered as 401 invalid_api_key
         api_key_touch(api_key=api_key)
         return ApiClient(account=api_key.account, api_key=api_key), api_key
 

@@ -1,6 +1,6 @@
 from django.db import models
 
-from mittis.api.ids import public_id_default
+from mittis.ids import public_id_default
 
 
 class Account(models.Model):

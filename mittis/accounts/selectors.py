@@ -3,9 +3,8 @@
 import hmac
 import time
 
-
+from mittis.accounts.keys import LIVE_PREFIX, TEST_PREFIX, hash_secret
 from mittis.accounts.models import ApiKey
-from mittis.accounts.services import LIVE_PREFIX, TEST_PREFIX, hash_secret
 
 
 # Keys are looked up on every request: a few seconds in the process spare the database. Any change to a

@@ -2,25 +2,20 @@
 
 from dataclasses import dataclass
 from datetime import timedelta
-import hashlib
 
 from django.db import transaction
 from django.utils import timezone
 
+from mittis.accounts.keys import LIVE_PREFIX, TEST_PREFIX, hash_secret
 from mittis.accounts.models import Account, ApiKey
-from mittis.api.ids import random_token
+from mittis.accounts.selectors import api_keys_changed
+from mittis.ids import random_token
 
-LIVE_PREFIX = "mk_live_"
-TEST_PREFIX = "mk_test_"
 # 32 base62 characters: ~190 bits, so a fast hash is safe to store (nothing to brute-force).
 _SECRET_LENGTH = 32
 _DISPLAY_PREFIX_LENGTH = 12
 # last_used_at is for people ("used today?"); writing it on every request would cost a write per call.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -46,8 +41,6 @@ def api_key_create(*, account: Account, livemode: bool, name: str = "") -> Creat
 
 
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
-    from mittis.accounts.selectors import api_keys_changed
-
     with transaction.atomic():
         ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         # An UPDATE sends no post_save. Forgotten now, for what runs in this transaction, and again at

@@ -14,7 +14,7 @@ from rest_framework import exceptions
 from rest_framework.views import set_rollback
 
 from mittis.api.catalogue import ERROR_CODES
-from mittis.api.exceptions import ApiError
+from mittis.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -90,17 +90,15 @@ def exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER: every exception a view raises leaves in the error shape."""
     from rest_framework.response import Response
 
-    from mittis.api.idempotency import RETRY_TRANSACTIONALLY
-
     request = context.get("request")
-    if isinstance(exc, RETRY_TRANSACTIONALLY) and getattr(request, "idempotency", None) is not None:
-        return None  # a one-statement attempt that wrote nothing: the idempotency middleware runs it again
+    attempt = getattr(request, "idempotency", None)  # a one-statement attempt (`idempotency.KeyInStatement`)
+    if attempt is not None and attempt.retries(exc):
+        return None  # it wrote nothing: the idempotency middleware runs the request again
     headers = {}
     if isinstance(exc, exceptions.ValidationError):
         errors = list(_flatten_validation(exc.detail))
-    elif isinstance(exc, ApiError):
-        errors = [FieldError(exc.code, exc.message, exc.field)]
-        headers.update(exc.headers)
+    elif isinstance(exc, DomainError):
+        errors = [FieldError(exc.code, exc.message or ERROR_CODES[exc.code].message, exc.field)]
     elif isinstance(exc, RequestDataTooBig):
         errors = [FieldError("request_too_large", ERROR_CODES["request_too_large"].message)]
     elif isinstance(exc, (Http404, PermissionDenied)):

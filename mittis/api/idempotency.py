@@ -275,6 +275,11 @@ class KeyInStatement:
             status, body, content_type = self._answer
             self.recorded = HttpResponse(body, status=status, content_type=content_type)
 
+    def retries(self, error: Exception) -> bool:
+        """Whether `error` ends the attempt having written nothing, so that the middleware runs the request
+        again on the transactional path (the exception handler then leaves `error` to it)."""
+        return isinstance(error, RETRY_TRANSACTIONALLY)
+
     def refuse_other_writes(self, execute, sql, params, many, context):
         """`connection.execute_wrapper` for the attempt: reads, and the statement that holds the key, run; any
         other write would commit unguarded, so it is refused and the transactional path runs instead."""

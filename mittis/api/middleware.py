@@ -1,7 +1,7 @@
 from mittis.accounts.authentication import api_key_for_request
 from mittis.api import ratelimit
 from mittis.api.errors import error_response
-from mittis.api.ids import new_public_id
+from mittis.ids import new_public_id
 
 
 class RequestIdMiddleware:

@@ -6,8 +6,8 @@ from django.db.models import QuerySet
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from mittis.api.exceptions import ApiError
 from mittis.api.serializers import StrictIntegerField, StrictSerializer
+from mittis.errors import DomainError
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -25,7 +25,7 @@ class ListParamsSerializer(StrictSerializer):
 
     def validate(self, attrs):
         if "starting_after" in attrs and "ending_before" in attrs:
-            raise ApiError("parameter_invalid", "Send at most one of 'starting_after' and 'ending_before'.",
+            raise DomainError("parameter_invalid", "Send at most one of 'starting_after' and 'ending_before'.",
                            field="ending_before")
         return attrs
 
@@ -56,7 +56,7 @@ def paginate(queryset: QuerySet, *, scope: QuerySet, limit: int, starting_after:
 def _cursor_pk(queryset: QuerySet, public_id: str, param: str) -> int:
     pk = queryset.filter(public_id=public_id).values_list("pk", flat=True).first()
     if pk is None:
-        raise ApiError("parameter_invalid", f"'{param}': no object with id '{public_id}'.", field=param)
+        raise DomainError("parameter_invalid", f"'{param}': no object with id '{public_id}'.", field=param)
     return pk
 
 

@@ -8,8 +8,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 import pytest
 
+from mittis.accounts.keys import hash_secret
 from mittis.accounts.models import ApiKey
-from mittis.accounts.services import api_key_create, api_key_revoke, hash_secret
+from mittis.accounts.services import api_key_create, api_key_revoke
 from tests.factories import AccountFactory
 
 

@@ -7,8 +7,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from messaging.models import Sender
+from mittis.accounts.keys import hash_secret
 from mittis.accounts.models import Account, ApiKey
-from mittis.accounts.services import hash_secret
 from tests.factories import AccountFactory
 
 MESSAGE = {"from": "+18045550142", "to": "+18045550199", "body": "hi"}

@@ -14,8 +14,9 @@ from messaging import statuses
 from messaging.carriers.base import DeliveryReport
 from messaging.models import Message
 from messaging.services import message_apply_delivery_report, message_create, message_send
+from mittis.accounts.keys import hash_secret
 from mittis.accounts.models import ApiKey
-from mittis.accounts.services import api_key_create, hash_secret
+from mittis.accounts.services import api_key_create
 
 SECRET = re.compile(r"mk_(?:test|live)_[A-Za-z0-9]{32}")
 

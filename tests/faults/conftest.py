@@ -9,8 +9,8 @@ import time
 from django.conf import settings
 from django.db import connection
 
-from mittis.api.management.localhost import stop_group, wait_for_http  # noqa: F401 (for the tests)
 from mittis.celery import app as celery_app
+from mittis.ops.localhost import stop_group, wait_for_http  # noqa: F401 (for the tests)
 from tests.webhooks.conftest import endpoint, fast_retries, receiver, worker  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from messaging.models import Export, Message
 from mittis.accounts.models import Account
-from mittis.api.ids import new_public_id
+from mittis.ids import new_public_id
 
 SEED_BATCH = 5000
 

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from messaging.carriers.smpp_bind import BindSupervisor
 from messaging.models import Carrier
+from messaging.services import CARRIER_INBOX
 
 
 class Command(BaseCommand):
@@ -32,4 +33,4 @@ class Command(BaseCommand):
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
         self.stdout.write(f"Binding {'every enabled SMPP carrier' if all else ', '.join(carriers)}; SIGTERM unbinds.")
-        BindSupervisor(names=carriers or None).run(stop)
+        BindSupervisor(CARRIER_INBOX, names=carriers or None).run(stop)

@@ -26,7 +26,7 @@ from messaging.carriers.smpp import CONNECTION_LOST, SmppClient
 from messaging.carriers.smpp_bind import BindRunner, BindSupervisor
 from messaging.encoding import gsm7_encode, split_parts
 from messaging.models import Carrier, Message, OptOut, Route, RouteCarrier, Sender, SendAttempt, SmppBind, SmppSubmission
-from messaging.services import message_send
+from messaging.services import CARRIER_INBOX, message_send
 from tests.conftest import SEED, drain_queued_tasks
 from tests.factories import api_key_for
 
@@ -116,7 +116,7 @@ def start_bind():
 
     def _start(carrier, state="bound"):
         stop = threading.Event()
-        thread = threading.Thread(target=BindRunner(carrier).run, args=(stop,), daemon=True)
+        thread = threading.Thread(target=BindRunner(carrier, CARRIER_INBOX).run, args=(stop,), daemon=True)
         thread.start()
         started.append((stop, thread))
         wait_until(lambda: SmppBind.objects.filter(carrier=carrier, state=state).exists(), what=f"bind {state}")
@@ -411,7 +411,7 @@ def test_stopping_unbinds(smsc, carrier, start_bind):
 
 def test_the_supervisor_binds_every_enabled_smpp_carrier_and_lets_go_of_a_disabled_one(smsc, carrier):
     stop = threading.Event()
-    thread = threading.Thread(target=BindSupervisor(rescan_interval=0.1).run, args=(stop,), daemon=True)
+    thread = threading.Thread(target=BindSupervisor(CARRIER_INBOX, rescan_interval=0.1).run, args=(stop,), daemon=True)
     thread.start()
     try:
         wait_until(lambda: SmppBind.objects.filter(carrier=carrier, state="bound").exists(), what="bound")

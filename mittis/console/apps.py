@@ -2,4 +2,4 @@ from django.contrib.admin.apps import AdminConfig
 
 
 class MittisAdminConfig(AdminConfig):
-    default_site = "mittis.admin_site.MittisAdminSite"
+    default_site = "mittis.console.admin_site.MittisAdminSite"

@@ -31,8 +31,8 @@ from messaging.models import Message
 from messaging.services import sender_create
 from mittis.accounts.models import Account
 from mittis.accounts.services import api_key_create
-from mittis.api.management.localhost import free_port, wait_for_http
 from mittis.celery import app as celery_app
+from mittis.ops.localhost import free_port, wait_for_http
 from mittis.redis import redis_client
 from webhooks.models import Delivery
 from webhooks.services import endpoint_create

@@ -9,6 +9,6 @@ class MittisAdminSite(admin.AdminSite):
     index_title = "Dashboard"
 
     def index(self, request, extra_context=None):
-        from mittis.dashboard import dashboard
+        from mittis.console.dashboard import dashboard
 
         return super().index(request, {**(extra_context or {}), "dashboard": dashboard()})
