@@ -107,7 +107,7 @@ def test_a_backlog_for_one_endpoint_is_one_task_and_arrives_in_order_over_one_co
         api, send, receiver, endpoint, settings, monkeypatch, one_lane):
     endpoint_id, secret = endpoint
     api.patch(f"/v1/webhook_endpoints/{endpoint_id}", {"enabled_events": ["message.queued"]}, format="json")
-    monkeypatch.setattr("webhooks.services.FLUSH_BATCH", 5)  # so the backlog takes several batches
+    monkeypatch.setattr("webhooks.services.flush.FLUSH_BATCH", 5)  # so the backlog takes several batches
     drain_queued_tasks()
 
     sent = [send().json()["id"] for _ in range(12)]
@@ -136,12 +136,12 @@ def queued_events(api, send, endpoint_id, count):
 def test_a_flush_whose_time_is_up_hands_the_rest_of_the_backlog_to_a_fresh_flush_in_order(
         api, send, receiver, endpoint, one_lane, monkeypatch):
     """A flush is a time slice: a slow receiver's backlog takes turns with the other tasks of the workers."""
-    from webhooks import services
+    from webhooks.services import flush
 
     endpoint_id, secret = endpoint
     sent, pk = queued_events(api, send, endpoint_id, 6)
     receiver.delay = 0.1
-    monkeypatch.setattr(services, "FLUSH_RUN_SECONDS", 0.25)
+    monkeypatch.setattr(flush, "FLUSH_RUN_SECONDS", 0.25)
 
     first = endpoint_flush(endpoint_id=pk)
 
