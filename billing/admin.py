@@ -110,7 +110,8 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         common = {"account_id": data["account"].pk, "livemode": data["livemode"], "amount": data["amount"],
                   "reason": data["reason"], "staff_user": request.user}
         entry = (balance_top_up(**common) if data["type"] == LedgerEntry.TOP_UP else balance_adjust(**common))
-        obj.__dict__.update(entry.__dict__)  # the admin goes on with the row the service appended
+        obj.pk = entry.pk  # the admin goes on with the row the service appended (log entry, redirect)
+        obj.refresh_from_db()
         messages.info(request, f"Balance is now {format_amount(Balance.objects.get(account_id=entry.account_id, livemode=entry.livemode).amount)} {entry.currency}.")
 
     def has_change_permission(self, request, obj=None):

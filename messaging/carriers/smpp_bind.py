@@ -30,6 +30,7 @@ import logging
 import os
 import random
 import select
+import socket
 import struct
 import threading
 import time
@@ -37,7 +38,7 @@ import time
 from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 from smpplib import command as smpp_command
-from smpplib import command_codes, exceptions as smpp_exceptions
+from smpplib import command_codes
 from smpplib import consts as smpp_consts
 from smpplib import smpp as smpp_pdus
 from smpplib.client import Client
@@ -231,28 +232,44 @@ def _text(value) -> str:
 
 
 class _Link:
-    """The socket: smpplib connects, binds and writes PDUs; reading is ours, so that one loop waits
-    on the socket, the clock and the queue at once."""
+    """The socket is ours, so that one loop waits on it, the clock and the queue at once: smpplib's Client
+    reads one PDU at a time, blocking, from a socket it does not expose. smpplib builds and parses the PDUs;
+    its Client, never connected here, numbers them."""
 
-    def __init__(self, config: BindConfig, name: str):
+    def __init__(self, config: BindConfig):
         self.config = config
-        self.client = Client(config.host, config.port, timeout=config.response_timeout,
-                             logger_name=f"smpplib.client.{name}", allow_unknown_opt_params=True)
+        self.client = Client(config.host, config.port, allow_unknown_opt_params=True)
+        self._socket: socket.socket | None = None
         self._buffer = bytearray()
 
     def open(self) -> None:
-        self.client.connect()
+        """Connect and bind_transceiver: BindRefused with the SMSC's reason, or OSError when it cannot be
+        reached, drops the connection or does not answer within `response_timeout`."""
+        self._socket = socket.create_connection((self.config.host, self.config.port),
+                                                timeout=self.config.response_timeout)
+        bind = self.make("bind_transceiver", system_id=self.config.system_id, password=self.config.password,
+                         system_type=self.config.system_type)
+        self.send(bind)
+        deadline = time.monotonic() + self.config.response_timeout
         try:
-            self.client.bind_transceiver(system_id=self.config.system_id, password=self.config.password,
-                                         system_type=self.config.system_type)
-        except smpp_exceptions.PDUError as refused:
-            raise BindRefused(status_name(refused.args[1]) if len(refused.args) > 1 else str(refused)) from None
+            while (left := deadline - time.monotonic()) > 0:
+                self._read(left)
+                # One at a time: what follows the answer in the same read stays buffered for the session (an
+                # SMSC may deliver at once the receipts it kept for this system_id).
+                while (pdu := self._take()) is not None:
+                    if pdu.sequence == bind.sequence:  # bind_transceiver_resp, or generic_nack
+                        if pdu.status != ESME_ROK:
+                            raise BindRefused(status_name(pdu.status))
+                        return
+        except SessionLost as lost:
+            raise ConnectionError(str(lost)) from None
+        raise TimeoutError(f"No answer to bind_transceiver in {self.config.response_timeout:g} s.")
 
     def make(self, command: str, **fields):
         return smpp_pdus.make_pdu(command, client=self.client, **fields)
 
     def send(self, pdu) -> None:
-        self.client.send_pdu(pdu)
+        self._socket.sendall(pdu.generate())
 
     def answer(self, request, command: str, status: int = ESME_ROK) -> None:
         response = self.make(command, status=status)
@@ -260,33 +277,38 @@ class _Link:
         self.send(response)
 
     def receive(self, timeout: float) -> list:
-        """The PDUs that arrive within `timeout` seconds (none, usually)."""
-        sock = self.client._socket  # smpplib's own reader blocks on one PDU at a time
-        readable, _, _ = select.select([sock], [], [], max(timeout, 0.0))
+        """The PDUs that arrive within `timeout` seconds (none, usually), or those already buffered."""
+        pdus = list(iter(self._take, None))
+        if not pdus:
+            self._read(timeout)
+            pdus = list(iter(self._take, None))
+        return pdus
+
+    def _read(self, timeout: float) -> None:
+        readable, _, _ = select.select([self._socket], [], [], max(timeout, 0.0))
         if readable:
-            data = sock.recv(65536)
+            data = self._socket.recv(65536)
             if not data:
                 raise SessionLost("The SMSC closed the connection.")
             self._buffer += data
-        pdus = []
-        while len(self._buffer) >= 16:
-            length = struct.unpack(">L", self._buffer[:4])[0]
-            if not 16 <= length <= MAX_PDU_LENGTH:
-                raise SessionLost(f"The SMSC sent a PDU of impossible length {length}.")
-            if len(self._buffer) < length:
-                break
-            raw = bytes(self._buffer[:length])
-            del self._buffer[:length]
-            pdu = parse_pdu(raw, self.client)
-            if pdu.command in smpp_consts.STATE_SETTERS and not pdu.status:
-                self.client.state = smpp_consts.STATE_SETTERS[pdu.command]
-            pdus.append(pdu)
-        return pdus
+
+    def _take(self):
+        """The first PDU in the buffer, once all of it has arrived."""
+        if len(self._buffer) < 16:
+            return None
+        length = struct.unpack(">L", self._buffer[:4])[0]
+        if not 16 <= length <= MAX_PDU_LENGTH:
+            raise SessionLost(f"The SMSC sent a PDU of impossible length {length}.")
+        if len(self._buffer) < length:
+            return None
+        raw = bytes(self._buffer[:length])
+        del self._buffer[:length]
+        return parse_pdu(raw, self.client)
 
     def close(self) -> None:
-        if self.client._socket is not None:
-            self.client.state = smpp_consts.SMPP_CLIENT_STATE_OPEN  # a dropped session is not worth its warning
-            self.client.disconnect()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
 
 # --- One session ----------------------------------------------------------------------------------
@@ -515,7 +537,7 @@ class _Session:
             while not self.unbound and time.monotonic() < deadline:
                 for pdu in self.link.receive(0.02):
                     self.handle(pdu)
-        except (SessionLost, smpp_exceptions.ConnectionError, OSError) as error:
+        except (SessionLost, OSError) as error:
             logger.info("carrier=%s session ended while unbinding: %s", self.runner.name, error)
 
     def release(self) -> None:
@@ -567,7 +589,7 @@ class BindRunner:
 
     def _session(self, stop: threading.Event) -> bool:
         """One connection, from connect to close. True if it was bound."""
-        link = _Link(self.config, self.name)
+        link = _Link(self.config)
         session = None
         try:
             try:
@@ -576,7 +598,7 @@ class BindRunner:
                 logger.error("carrier=%s bind refused: %s", self.name, refused.status)
                 self._record(BIND_FAILED, f"Bind refused: {status_description(refused.status)} ({refused.status}).")
                 return False
-            except (smpp_exceptions.ConnectionError, OSError) as error:
+            except OSError as error:
                 logger.warning("carrier=%s cannot bind to %s:%s: %s", self.name, self.config.host, self.config.port,
                                error or type(error).__name__)
                 self._record(BIND_CONNECTING, f"Cannot bind to {self.config.host}:{self.config.port}: "
@@ -591,7 +613,7 @@ class BindRunner:
             except SessionLost as lost:
                 logger.warning("carrier=%s session lost: %s", self.name, lost)
                 self._record(BIND_CONNECTING, str(lost))
-            except (smpp_exceptions.ConnectionError, OSError) as error:
+            except OSError as error:
                 logger.warning("carrier=%s connection dropped: %s", self.name, error)
                 self._record(BIND_CONNECTING, f"The connection to the SMSC dropped: {error or type(error).__name__}.")
             except Exception as error:  # the database, or a bug: a new session is the way back

@@ -55,7 +55,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return
         created = api_key_create(account=obj.account, livemode=obj.livemode, name=obj.name)
         # The admin goes on with `obj` (log entry, redirect): make it the row the service created.
-        obj.__dict__.update(created.api_key.__dict__)
+        obj.pk = created.api_key.pk
+        obj.refresh_from_db()
         messages.warning(request, f"The new key's secret, shown only this once: {created.secret}")
 
     def has_delete_permission(self, request, obj=None):

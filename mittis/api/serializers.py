@@ -10,12 +10,13 @@ class StrictSerializer(serializers.Serializer):
     """Refuses parameters it does not declare, so a misspelt one never passes silently."""
 
     def get_fields(self):
-        # DRF deep-copies each declared field for every serializer, which calls each field's constructor
-        # (validators, regexes) again: 8% of a POST /v1/messages. A field keeps no state between validations
-        # but its binding, which BindingDict sets on the copy, so a shallow copy serves (its __dict__, which is
-        # what copy.copy copies, without copy's protocol: half of validating a send); a field holding other
-        # fields (a child, a nested serializer) is deep-copied as DRF does.
-        return {name: copy.deepcopy(field) if _holds_fields(field) else _shallow_copy(field)
+        # DRF deep-copies each declared field for every serializer, which runs each field's constructor again
+        # (validators, regexes). A field keeps no state between validations but its binding, which BindingDict
+        # sets on the copy, so a shallow copy serves; a field holding other fields (a child, a nested
+        # serializer) is deep-copied as DRF does. Both lean on DRF's internals: tests/api/test_serializers.py.
+        # Measured by `manage.py bench_internals` (December 2026, 2 shared cores): MessageCreateSerializer's 7
+        # fields copied in 21 us against DRF's 65, and a keyed POST /v1/messages x1.07 to x1.13 the CPU with DRF's.
+        return {name: copy.deepcopy(field) if _holds_fields(field) else copy.copy(field)
                 for name, field in self._declared_fields.items()}
 
     def to_internal_value(self, data):
@@ -37,12 +38,6 @@ class StrictSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError(_unknown_errors(unknown))
         return value
-
-
-def _shallow_copy(field):
-    copied = object.__new__(type(field))
-    copied.__dict__.update(field.__dict__)
-    return copied
 
 
 def _holds_fields(field) -> bool:

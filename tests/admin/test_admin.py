@@ -60,7 +60,7 @@ def test_a_key_added_in_the_admin_shows_its_secret_once_and_only_then(admin_clie
     assert secrets[0] not in admin_client.get("/admin/accounts/apikey/").content.decode()
     change_page = admin_client.get(f"/admin/accounts/apikey/{key.pk}/change/").content.decode()
     assert secrets[0] not in change_page and key.prefix in change_page
-    assert LogEntry.objects.get().object_id == str(key.pk)
+    assert (LogEntry.objects.get().object_id, LogEntry.objects.get().object_repr) == (str(key.pk), str(key))
     stored = [str(v) for v in LogEntry.objects.values_list("object_repr", "change_message").get()]
     stored += [s.session_data for s in Session.objects.all()]
     assert not [value for value in stored if secrets[0] in value]

@@ -3,6 +3,7 @@
 from datetime import timedelta
 from decimal import Decimal
 
+from django.contrib.admin.models import LogEntry
 from django.utils import timezone
 import pytest
 
@@ -23,6 +24,8 @@ def test_a_top_up_in_the_admin_is_a_ledger_entry_by_that_staff_user_and_the_cust
     assert (entry.type, entry.amount, entry.created_by, entry.reason) == (
         "top_up", Decimal("25.50"), admin_user, "invoice 1042 paid")
     assert "Balance is now 25.5 USD" in response.content.decode()
+    logged = LogEntry.objects.get()  # the admin's record names the entry the service appended
+    assert (logged.object_id, logged.object_repr) == (str(entry.pk), str(entry))
     assert live_api.get("/v1/balance").json()["available"] == "25.5"
     ledger = live_api.get("/v1/ledger").json()["data"]
     assert [(e["id"], e["type"], e["amount"]) for e in ledger] == [(entry.public_id, "top_up", "25.5")]

@@ -1,7 +1,9 @@
 """The SMPP pieces that need no SMSC: parts and UDH, inbound decoding, addresses, receipts and the
 status tables, the receipt book of multi-part messages, and reading PDUs smpplib would choke on."""
 
+import socket
 import struct
+import threading
 
 import pytest
 from smpplib import consts as smpp_consts
@@ -13,7 +15,9 @@ from messaging.carriers.smpp import (
     concatenation_udh, decode_short_message, delivery_report, is_delivery_receipt, parse_receipt, smpp_address,
     split_udh, status_name, submit_parts,
 )
-from messaging.carriers.smpp_bind import InboundAssembler, ReceiptBook, UnknownPdu, parse_pdu
+from messaging.carriers.smpp_bind import (
+    BindConfig, BindRefused, InboundAssembler, ReceiptBook, UnknownPdu, _Link, parse_pdu,
+)
 from messaging.encoding import gsm7_decode, gsm7_encode, split_parts
 
 EMOJI = "\U0001F600"
@@ -231,9 +235,7 @@ def tlv(tag: int, value: bytes) -> bytes:
 
 @pytest.fixture
 def client():
-    client = Client("127.0.0.1", 1, allow_unknown_opt_params=True)
-    yield client
-    client._socket = None
+    return Client("127.0.0.1", 1, allow_unknown_opt_params=True)  # numbers PDUs; never connected
 
 
 def test_a_receipt_with_tlvs_smpplib_does_not_expect_is_read(client):
@@ -255,3 +257,95 @@ def test_a_pdu_smpplib_cannot_read_is_kept_as_unknown(client):
     pdu = parse_pdu(raw, client)
 
     assert isinstance(pdu, UnknownPdu) and (pdu.command_id, pdu.sequence) == (0x111, 5)
+
+
+# --- The link: our socket, smpplib's PDUs --------------------------------------------------------
+def pdu_bytes(command_id: int, sequence: int, status: int = 0, body: bytes = b"") -> bytes:
+    return struct.pack(">LLLL", 16 + len(body), command_id, status, sequence) + body
+
+
+@pytest.fixture
+def smsc_socket():
+    """A listening socket on 127.0.0.1 whose one connection `serve(behaviour)` hands to `behaviour(conn)`."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    threads = []
+
+    def serve(behaviour):
+        def run():
+            conn, _ = listener.accept()
+            with conn:
+                behaviour(conn)
+        threads.append(threading.Thread(target=run, daemon=True))
+        threads[-1].start()
+        return listener.getsockname()[1]
+
+    yield serve
+    listener.close()
+    for thread in threads:
+        thread.join(5)
+
+
+def link_to(port: int, response_timeout: float = 2.0) -> _Link:
+    return _Link(BindConfig(host="127.0.0.1", port=port, system_id="mittis", password="secret", system_type="",
+                            service_type="", window=1, tps=0, submit_timeout=5, enquire_link_interval=30,
+                            response_timeout=response_timeout, reconnect_min=1, reconnect_max=1))
+
+
+def read_request(conn) -> tuple[int, int]:
+    length, command_id, _, sequence = struct.unpack(">LLLL", conn.recv(16, socket.MSG_WAITALL))
+    conn.recv(length - 16, socket.MSG_WAITALL)
+    return command_id, sequence
+
+
+def test_the_link_binds_on_its_answer_and_reads_pdus_however_the_bytes_arrive(smsc_socket):
+    done = threading.Event()
+
+    def smsc(conn):
+        command_id, sequence = read_request(conn)
+        assert command_id == 0x00000009  # bind_transceiver
+        answer = pdu_bytes(0x80000009, sequence, body=b"SMSC\x00")
+        conn.sendall(answer[:7])  # the answer in two reads, the second with two enquire_links after it
+        conn.sendall(answer[7:] + pdu_bytes(0x00000015, 70) + pdu_bytes(0x00000015, 71))
+        done.wait(5)
+
+    link = link_to(smsc_socket(smsc))
+    try:
+        link.open()
+        pdus = []
+        while len(pdus) < 2:
+            pdus += link.receive(2.0)
+        assert [(pdu.command, pdu.sequence) for pdu in pdus] == [("enquire_link", 70), ("enquire_link", 71)]
+    finally:
+        done.set()
+        link.close()
+
+
+@pytest.mark.parametrize("status, name", [(0x0E, "ESME_RINVPASWD"), (0x0D, "ESME_RBINDFAIL")])
+def test_a_refused_bind_names_the_smscs_reason(smsc_socket, status, name):
+    def smsc(conn):
+        _, sequence = read_request(conn)
+        conn.sendall(pdu_bytes(0x80000009, sequence, status=status))
+
+    link = link_to(smsc_socket(smsc))
+    with pytest.raises(BindRefused) as refused:
+        link.open()
+    link.close()
+    assert refused.value.status == name
+
+
+@pytest.mark.parametrize("answer", ["nothing", "hang up"])
+def test_a_bind_without_an_answer_is_a_connection_error_within_the_response_timeout(smsc_socket, answer):
+    done = threading.Event()
+
+    def smsc(conn):
+        read_request(conn)
+        if answer == "nothing":
+            done.wait(5)
+
+    link = link_to(smsc_socket(smsc), response_timeout=0.3)
+    try:
+        with pytest.raises(OSError):  # what BindRunner retries with backoff
+            link.open()
+    finally:
+        done.set()
+        link.close()
