@@ -11,8 +11,9 @@ per SMPP carrier (BindSupervisor), each with one socket and one loop:
   sends their parts within `window` unanswered submits and `Carrier.tps` PDUs per second, and
   records the SMSC's answer: accepted with its message_id, or rejected / failed with the
   command_status. A throttled part (ESME_RTHROTTLED, ESME_RMSGQFUL) is sent again after a pause.
-- It answers every deliver_sm: delivery receipts go to `message_apply_delivery_report`, anything
-  else is an inbound message for `message_receive` (concatenated ones once all their parts are in).
+- It answers every deliver_sm: delivery receipts go to its Inbox's `report` (the services'
+  `message_apply_delivery_report`), anything else is an inbound message for its `inbound`
+  (`message_receive`), concatenated ones once all their parts are in.
   A deliver_sm we could not store is answered ESME_RX_T_APPN, so the SMSC delivers it again later.
 - Stopping (SIGTERM) waits for the answers still due, then unbinds, within UNBIND_GRACE.
 
@@ -20,40 +21,31 @@ Multi-part messages: the first part's message_id is the message's carrier_messag
 remembers every part's id (ReceiptBook, in memory) so that any part's receipt lands on the message:
 it is delivered once every part is, and fails as soon as one part does (the handset cannot show it
 whole). A receipt for a part the bind no longer remembers (it restarted) is applied by its own id,
-which matches the message only for the first part.
+which matches the message only for the first part. The connection is in `smpp_wire`, the pieces a bind
+puts together (receipts, inbound parts) in `smpp_parts`.
 """
 
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 import logging
 import os
 import random
-import select
-import socket
-import struct
 import threading
 import time
 
 from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
-from smpplib import command as smpp_command
-from smpplib import command_codes
-from smpplib import consts as smpp_consts
-from smpplib import smpp as smpp_pdus
-from smpplib.client import Client
-from smpplib.ptypes import ostr
 
-from messaging import statuses
-from messaging.carriers.base import DeliveryReport, Inbox, InboundSms
+from messaging.carriers.base import Inbox, InboundSms
 from messaging.carriers.smpp import (
-    BIND_BOUND, BIND_CONNECTING, BIND_FAILED, CONNECTION_LOST, DEFAULT_ENQUIRE_LINK_INTERVAL, DEFAULT_RECONNECT_MAX,
-    DEFAULT_RECONNECT_MIN, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_SUBMIT_TIMEOUT, DEFAULT_WINDOW, ESM_CLASS_TYPE_MASK,
-    ESM_CLASS_UDHI, ESME_RINVCMDID, ESME_ROK, ESME_RX_T_APPN, REGISTERED_DELIVERY_RECEIPT, TEMPORARY_STATUSES,
-    THROTTLING_STATUSES, Receipt, address_from_smpp, concatenation_of, decode_short_message, delivery_report,
-    is_delivery_receipt, parse_receipt, setting, smpp_address, split_udh, status_description, status_name,
-    relative_validity, submit_parts,
+    BIND_BOUND, BIND_CONNECTING, BIND_FAILED, CONNECTION_LOST, ESM_CLASS_TYPE_MASK, ESM_CLASS_UDHI, ESME_RINVCMDID,
+    ESME_ROK, ESME_RX_T_APPN, REGISTERED_DELIVERY_RECEIPT, TEMPORARY_STATUSES, THROTTLING_STATUSES,
+    address_from_smpp, concatenation_of, decode_short_message, is_delivery_receipt, parse_receipt, relative_validity,
+    smpp_address, split_udh, status_description, status_name, submit_parts,
 )
+from messaging.carriers.smpp_parts import INBOUND_PART_TTL, InboundAssembler, ReceiptBook
+from messaging.carriers.smpp_wire import BindConfig, BindRefused, Link, SessionLost, UnknownPdu, pdu_text
 
 logger = logging.getLogger(__name__)
 
@@ -65,250 +57,7 @@ THROTTLE_RETRIES = 3  # then the part counts as refused with that status
 # A pending submission older than its send's timeout has been withdrawn or orphaned (its task died):
 # it is never sent. The margin covers clock skew between the worker's host and ours.
 CLAIM_MARGIN = timedelta(seconds=5)
-RECEIPT_BOOK_SIZE = 200_000  # part ids remembered; receipts come within the validity period (~2 days)
-INBOUND_PART_TTL = 300.0  # a concatenated inbound message still missing parts then is stored as it is
 RESCAN_INTERVAL = 30.0  # how soon the supervisor notices a carrier added, disabled or changed
-MAX_PDU_LENGTH = 65536
-
-
-class BindRefused(Exception):
-    def __init__(self, status: str):
-        super().__init__(status)
-        self.status = status
-
-
-class SessionLost(Exception):
-    """The session is over: dropped, unbound by the SMSC, or unanswered."""
-
-
-@dataclass(frozen=True)
-class BindConfig:
-    host: str
-    port: int
-    system_id: str
-    password: str
-    system_type: str
-    service_type: str
-    window: int
-    tps: int
-    submit_timeout: float
-    enquire_link_interval: float
-    response_timeout: float
-    reconnect_min: float
-    reconnect_max: float
-
-    @classmethod
-    def of(cls, carrier) -> "BindConfig":
-        return cls(
-            host=setting(carrier, "host", "127.0.0.1"), port=setting(carrier, "port", 2775),
-            system_id=setting(carrier, "system_id", ""), password=carrier.credentials.get("password", ""),
-            system_type=setting(carrier, "system_type", ""), service_type=setting(carrier, "service_type", ""),
-            window=max(setting(carrier, "window", DEFAULT_WINDOW), 1), tps=carrier.tps or 0,
-            submit_timeout=setting(carrier, "submit_timeout", DEFAULT_SUBMIT_TIMEOUT),
-            enquire_link_interval=setting(carrier, "enquire_link_interval", DEFAULT_ENQUIRE_LINK_INTERVAL),
-            response_timeout=setting(carrier, "response_timeout", DEFAULT_RESPONSE_TIMEOUT),
-            reconnect_min=setting(carrier, "reconnect_min", DEFAULT_RECONNECT_MIN),
-            reconnect_max=setting(carrier, "reconnect_max", DEFAULT_RECONNECT_MAX),
-        )
-
-
-# --- Receipts of multi-part messages ------------------------------------------------------------
-@dataclass
-class _Sent:
-    part_ids: tuple[str, ...]
-    reference: str
-    delivered: set[str] = field(default_factory=set)
-
-
-class ReceiptBook:
-    """The parts of the messages this bind sent recently, so that any part's receipt lands on its
-    message (by the first part's id, and by our reference should the receipt overtake the send)."""
-
-    def __init__(self, size: int = RECEIPT_BOOK_SIZE):
-        self._size = size
-        self._by_part: OrderedDict[str, _Sent] = OrderedDict()
-
-    def remember(self, part_ids: list[str], reference: str) -> None:
-        sent = _Sent(tuple(part_ids), reference)
-        for part_id in part_ids:
-            self._by_part[part_id] = sent
-            self._by_part.move_to_end(part_id)
-        while len(self._by_part) > self._size:
-            self._by_part.popitem(last=False)
-
-    def report(self, receipt: Receipt) -> DeliveryReport | None:
-        """The report to apply for this receipt, or None while a delivered message waits for the
-        receipts of its other parts."""
-        sent = self._by_part.get(receipt.message_id)
-        if sent is None:
-            return delivery_report(receipt, carrier_message_id=receipt.message_id)
-        report = delivery_report(receipt, carrier_message_id=sent.part_ids[0], reference=sent.reference)
-        if report.status == statuses.DELIVERED and len(sent.part_ids) > 1:
-            sent.delivered.add(receipt.message_id)
-            if len(sent.delivered) < len(sent.part_ids):
-                return None
-        return report
-
-
-# --- Concatenated inbound messages --------------------------------------------------------------
-@dataclass
-class _Partial:
-    total: int
-    first_seen: float
-    texts: dict[int, str] = field(default_factory=dict)
-    raws: list[dict] = field(default_factory=list)
-
-    def text(self) -> str:
-        return "".join(self.texts[sequence] for sequence in sorted(self.texts))
-
-
-class InboundAssembler:
-    """Joins the parts of a concatenated inbound message, which may arrive in any order."""
-
-    def __init__(self, ttl: float = INBOUND_PART_TTL):
-        self._ttl = ttl
-        self._partials: dict[tuple, _Partial] = {}
-
-    def add(self, key: tuple, *, total: int, sequence: int, text: str, raw: dict,
-            now: float) -> tuple[str, list[dict]] | None:
-        """The whole text and every part's raw PDU once the last part is in; None until then."""
-        partial = self._partials.setdefault(key, _Partial(total=total, first_seen=now))
-        partial.texts[sequence] = text
-        partial.raws.append(raw)
-        if len(partial.texts) < partial.total:
-            return None
-        del self._partials[key]
-        return partial.text(), partial.raws
-
-    def expired(self, now: float) -> list[tuple[tuple, str, list[dict]]]:
-        """The messages still missing parts after the TTL, as far as they came: better a gap than a loss."""
-        stale = [key for key, partial in self._partials.items() if now - partial.first_seen > self._ttl]
-        return [(key, partial.text(), partial.raws) for key in stale for partial in [self._partials.pop(key)]]
-
-
-# --- PDUs ---------------------------------------------------------------------------------------
-class _DeliverSM(smpp_command.DeliverSM):
-    """smpplib's deliver_sm, tolerant of TLVs it knows but does not expect in a deliver_sm (it would
-    raise KeyError) and of a receipted_message_id sent without its NUL (it would lose a character)."""
-
-    params = {
-        **{name: smpp_command.Param(type=ostr, max=65535) for name in smpp_consts.OPTIONAL_PARAMS},
-        **smpp_command.DeliverSM.params,
-        "receipted_message_id": smpp_command.Param(type=ostr, max=65),
-    }
-
-
-@dataclass
-class UnknownPdu:
-    """A PDU smpplib cannot parse: answered generic_nack when it is a request."""
-
-    command_id: int
-    status: int
-    sequence: int
-    command: str = "unknown"
-
-
-def parse_pdu(raw: bytes, client: Client):
-    command_id, status, sequence = struct.unpack(">LLL", raw[4:16])
-    try:
-        command = command_codes.get_command_name(command_id)
-        if command == "deliver_sm":
-            pdu = _DeliverSM(command, client=client, sequence=sequence, allow_unknown_opt_params=True)
-        else:
-            pdu = smpp_pdus.make_pdu(command, client=client, sequence=sequence, allow_unknown_opt_params=True)
-        pdu.parse(raw)
-    except Exception:  # unknown command, or a body smpplib cannot read
-        logger.warning("Unparsable PDU 0x%08x #%s: %s", command_id, sequence, raw.hex(), exc_info=True)
-        return UnknownPdu(command_id, status, sequence)
-    return pdu
-
-
-def _text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    return value.rstrip("\x00").strip()
-
-
-class _Link:
-    """The socket is ours, so that one loop waits on it, the clock and the queue at once: smpplib's Client
-    reads one PDU at a time, blocking, from a socket it does not expose. smpplib builds and parses the PDUs;
-    its Client, never connected here, numbers them."""
-
-    def __init__(self, config: BindConfig):
-        self.config = config
-        self.client = Client(config.host, config.port, allow_unknown_opt_params=True)
-        self._socket: socket.socket | None = None
-        self._buffer = bytearray()
-
-    def open(self) -> None:
-        """Connect and bind_transceiver: BindRefused with the SMSC's reason, or OSError when it cannot be
-        reached, drops the connection or does not answer within `response_timeout`."""
-        self._socket = socket.create_connection((self.config.host, self.config.port),
-                                                timeout=self.config.response_timeout)
-        bind = self.make("bind_transceiver", system_id=self.config.system_id, password=self.config.password,
-                         system_type=self.config.system_type)
-        self.send(bind)
-        deadline = time.monotonic() + self.config.response_timeout
-        try:
-            while (left := deadline - time.monotonic()) > 0:
-                self._read(left)
-                # One at a time: what follows the answer in the same read stays buffered for the session (an
-                # SMSC may deliver at once the receipts it kept for this system_id).
-                while (pdu := self._take()) is not None:
-                    if pdu.sequence == bind.sequence:  # bind_transceiver_resp, or generic_nack
-                        if pdu.status != ESME_ROK:
-                            raise BindRefused(status_name(pdu.status))
-                        return
-        except SessionLost as lost:
-            raise ConnectionError(str(lost)) from None
-        raise TimeoutError(f"No answer to bind_transceiver in {self.config.response_timeout:g} s.")
-
-    def make(self, command: str, **fields):
-        return smpp_pdus.make_pdu(command, client=self.client, **fields)
-
-    def send(self, pdu) -> None:
-        self._socket.sendall(pdu.generate())
-
-    def answer(self, request, command: str, status: int = ESME_ROK) -> None:
-        response = self.make(command, status=status)
-        response.sequence = request.sequence
-        self.send(response)
-
-    def receive(self, timeout: float) -> list:
-        """The PDUs that arrive within `timeout` seconds (none, usually), or those already buffered."""
-        pdus = list(iter(self._take, None))
-        if not pdus:
-            self._read(timeout)
-            pdus = list(iter(self._take, None))
-        return pdus
-
-    def _read(self, timeout: float) -> None:
-        readable, _, _ = select.select([self._socket], [], [], max(timeout, 0.0))
-        if readable:
-            data = self._socket.recv(65536)
-            if not data:
-                raise SessionLost("The SMSC closed the connection.")
-            self._buffer += data
-
-    def _take(self):
-        """The first PDU in the buffer, once all of it has arrived."""
-        if len(self._buffer) < 16:
-            return None
-        length = struct.unpack(">L", self._buffer[:4])[0]
-        if not 16 <= length <= MAX_PDU_LENGTH:
-            raise SessionLost(f"The SMSC sent a PDU of impossible length {length}.")
-        if len(self._buffer) < length:
-            return None
-        raw = bytes(self._buffer[:length])
-        del self._buffer[:length]
-        return parse_pdu(raw, self.client)
-
-    def close(self) -> None:
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
 
 
 # --- One session ----------------------------------------------------------------------------------
@@ -341,7 +90,7 @@ class _Waiting:
 class _Session:
     """One bound session: what is in flight on it dies with it."""
 
-    def __init__(self, runner: "BindRunner", link: _Link):
+    def __init__(self, runner: "BindRunner", link: Link):
         self.runner = runner
         self.link = link
         self.config = runner.config
@@ -451,7 +200,7 @@ class _Session:
             return
         part, name = waiting.part, status_name(pdu.status)
         if pdu.status == ESME_ROK and pdu.command == "submit_sm_resp":
-            part.message_id = _text(pdu.message_id)
+            part.message_id = pdu_text(pdu.message_id)
         elif name in THROTTLING_STATUSES and part.tries < THROTTLE_RETRIES:
             now = time.monotonic()
             part.tries += 1
@@ -589,7 +338,7 @@ class BindRunner:
 
     def _session(self, stop: threading.Event) -> bool:
         """One connection, from connect to close. True if it was bound."""
-        link = _Link(self.config)
+        link = Link(self.config)
         session = None
         try:
             try:
@@ -666,7 +415,7 @@ class BindRunner:
     def on_receipt(self, pdu) -> None:
         text = (pdu.short_message or pdu.message_payload or b"").decode("latin-1")
         state = pdu.message_state if isinstance(pdu.message_state, int) else None
-        receipt = parse_receipt(text, receipted_message_id=_text(pdu.receipted_message_id), message_state=state)
+        receipt = parse_receipt(text, receipted_message_id=pdu_text(pdu.receipted_message_id), message_state=state)
         if not receipt.message_id:
             logger.warning("carrier=%s receipt without a message id: %r", self.name, text)
             return
@@ -682,8 +431,8 @@ class BindRunner:
         if (pdu.esm_class or 0) & ESM_CLASS_UDHI:
             udh, data = split_udh(data)
         text = decode_short_message(data, pdu.data_coding or 0)
-        sender = address_from_smpp(_text(pdu.source_addr), pdu.source_addr_ton or 0)
-        to = address_from_smpp(_text(pdu.destination_addr), pdu.dest_addr_ton or 0)
+        sender = address_from_smpp(pdu_text(pdu.source_addr), pdu.source_addr_ton or 0)
+        to = address_from_smpp(pdu_text(pdu.destination_addr), pdu.dest_addr_ton or 0)
         raw = _raw(pdu, text=text)
         concatenation = concatenation_of(udh) if udh else None
         if concatenation is None and isinstance(pdu.sar_total_segments, int) and pdu.sar_total_segments > 1:
@@ -714,8 +463,8 @@ class BindRunner:
 
 def _raw(pdu, *, text: str) -> dict:
     """The deliver_sm as JSON, for the record."""
-    raw = {"command": pdu.command, "sequence": pdu.sequence, "source_addr": _text(pdu.source_addr),
-           "source_addr_ton": pdu.source_addr_ton, "destination_addr": _text(pdu.destination_addr),
+    raw = {"command": pdu.command, "sequence": pdu.sequence, "source_addr": pdu_text(pdu.source_addr),
+           "source_addr_ton": pdu.source_addr_ton, "destination_addr": pdu_text(pdu.destination_addr),
            "dest_addr_ton": pdu.dest_addr_ton, "esm_class": pdu.esm_class, "data_coding": pdu.data_coding,
            "short_message": (pdu.short_message or b"").hex(), "text": text}
     for name in ("receipted_message_id", "message_state", "network_error_code", "sar_msg_ref_num",
@@ -723,7 +472,7 @@ def _raw(pdu, *, text: str) -> dict:
         value = getattr(pdu, name, None)
         if value is not None:
             raw[name] = value.hex() if name == "network_error_code" and isinstance(value, bytes) else (
-                _text(value) if isinstance(value, bytes) else value)
+                pdu_text(value) if isinstance(value, bytes) else value)
     return raw
 
 

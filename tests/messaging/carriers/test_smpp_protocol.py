@@ -15,9 +15,8 @@ from messaging.carriers.smpp import (
     concatenation_udh, decode_short_message, delivery_report, is_delivery_receipt, parse_receipt, smpp_address,
     split_udh, status_name, submit_parts,
 )
-from messaging.carriers.smpp_bind import (
-    BindConfig, BindRefused, InboundAssembler, ReceiptBook, UnknownPdu, _Link, parse_pdu,
-)
+from messaging.carriers.smpp_parts import InboundAssembler, ReceiptBook
+from messaging.carriers.smpp_wire import BindConfig, BindRefused, Link, UnknownPdu, parse_pdu
 from messaging.encoding import gsm7_decode, gsm7_encode, split_parts
 
 EMOJI = "\U0001F600"
@@ -285,8 +284,8 @@ def smsc_socket():
         thread.join(5)
 
 
-def link_to(port: int, response_timeout: float = 2.0) -> _Link:
-    return _Link(BindConfig(host="127.0.0.1", port=port, system_id="mittis", password="secret", system_type="",
+def link_to(port: int, response_timeout: float = 2.0) -> Link:
+    return Link(BindConfig(host="127.0.0.1", port=port, system_id="mittis", password="secret", system_type="",
                             service_type="", window=1, tps=0, submit_timeout=5, enquire_link_interval=30,
                             response_timeout=response_timeout, reconnect_min=1, reconnect_max=1))
 
