@@ -10,7 +10,7 @@ import json
 from django.db import transaction
 from django.utils import timezone
 
-from mittis.db import Statement, insert_rows, insert_select, quoted_table
+from mittis.db import Statement, insert_rows, insert_select, quoted_table, rows_source
 from mittis.redis import MarkRequest, marks_take
 from webhooks.models import Delivery, Event, WebhookEndpoint, lane_key
 from webhooks.services.attempts import deliver_enqueue
@@ -41,15 +41,16 @@ def events_publish(statement: Statement, events: list[NewEvent], *, only_if: str
                                         where=only_if))
     now = timezone.now()
     # Each delivery's lane by the one rule (`lane_key`), joined in by event: a message's events share a lane.
-    lanes = {new.event_id: lane_key(new.object_id) for new in events}
+    lanes, lanes_params = rows_source("lane", [("event_id", "varchar"), ("key", "integer")],
+                                      [(new.event_id, lane_key(new.object_id)) for new in events])
     endpoints = quoted_table(WebhookEndpoint)
     statement.add("endpoint_deliveries", *insert_select(
         Delivery(next_attempt_at=now),
         sql_values={"event_id": "event.id", "endpoint_id": "endpoint.id", "lane_key": "lane.key"},
         source=f"event JOIN {endpoints} endpoint "
                "ON endpoint.account_id = event.account_id AND endpoint.livemode = event.livemode "
-               "JOIN unnest(%s::varchar[], %s::integer[]) AS lane (event_id, key) ON lane.event_id = event.public_id",
-        source_params=[list(lanes), list(lanes.values())],
+               f"JOIN {lanes} ON lane.event_id = event.public_id",
+        source_params=lanes_params,
         returning="id, endpoint_id",
         # `WebhookEndpoint.subscribes_to`, in SQL
         where="endpoint.status = %s AND (endpoint.enabled_events @> %s::jsonb "
@@ -57,12 +58,11 @@ def events_publish(statement: Statement, events: list[NewEvent], *, only_if: str
         where_params=[WebhookEndpoint.ENABLED, json.dumps([WebhookEndpoint.ALL_EVENTS])]))
     callbacks = [(new.event_id, new.callback_url) for new in events if new.callback_url]
     if callbacks:
+        urls, urls_params = rows_source("callback", [("event_id", "varchar"), ("url", "varchar")], callbacks)
         statement.add("callback_deliveries", *insert_select(
             Delivery(next_attempt_at=now),
             sql_values={"event_id": "event.id", "callback_url": "callback.url"},
-            source="event JOIN unnest(%s::varchar[], %s::varchar[]) AS callback (event_id, url) "
-                   "ON callback.event_id = event.public_id",
-            source_params=[[event_id for event_id, _ in callbacks], [url for _, url in callbacks]]))
+            source=f"event JOIN {urls} ON callback.event_id = event.public_id", source_params=urls_params))
 
 
 def _payload(event_id: str, type: str, created_at: datetime, livemode: bool, sequence: int, data: dict) -> str:
