@@ -10,7 +10,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
-from messaging.carriers.smpp_bind import BindSupervisor
+from messaging.carriers.smpp_supervisor import BindSupervisor
 from messaging.models import Carrier
 from messaging.services import CARRIER_INBOX
 

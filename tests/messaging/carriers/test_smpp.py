@@ -23,7 +23,8 @@ from billing.services import balance_top_up
 from messaging.carriers import smpp_bind
 from messaging.carriers.base import CarrierTemporaryError, OutboundSms
 from messaging.carriers.smpp import CONNECTION_LOST, SmppClient
-from messaging.carriers.smpp_bind import BindRunner, BindSupervisor
+from messaging.carriers.smpp_bind import BindRunner
+from messaging.carriers.smpp_supervisor import BindSupervisor
 from messaging.encoding import gsm7_encode, split_parts
 from messaging.models import Carrier, Message, OptOut, Route, RouteCarrier, Sender, SendAttempt, SmppBind, SmppSubmission
 from messaging.services import CARRIER_INBOX, message_send
