@@ -30,7 +30,8 @@ class PriceAdmin(admin.ModelAdmin):
         return []
 
     def has_delete_permission(self, request, obj=None):
-        return obj is None or obj.effective_from > timezone.now()
+        in_effect = obj is not None and obj.effective_from <= timezone.now()
+        return not in_effect and super().has_delete_permission(request, obj)
 
     def save_model(self, request, obj, form, change):
         obj.country = obj.country.upper()
@@ -51,6 +52,9 @@ class BalanceAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # balances move only with ledger entries
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -115,7 +119,7 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         messages.info(request, f"Balance is now {format_amount(Balance.objects.get(account_id=entry.account_id, livemode=entry.livemode).amount)} {entry.currency}.")
 
     def has_change_permission(self, request, obj=None):
-        return obj is None  # the list is browsable; entries themselves are not editable
+        return False  # viewing the list and the entries needs the view permission
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -118,6 +118,9 @@ class MessageAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False  # a message changes only through its lifecycle (and the actions above)
+
     def has_delete_permission(self, request, obj=None):
         return False
 
@@ -223,6 +226,9 @@ class CarrierReportAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False
+
     def has_delete_permission(self, request, obj=None):
         return False
 
@@ -237,6 +243,9 @@ class OptOutAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # only the phone's own STOP opts it out; deleting one opts it back in
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 class ExportForm(forms.ModelForm):
@@ -278,4 +287,7 @@ class ExportAdmin(admin.ModelAdmin):
         obj.pk, obj.public_id = export.pk, export.public_id
 
     def has_change_permission(self, request, obj=None):
-        return obj is None
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a deleted row would leave its file behind: files go when they expire, the row stays

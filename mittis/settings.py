@@ -6,6 +6,7 @@ are used while they run, so a fresh machine runs the same code as production.
 """
 
 import base64
+from datetime import timedelta
 import os
 from pathlib import Path
 import secrets
@@ -65,6 +66,7 @@ SESSION_COOKIE_HTTPONLY = True
 
 INSTALLED_APPS = [
     "mittis.console.apps.MittisAdminConfig",  # the Django admin, as the staff console
+    "mittis.accounts",  # before auth: its createsuperuser (validated passwords) replaces auth's
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -74,7 +76,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
-    "mittis.accounts",
+    "axes",  # staff login lockouts (see "Staff console" below)
     "mittis.api",
     "billing",
     "webhooks",
@@ -91,6 +93,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "axes.middleware.AxesMiddleware",  # answers a locked-out login (see "Staff console" below)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "mittis.api.idempotency.IdempotencyMiddleware",  # innermost: its transaction spans the view only
@@ -113,6 +116,30 @@ TEMPLATES = [
             ],
         },
     },
+]
+
+# --- Staff console: logins and passwords --------------------------------------------------------
+# Staff log in to the admin with a password; customers use API keys, which never pass through these backends.
+AUTHENTICATION_BACKENDS = [
+    "mittis.accounts.backends.StaffLoginLockoutBackend",  # django-axes: refuses a locked-out login first
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failures are counted per user name and client address together, so that someone guessing one name cannot
+# lock out another, nor lock a user out from their own address. The fifth failure locks that pair out for the
+# cool-off; a failure while locked out starts it again; a successful login clears the count. A locked-out
+# login is refused before its password is hashed (each hash is ~0.3 s of CPU).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "mittis.console.admin_site.locked_out"  # 429, Retry-After, the console's look
+AXES_ENABLE_ADMIN = False  # the console registers axes' models itself, for superusers only
+AXES_VERBOSE = False  # no banner from every process at start; failures and lockouts are still logged
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 # --- Database ---------------------------------------------------------------------------------

@@ -69,6 +69,9 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # created through the API, which shows the customer its secret
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # the customer deletes theirs through the API; staff disable one
+
     def save_model(self, request, obj, form, change):
         if "status" in form.changed_data and obj.status == WebhookEndpoint.ENABLED:
             obj.failing_since, obj.disabled_reason = None, ""
@@ -116,7 +119,7 @@ class EventAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
-        return obj is None
+        return False
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -135,13 +138,19 @@ class DeliveryAdmin(admin.ModelAdmin):
     inlines = [AttemptInline]
     actions = ["retry_now"]
 
-    @admin.action(description="Retry the selected pending deliveries now")
+    @admin.action(description="Retry the selected pending deliveries now", permissions=["redeliver"])
     def retry_now(self, request, queryset):
         count = queryset.filter(status=Delivery.PENDING).update(next_attempt_at=timezone.now(), locked_until=None)
         deliveries_sweep(overdue_by=timedelta(0))
         messages.info(request, f"{count} deliveries queued for an attempt now.")
 
+    def has_redeliver_permission(self, request):
+        return request.user.has_perm("webhooks.redeliver_event")
+
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
     def has_delete_permission(self, request, obj=None):
@@ -164,10 +173,7 @@ class DeliveryAttemptAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
-        return obj is None
+        return False
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-    def has_view_permission(self, request, obj=None):
-        return True

@@ -29,6 +29,9 @@ class AccountAdmin(admin.ModelAdmin):
     ]
     inlines = [ApiKeyInline]
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # deactivate instead: an account's messages and ledger are kept
+
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):

@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.db.models import Q
 from django.db.models.signals import post_migrate
 
 
@@ -11,10 +10,11 @@ class AccountsConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_delete, post_save
 
+        from mittis.accounts import checks  # noqa: F401 (registers the deploy checks)
         from mittis.accounts.models import Account, ApiKey
 
-        # For every app's post_migrate, after auth has made that app's permissions: the groups then
-        # hold every app's, whatever order the apps migrate (or flush) in.
+        # For every app's post_migrate: the groups then hold every app's permissions, whatever order the apps
+        # migrate (or flush) in.
         post_migrate.connect(_staff_groups, dispatch_uid="staff-groups")
         for model in (Account, ApiKey):
             post_save.connect(_forget_cached_keys, sender=model, dispatch_uid=f"forget-keys-{model.__name__}")
@@ -28,14 +28,17 @@ def _forget_cached_keys(sender, **kwargs):
 
 
 def _staff_groups(sender, **kwargs):
-    """Keep the staff groups as the 0005 migration made them, after every migrate or flush: `operations`
-    on every permission (of models added later too), `support` reading everything, cancelling and
-    redelivering."""
+    """Give each staff group exactly the permissions its column of the role matrix (roles.py) needs, after
+    every migrate or flush: a permission taken out of the matrix is taken from the group on the next deploy."""
+    from django.contrib.auth.management import create_permissions
     from django.contrib.auth.models import Group, Permission
 
-    support, _ = Group.objects.get_or_create(name="support")
-    support.permissions.set(Permission.objects.filter(
-        Q(codename__startswith="view_") | Q(content_type__app_label="messaging", codename="cancel_message")
-        | Q(content_type__app_label="webhooks", codename="redeliver_event")))
-    operations, _ = Group.objects.get_or_create(name="operations")
-    operations.permissions.set(Permission.objects.all())
+    from mittis.accounts import roles
+
+    # Auth makes this app's permissions on this same signal, but after us (accounts is installed before auth).
+    create_permissions(**kwargs)
+    permissions = {(p.content_type.app_label, p.codename): p for p in Permission.objects.select_related("content_type")}
+    for role in roles.GROUPS:
+        group, _ = Group.objects.get_or_create(name=role)
+        # An app that has not migrated yet has no permissions: a later post_migrate adds them.
+        group.permissions.set([permissions[key] for key in roles.group_permissions(role) if key in permissions])

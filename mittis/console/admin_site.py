@@ -11,4 +11,22 @@ class MittisAdminSite(admin.AdminSite):
     def index(self, request, extra_context=None):
         from mittis.console.dashboard import dashboard
 
-        return super().index(request, {**(extra_context or {}), "dashboard": dashboard()})
+        # The dashboard is made of messages, carrier attempts, webhook attempts and exports: for those who
+        # may read messages (not a staff user without a role).
+        shown = dashboard() if request.user.has_perm("messaging.view_message") else None
+        return super().index(request, {**(extra_context or {}), "dashboard": shown})
+
+
+def locked_out(request, original_response=None, credentials=None):
+    """django-axes' answer to a locked-out login (AXES_LOCKOUT_CALLABLE): the console's own page, 429, and
+    when to come back."""
+    from django.conf import settings
+    from django.shortcuts import render
+
+    cool_off = settings.AXES_COOLOFF_TIME
+    response = render(request, "admin/locked_out.html", {
+        **admin.site.each_context(request), "title": "Too many failed logins",
+        "failure_limit": settings.AXES_FAILURE_LIMIT, "cool_off_minutes": round(cool_off.total_seconds() / 60),
+    }, status=429)
+    response["Retry-After"] = str(round(cool_off.total_seconds()))
+    return response
