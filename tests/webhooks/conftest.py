@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import socket
 import threading
 import time
 
@@ -105,3 +106,51 @@ def endpoint(api, receiver):
     created = api.post("/v1/webhook_endpoints", {"url": receiver.url}, format="json")
     assert created.status_code == 201, created.json()
     return created.json()["id"], created.json()["secret"]
+
+
+# Every IPv6 form that carries an IPv4 address, around a private, loopback or link-local one: each is refused
+# as that IPv4 address would be (webhooks/transport.py).
+IPV6_AROUND_PRIVATE_IPV4 = [
+    pytest.param("64:ff9b::a9fe:a9fe", id="nat64-169.254.169.254"),
+    pytest.param("64:ff9b::a00:1", id="nat64-10.0.0.1"),
+    pytest.param("64:ff9b:1::a00:1", id="nat64-local-use-10.0.0.1"),
+    pytest.param("64:ff9b:1:a00:0:100::", id="nat64-local-use-48-10.0.0.1"),
+    pytest.param("2002:a00:1::", id="6to4-10.0.0.1"),
+    pytest.param("2002:7f00:1::", id="6to4-127.0.0.1"),
+    pytest.param("2001:0:808:808::f5ff:fffe", id="teredo-client-10.0.0.1"),
+    pytest.param("2001:0:a9fe:a9fe::f7f7:f7f7", id="teredo-server-169.254.169.254"),
+    pytest.param("::7f00:1", id="ipv4-compatible-127.0.0.1"),
+    pytest.param("::a9fe:a9fe", id="ipv4-compatible-169.254.169.254"),
+    pytest.param("::ffff:0:7f00:1", id="siit-127.0.0.1"),
+    pytest.param("::ffff:0:c0a8:114", id="siit-192.168.1.20"),
+    pytest.param("::ffff:7f00:1", id="ipv4-mapped-127.0.0.1"),
+    pytest.param("::ffff:a9fe:a9fe", id="ipv4-mapped-169.254.169.254"),
+]
+# The same forms around a public IPv4 address are judged as that address, and allowed. (NAT64's local-use
+# prefix, 64:ff9b:1::/48, is never reachable from outside its network: refused whatever it holds.)
+IPV6_AROUND_PUBLIC_IPV4 = [
+    pytest.param("64:ff9b::808:808", id="nat64-8.8.8.8"),
+    pytest.param("2002:808:808::", id="6to4-8.8.8.8"),
+    pytest.param("2001:0:808:808::f7f7:f7f7", id="teredo-8.8.8.8"),
+    pytest.param("::808:808", id="ipv4-compatible-8.8.8.8"),
+    pytest.param("::ffff:0:808:808", id="siit-8.8.8.8"),
+    pytest.param("::ffff:808:808", id="ipv4-mapped-8.8.8.8"),
+]
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """A name resolves to the address a test puts in the dict this returns (the outside world's DNS, stubbed);
+    other names as before."""
+    names: dict[str, str] = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in names:
+            if ":" in names[host]:
+                return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (names[host], port, 0, 0))]
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (names[host], port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return names
