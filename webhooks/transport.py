@@ -91,7 +91,7 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
     """The IPv4 addresses `ip` leads to, or [] for a plain IPv6 address."""
     if any(ip in network for network in _IPV4_IN_LAST_32_BITS):
         return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
-    if ip.sixtofour:  # 2002::/16, the relay's IPv4 in bits 16-47
+    if ip.sixtofour:  # 2002::/16: the site's IPv4 in bits 16-47
         return [ip.sixtofour]
     if ip.teredo:  # 2001::/32: the server (bits 32-63) and the client (the last 32 bits, inverted)
         return list(ip.teredo)
