@@ -8,6 +8,11 @@ class ApiConfig(AppConfig):
 
     def ready(self):
         from mittis.api import schema  # noqa: F401  registers the OpenAPI auth extension
+        from django.urls import register_converter
+
+        from mittis.api.converters import PublicIdConverter
+
+        register_converter(PublicIdConverter, "public_id")  # before any URLconf is read, which is on first use
         from django.db.backends.signals import connection_created
 
         from mittis.db import cache_statement_conversion, postgresql_tuned
