@@ -108,34 +108,23 @@ def endpoint(api, receiver):
     return created.json()["id"], created.json()["secret"]
 
 
-# Every IPv6 form that carries an IPv4 address, around a private, loopback or link-local one: each is refused
-# as that IPv4 address would be (webhooks/transport.py).
-IPV6_AROUND_PRIVATE_IPV4 = [
-    pytest.param("64:ff9b::a9fe:a9fe", id="nat64-169.254.169.254"),
-    pytest.param("64:ff9b::a00:1", id="nat64-10.0.0.1"),
-    pytest.param("64:ff9b:1::a00:1", id="nat64-local-use-10.0.0.1"),
-    pytest.param("64:ff9b:1:a00:0:100::", id="nat64-local-use-48-10.0.0.1"),
-    pytest.param("2002:a00:1::", id="6to4-10.0.0.1"),
-    pytest.param("2002:7f00:1::", id="6to4-127.0.0.1"),
-    pytest.param("2001:0:808:808::f5ff:fffe", id="teredo-client-10.0.0.1"),
-    pytest.param("2001:0:a9fe:a9fe::f7f7:f7f7", id="teredo-server-169.254.169.254"),
-    pytest.param("::7f00:1", id="ipv4-compatible-127.0.0.1"),
-    pytest.param("::a9fe:a9fe", id="ipv4-compatible-169.254.169.254"),
-    pytest.param("::ffff:0:7f00:1", id="siit-127.0.0.1"),
-    pytest.param("::ffff:0:c0a8:114", id="siit-192.168.1.20"),
-    pytest.param("::ffff:7f00:1", id="ipv4-mapped-127.0.0.1"),
-    pytest.param("::ffff:a9fe:a9fe", id="ipv4-mapped-169.254.169.254"),
-]
-# The same forms around a public IPv4 address are judged as that address, and allowed. (NAT64's local-use
-# prefix, 64:ff9b:1::/48, is never reachable from outside its network: refused whatever it holds.)
-IPV6_AROUND_PUBLIC_IPV4 = [
-    pytest.param("64:ff9b::808:808", id="nat64-8.8.8.8"),
-    pytest.param("2002:808:808::", id="6to4-8.8.8.8"),
-    pytest.param("2001:0:808:808::f7f7:f7f7", id="teredo-8.8.8.8"),
-    pytest.param("::808:808", id="ipv4-compatible-8.8.8.8"),
-    pytest.param("::ffff:0:808:808", id="siit-8.8.8.8"),
-    pytest.param("::ffff:808:808", id="ipv4-mapped-8.8.8.8"),
-]
+# Every IPv6 form that carries an IPv4 address (webhooks/transport.py): around private, loopback or link-local
+# IPv4 addresses, refused as those would be; around a public one, judged as that one and allowed. NAT64's
+# local-use prefix is never reachable from outside its own network: refused whatever it holds.
+IPV6_FORMS = {  # form: (around 10.0.0.1, 169.254.169.254, 127.0.0.1 or 192.168.1.20; around 8.8.8.8)
+    "nat64": (["64:ff9b::a00:1", "64:ff9b::a9fe:a9fe"], "64:ff9b::808:808"),
+    "nat64-local-use": (["64:ff9b:1::a00:1", "64:ff9b:1:a00:0:100::"], None),  # the /96 and /48 layouts
+    "6to4": (["2002:a00:1::", "2002:7f00:1::"], "2002:808:808::"),
+    "teredo": (["2001:0:808:808::f5ff:fffe", "2001:0:a9fe:a9fe::f7f7:f7f7"],  # the client; the server
+               "2001:0:808:808::f7f7:f7f7"),
+    "ipv4-compatible": (["::7f00:1", "::a9fe:a9fe"], "::808:808"),
+    "siit": (["::ffff:0:7f00:1", "::ffff:0:c0a8:114"], "::ffff:0:808:808"),
+    "ipv4-mapped": (["::ffff:7f00:1", "::ffff:a9fe:a9fe"], "::ffff:808:808"),
+}
+IPV6_AROUND_PRIVATE_IPV4 = [pytest.param(address, id=f"{form}-{address}")
+                            for form, (private, _public) in IPV6_FORMS.items() for address in private]
+IPV6_AROUND_PUBLIC_IPV4 = [pytest.param(public, id=f"{form}-{public}")
+                           for form, (_private, public) in IPV6_FORMS.items() if public]
 
 
 @pytest.fixture
