@@ -309,6 +309,17 @@ MITTIS_RATE_LIMIT_REDIS_URL = env.str(
 if not MITTIS_RATE_LIMIT_REDIS_URL:
     raise ImproperlyConfigured("REDIS_URL must name a Redis server when the broker (CELERY_BROKER_URL) is not Redis.")
 MITTIS_RATE_LIMIT_PREFIX = env.str("MITTIS_RATE_LIMIT_PREFIX", default="mittis:rl")
+# While that Redis cannot be reached: admit requests uncounted (true), or refuse each with 503 service_unavailable
+# (false). Open by default: everything a request does is kept in PostgreSQL (sends, charges, idempotency), and
+# sends accepted while the broker, often that same Redis, is down go out with the sweeps afterwards; refusing
+# would turn an outage of counters into an outage of the API. Closed suits a deployment where the limit
+# protects more than availability is worth (a carrier's bill).
+MITTIS_RATE_LIMIT_FAIL_OPEN = env.bool("MITTIS_RATE_LIMIT_FAIL_OPEN", default=True)
+# Behind a load balancer every request comes from its address, so anonymous clients would share one bucket.
+# The proxies (CIDR networks) whose forwarded-for header (a comma-separated list of addresses) is believed:
+# only when the direct peer is one of them, and the client is the header's right-most address that is not.
+MITTIS_TRUSTED_PROXIES = env.list("MITTIS_TRUSTED_PROXIES", default=[])
+MITTIS_FORWARDED_FOR_HEADER = env.str("MITTIS_FORWARDED_FOR_HEADER", default="X-Forwarded-For")
 # Idempotency keys are kept this long (the contract promises at least 24 hours).
 MITTIS_IDEMPOTENCY_KEY_HOURS = env.int("MITTIS_IDEMPOTENCY_KEY_HOURS", default=24)
 # A request transaction idle this long has lost its client: PostgreSQL ends it, releasing its key.

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularRedocView
 
 from mittis.api import docs
 
@@ -11,7 +11,7 @@ urlpatterns = [
     path("v1/", include("billing.urls")),
     path("v1/", include("webhooks.urls")),
     path("carriers/", include("messaging.carrier_urls")),
-    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
+    path("openapi.json", docs.OpenApiView.as_view(), name="openapi"),
     path("docs", SpectacularRedocView.as_view(url_name="openapi", template_name="docs/redoc.html"), name="docs"),
     path("docs/errors", docs.error_catalogue, name="docs-errors"),
     path("docs/operations", docs.operations_guide, name="docs-operations"),

@@ -64,9 +64,38 @@ def resolve(host: str, port: int) -> list[str]:
 
 def _is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _LOCAL_USE_NAT64:
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded:  # what the packets reach: the IPv6 wrapper says nothing about it
+            return all(each.is_global and not each.is_multicast for each in embedded)
     return ip.is_global and not ip.is_multicast
+
+
+# IPv6 ranges whose addresses carry an IPv4 address in their last 32 bits, which the host's own stack, a
+# NAT64 gateway or an SIIT translator delivers to: `[64:ff9b::a9fe:a9fe]` is 169.254.169.254. Python's
+# `is_global` calls most of them global.
+_IPV4_IN_LAST_32_BITS = (
+    ipaddress.IPv6Network("::ffff:0:0/96"),  # IPv4-mapped (RFC 4291)
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),  # SIIT, IPv4-translated (RFC 2765)
+    ipaddress.IPv6Network("64:ff9b::/96"),  # NAT64, the well-known prefix (RFC 6052)
+    ipaddress.IPv6Network("::/96"),  # IPv4-compatible (RFC 4291, deprecated; `::1` reads as 0.0.0.1)
+)
+# NAT64's local-use prefix (RFC 8215) is, like 10.0.0.0/8, never reachable from outside its own network; and
+# its operator chooses where in it the IPv4 address sits (RFC 6052 2.2), so no one reading of it is the truth.
+_LOCAL_USE_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses `ip` leads to, or [] for a plain IPv6 address."""
+    if any(ip in network for network in _IPV4_IN_LAST_32_BITS):
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    if ip.sixtofour:  # 2002::/16: the site's IPv4 in bits 16-47
+        return [ip.sixtofour]
+    if ip.teredo:  # 2001::/32: the server (bits 32-63) and the client (the last 32 bits, inverted)
+        return list(ip.teredo)
+    return []
 
 
 def _allow_listed(host: str, address: str) -> bool:

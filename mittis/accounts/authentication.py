@@ -31,7 +31,10 @@ def api_key_for_request(request: HttpRequest) -> tuple[bool, ApiKey | None]:
     the rate limiter and idempotency run before DRF authenticates, and share this lookup with it."""
     found = getattr(request, "_mittis_api_key", None)
     if found is None:
-        header = authentication.get_authorization_header(request)
+        try:
+            header = authentication.get_authorization_header(request)
+        except UnicodeEncodeError:  # beyond Latin-1, which no HTTP server hands over: a key no one has
+            header = b"?"
         secret = _secret_from_header(header) if header else None
         found = (bool(header), api_key_get_active(secret=secret) if secret else None)
         request._mittis_api_key = found

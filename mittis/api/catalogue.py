@@ -140,7 +140,8 @@ _CODES = [
     # --- api_error: ours ----------------------------------------------------------------------------
     ErrorCode("service_unavailable", "api_error", 503,
               "The service is briefly unavailable. Retry shortly.",
-              "A service Mittis depends on (its database) did not answer, for example during a restart. The "
+              "A service Mittis depends on (its database, or the rate limiter's Redis where it is set to refuse "
+              "requests it cannot count) did not answer, for example during a restart. The "
               "request may not have been carried out: retry after `Retry-After` seconds with the same "
               "`Idempotency-Key`, and it is done exactly once."),
     ErrorCode("internal_error", "api_error", 500,

@@ -1,15 +1,48 @@
 import functools
 import re
+import threading
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
+from drf_spectacular.renderers import OpenApiJsonRenderer
+from drf_spectacular.settings import spectacular_settings
+from drf_spectacular.views import SpectacularJSONAPIView
 from markdown_it import MarkdownIt
 
 from mittis.api.catalogue import ERROR_CODES, ERROR_TYPES
 
 # The operations guide, kept as Markdown beside the code (README.md links it) and served at /docs/operations.
 OPERATIONS_GUIDE = settings.BASE_DIR / "docs" / "operations.md"
+
+
+class OpenApiView(SpectacularJSONAPIView):
+    """/openapi.json, built once per process. drf-spectacular's view builds it on every request (60-75 ms), and
+    two first builds at once in a new process raced in its lazy loading (a 500): here the first request builds
+    and renders it under a lock, and every request is answered with those bytes. There is one schema, so the
+    `?version=` and `?lang=` that drf-spectacular's view would build another for change nothing."""
+
+    _lock = threading.Lock()
+    _built: dict[str, tuple[bytes, str]] = {}  # ROOT_URLCONF (tests swap it): (the JSON, its Content-Disposition)
+
+    def get(self, request, *args, **kwargs):
+        urlconf = settings.ROOT_URLCONF
+        built = self._built.get(urlconf)
+        if built is None:
+            with self._lock:
+                built = self._built.get(urlconf)
+                if built is None:
+                    built = self._built[urlconf] = self._build()
+        content, disposition = built
+        return HttpResponse(content, content_type=request.accepted_renderer.media_type,
+                            headers={"Content-Disposition": disposition})
+
+    def _build(self) -> tuple[bytes, str]:
+        generator = self.generator_class(urlconf=self.urlconf, patterns=self.patterns)
+        schema = generator.get_schema(request=None, public=self.serve_public)
+        # Both of the view's renderers write these bytes: they differ in their media type only.
+        return (OpenApiJsonRenderer().render(schema, renderer_context={}),
+                f'inline; filename="{spectacular_settings.TITLE}.json"')
 
 
 def error_catalogue(request):

@@ -5,6 +5,7 @@
 
 from dataclasses import dataclass
 import logging
+import re
 import sys
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
@@ -115,12 +116,11 @@ def exception_handler(exc, context):
             message = f"Content type '{request.content_type}' is not supported; send application/json."
         errors = [FieldError(code, message)]
     elif isinstance(exc, DATABASE_UNAVAILABLE):
-        logger.warning("Database unavailable in %s %s: %s", getattr(request, "method", "?"),
-                       getattr(request, "path", "?"), exc)
+        logger.warning("Database unavailable in %s %s: %s", *_printable_request(request), exc)
         errors = [FieldError("service_unavailable", ERROR_CODES["service_unavailable"].message)]
         headers["Retry-After"] = str(RETRY_AFTER_UNAVAILABLE)
     else:
-        logger.exception("Unhandled error in %s %s", getattr(request, "method", "?"), getattr(request, "path", "?"))
+        logger.exception("Unhandled error in %s %s", *_printable_request(request))
         errors = [FieldError("internal_error", ERROR_CODES["internal_error"].message)]
 
     if isinstance(exc, exceptions.APIException):
@@ -135,6 +135,16 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.MethodNotAllowed) and context.get("view") is not None:
         headers["Allow"] = ", ".join(context["view"].allowed_methods)
     return Response(body, status=status, headers=headers)
+
+
+def _printable_request(request) -> tuple[str, str]:
+    """The method and path for a log line, control characters escaped (`\\x00`): a client's path can neither
+    end a line early nor forge the next one."""
+    return tuple(_CONTROL_CHARACTERS.sub(lambda found: ascii(found[0])[1:-1], str(getattr(request, name, "?")))
+                 for name in ("method", "path"))
+
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _flatten_validation(detail, path: str | None = None):

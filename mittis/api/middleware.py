@@ -1,6 +1,8 @@
+from django.conf import settings
+
 from mittis.accounts.authentication import api_key_for_request
 from mittis.api import ratelimit
-from mittis.api.errors import error_response
+from mittis.api.errors import RETRY_AFTER_UNAVAILABLE, error_response
 from mittis.ids import new_public_id
 
 
@@ -37,7 +39,10 @@ class RateLimitMiddleware:
         else:
             identity, policy = f"addr:{ratelimit.client_address(request)}", ratelimit.policy_for(None)
         decision = ratelimit.hit(identity, policy)
-        if decision.allowed:
+        if decision.unavailable and not settings.MITTIS_RATE_LIMIT_FAIL_OPEN:
+            response = error_response(request, "service_unavailable")
+            response["Retry-After"] = str(RETRY_AFTER_UNAVAILABLE)
+        elif decision.allowed:
             response = self.get_response(request)
         else:
             per = "API key" if api_key is not None else "client address"

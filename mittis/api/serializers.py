@@ -29,6 +29,13 @@ class StrictSerializer(serializers.Serializer):
             if empty:
                 raise serializers.ValidationError({name: [serializers.ErrorDetail(
                     f"'{name}' is empty: give it a value, or leave it out.", code="blank")] for name in empty})
+            # Django decodes a query's bytes that are not UTF-8 (a lone surrogate's, `%ED%A0%80`) as U+FFFD, which
+            # no parameter of ours holds: refused as what was sent, rather than searched for.
+            garbled = sorted(name for name in data.keys() if name in self.fields
+                             and any("\ufffd" in value for value in data.getlist(name)))
+            if garbled:
+                raise serializers.ValidationError({name: [serializers.ErrorDetail(
+                    "Must be UTF-8 text.", code="invalid")] for name in garbled})
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:

@@ -11,7 +11,7 @@ class CrashingApiView(APIView):
     permission_classes = [AllowAny]
     authentication_classes = []
 
-    def get(self, request):
+    def get(self, request, rest: str = ""):
         raise RuntimeError("boom")
 
 
@@ -21,6 +21,7 @@ def crashing_django_view(request):
 
 urlpatterns = [
     path("v1/crash", CrashingApiView.as_view()),
+    path("v1/crash/<str:rest>", CrashingApiView.as_view()),  # any path: what the error log line shows of it
     path("plain-crash", crashing_django_view),
     path("", include("mittis.urls")),
 ]

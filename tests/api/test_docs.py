@@ -1,8 +1,12 @@
 """/openapi.json and /docs: the reference a developer reads; the README and the operations guide."""
 
 import html
+import json
+import os
 from pathlib import Path
 import re
+import subprocess
+import sys
 
 from django.conf import settings
 import pytest
@@ -196,3 +200,59 @@ def test_every_docs_page_links_the_others(client, db, path):
 
     for other in ["/docs", "/docs/errors", "/docs/operations"]:
         assert f'href="{other}"' in page
+
+
+# A new process: sixteen threads ask for /openapi.json at once, then one more asks. Every build is counted,
+# and the bytes are compared with drf-spectacular's own view, which builds afresh each time.
+FIRST_REQUESTS_AT_ONCE = r"""
+import hashlib, json, threading
+import django
+django.setup()
+from django.test import Client, RequestFactory
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.views import SpectacularJSONAPIView
+
+builds, build = [], SchemaGenerator.get_schema
+SchemaGenerator.get_schema = lambda self, *args, **kwargs: builds.append(1) or build(self, *args, **kwargs)
+THREADS = 16
+start, answers = threading.Barrier(THREADS), [None] * THREADS
+
+def ask(n):
+    client = Client()
+    start.wait()
+    response = client.get("/openapi.json")
+    answers[n] = [response.status_code, hashlib.sha256(response.content).hexdigest(), response["Content-Type"],
+                  response["Content-Disposition"]]
+
+threads = [threading.Thread(target=ask, args=(n,)) for n in range(THREADS)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+builds_at_once = len(builds)
+again = Client().get("/openapi.json", HTTP_ACCEPT="application/json")
+builds_after = len(builds)
+fresh = SpectacularJSONAPIView.as_view()(RequestFactory().get("/openapi.json"))
+fresh.render()
+print(json.dumps({"answers": answers, "builds_at_once": builds_at_once, "builds_after": builds_after,
+                  "again": [again.status_code, hashlib.sha256(again.content).hexdigest(), again["Content-Type"]],
+                  "fresh": [hashlib.sha256(fresh.content).hexdigest(), fresh["Content-Type"],
+                            fresh["Content-Disposition"]]}))
+"""
+
+
+def test_the_schema_is_built_once_per_process_and_served_to_threads_at_once_unchanged():
+    ran = subprocess.run([sys.executable, "-c", FIRST_REQUESTS_AT_ONCE], cwd=settings.BASE_DIR, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "DJANGO_SETTINGS_MODULE": "mittis.settings"})
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    found = json.loads(ran.stdout.strip().splitlines()[-1])
+
+    fresh_hash, fresh_type, fresh_disposition = found["fresh"]
+    assert found["answers"] == [[200, fresh_hash, fresh_type, fresh_disposition]] * 16  # the bytes of today's view
+    assert found["builds_at_once"] == 1
+    assert found["builds_after"] == 1  # the next request did not build it again
+    assert found["again"] == [200, fresh_hash, "application/json"]
+
+
+def test_query_parameters_do_not_make_another_schema(client, db):
+    plain = client.get("/openapi.json").content
+
+    assert client.get("/openapi.json?version=evil&lang=fr").content == plain

@@ -55,6 +55,15 @@ def test_a_crash_is_a_500_in_the_error_shape_without_internals(settings, db, pat
     assert error["field"] is None
 
 
+def test_the_error_log_line_escapes_control_characters_in_the_path(settings, db, caplog):
+    settings.ROOT_URLCONF = "tests.api.crashing_urls"
+
+    Client(raise_request_exception=False).get("/v1/crash/a%00b%0Ac%1B")
+
+    [line] = [record.getMessage() for record in caplog.records if record.name == "mittis.api.errors"]
+    assert line == "Unhandled error in GET /v1/crash/a\\x00b\\nc\\x1b"
+
+
 def test_every_response_has_a_request_id(client, db, api):
     ids = {client.get("/healthz")["Request-Id"], api.get("/v1/messages")["Request-Id"], client.get("/docs")["Request-Id"]}
 

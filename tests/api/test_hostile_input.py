@@ -2,6 +2,8 @@
 
 import pytest
 
+from mittis.api.schema_compat import committed_schema
+
 POSTS = ["/v1/messages", "/v1/messages/preview", "/v1/webhook_endpoints", "/v1/exports",
          "/v1/events/evt_nope/redeliver", "/v1/webhook_endpoints/we_nope/recover", "/v1/messages/msg_nope/cancel",
          "/v1/messages/msg_nope/redact", "/v1/webhook_endpoints/we_nope/rotate_secret", "/v1/callback_secret/rotate"]
@@ -155,3 +157,93 @@ def test_one_idempotency_key_reused_across_endpoints_and_bodies_never_sends_twic
     assert other_body.status_code == 422 and other_body.json()["error"]["code"] == "idempotency_key_reused"
     assert other_path.status_code == 422 and other_path.json()["error"]["code"] == "idempotency_key_reused"
     assert len(api.get("/v1/messages").json()["data"]) == 1
+
+
+# --- NUL bytes and lone surrogates -----------------------------------------------------------------
+ID_OPERATIONS = [(method.upper(), path) for path, operations in committed_schema()["paths"].items() if "{id}" in path
+                 for method in operations if method in ("get", "post", "patch", "delete")]
+
+
+def test_every_id_operation_of_the_schema_is_listed():
+    assert len(ID_OPERATIONS) == 14
+
+
+@pytest.mark.parametrize("method, path", ID_OPERATIONS)
+@pytest.mark.parametrize("object_id", ["%00", "msg_%00", "a%00b%0A"])
+def test_a_nul_byte_in_a_path_id_is_a_404_and_reaches_no_log_raw(api, caplog, method, path, object_id):
+    response = api.generic(method, path.replace("{id}", object_id), "{}", content_type="application/json",
+                           HTTP_IDEMPOTENCY_KEY="nul-in-the-path")
+
+    assert_clean_4xx(response)
+    assert response.status_code == 404
+    assert not any("\x00" in record.getMessage() or "\n" in record.getMessage() for record in caplog.records)
+
+
+SURROGATE = "\\ud800"  # as JSON spells it: half of a UTF-16 pair, alone
+SEND = '"from": "+18045550142", "to": "+18045550199"'
+
+
+@pytest.mark.parametrize("path, body, field", [
+    ("/v1/messages", f'{{{SEND}, "body": "hi", "metadata": {{"k": "{SURROGATE}"}}}}', "metadata.k"),
+    ("/v1/messages", f'{{{SEND}, "body": "hi", "metadata": {{"k{SURROGATE}": "v"}}}}', "metadata.k\\ud800"),
+    ("/v1/messages", f'{{{SEND}, "body": "a{SURROGATE}b"}}', "body"),
+    ("/v1/messages", f'{{{SEND}, "body": "hi", "status_callback": "https://x.example.com/{SURROGATE}"}}',
+     "status_callback"),
+    ("/v1/messages", '{"\\udfff": 1}', "\\udfff"),
+    ("/v1/messages", f'"{SURROGATE}"', None),
+    ("/v1/messages/preview", f'{{{SEND}, "body": "{SURROGATE}"}}', "body"),
+    ("/v1/webhook_endpoints", f'{{"url": "https://hooks.example.com", "description": "{SURROGATE}"}}', "description"),
+    ("/v1/webhook_endpoints", f'{{"url": "https://hooks.example.com", "enabled_events": ["{SURROGATE}"]}}',
+     "enabled_events[0]"),
+    ("/v1/exports", f'{{"type": "messages", "filters": [{{"x": ["{SURROGATE}"]}}]}}', "filters[0].x[0]"),
+])
+def test_a_lone_surrogate_in_json_is_a_400_naming_where(api, public_dns, path, body, field):
+    response = api.generic("POST", path, body.encode(), content_type="application/json",
+                           HTTP_IDEMPOTENCY_KEY="surrogate")
+
+    assert_clean_4xx(response)
+    error = response.json()["error"]
+    assert (response.status_code, error["code"], error["field"]) == (400, "parameter_invalid", field)
+    assert "U+D800" in error["message"] or "U+DFFF" in error["message"]
+
+
+def test_a_pair_of_surrogates_is_one_character_and_accepted(api):
+    response = api.generic("POST", "/v1/messages", f'{{{SEND}, "body": "\\ud83d\\ude00"}}'.encode(),
+                           content_type="application/json")
+
+    assert response.status_code == 201 and response.json()["body"] == "\U0001f600"
+
+
+@pytest.mark.parametrize("query, field", [
+    ("to=%ED%A0%80", "to"), ("status=x%ED%B0%80", "status"), ("starting_after=msg_%ED%A0%80", "starting_after"),
+    ("limit=%ED%A0%80", "limit"), ("%ED%A0%80=1", "\ufffd\ufffd\ufffd"),
+])
+def test_a_lone_surrogate_in_a_query_is_a_400(api, query, field):
+    """A URL holds bytes: a lone surrogate is its three bytes, which are no UTF-8."""
+    response = api.get(f"/v1/messages?{query}")
+
+    assert_clean_4xx(response)
+    assert (response.status_code, response.json()["error"]["field"]) == (400, field)
+
+
+@pytest.mark.parametrize("value", ["\ud800", "\xed\xa0\x80", "mk_test_\x00", "\x00"])
+def test_nul_bytes_and_lone_surrogates_in_headers_are_a_4xx_or_ignored(anonymous, db, value):
+    """A WSGI server hands headers over as Latin-1 (a surrogate as its bytes, `\\xed\\xa0\\x80`); the test client
+    can hand over anything."""
+    unknown_key = anonymous.get("/v1/messages", HTTP_AUTHORIZATION=f"Bearer {value}")
+    keyed = anonymous.post("/v1/messages", {}, format="json", HTTP_AUTHORIZATION="Bearer mk_test_nope",
+                           HTTP_IDEMPOTENCY_KEY=value)
+    ignored = anonymous.get("/healthz", HTTP_X_HOSTILE=value)
+
+    assert_clean_4xx(unknown_key)
+    assert unknown_key.json()["error"]["code"] == "invalid_api_key"
+    assert_clean_4xx(keyed)
+    assert ignored.status_code == 200
+
+
+def test_a_lone_surrogate_in_an_idempotency_key_is_refused_before_anything_is_sent(api):
+    response = api.post("/v1/messages", {"from": "+18045550142", "to": "+18045550199", "body": "hi"}, format="json",
+                        HTTP_IDEMPOTENCY_KEY="\ud800")
+
+    assert_clean_4xx(response)
+    assert response.json()["error"]["code"] == "idempotency_key_invalid"

@@ -1,14 +1,19 @@
 """Rate limits: every response says what limit applied and what is left; past it, 429 and nothing done."""
 
+import logging
 import time
 
-from django.test import Client
+from django.core.exceptions import ImproperlyConfigured
+from django.test import Client, RequestFactory
 import http_sf
 import pytest
+import redis
 from rest_framework.test import APIClient
 
 from messaging.models import Message
+from mittis.api import ratelimit
 from mittis.api.models import IdempotencyRecord
+from mittis.redis import redis_client
 from tests.conftest import SEED
 from tests.factories import AccountFactory, SenderFactory, api_key_for
 
@@ -132,3 +137,123 @@ def test_the_window_resets(settings, account, api):
     time.sleep(int(refused["Retry-After"]) + 0.1)
 
     assert api.get("/v1/messages").status_code == 200
+
+
+# --- Redis down ------------------------------------------------------------------------------------
+@pytest.fixture
+def redis_down(settings, monkeypatch):
+    """The limiter's Redis refuses connections (nothing listens on port 1), in a process that saw no outage yet.
+    Returns a function that brings it back."""
+    real_url = settings.MITTIS_RATE_LIMIT_REDIS_URL
+
+    def point_at(url):
+        settings.MITTIS_RATE_LIMIT_REDIS_URL = url
+        redis_client.cache_clear()
+        ratelimit._hit_script.cache_clear()  # bound to the client it was registered with
+
+    point_at("redis://127.0.0.1:1/0")
+    monkeypatch.setattr(ratelimit, "_outage", ratelimit._Outage())
+    yield lambda: point_at(real_url)
+    redis_client.cache_clear()  # rebuilt on the real URL, which `settings` puts back
+    ratelimit._hit_script.cache_clear()
+
+
+def limiter_warnings(caplog) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == "mittis.api.ratelimit"]
+
+
+def test_while_redis_is_down_requests_are_admitted_and_it_is_logged_once_per_interval(
+        redis_down, api, caplog, monkeypatch):
+    started = time.monotonic()
+    answers = [api.get("/v1/messages") for _ in range(5)]
+
+    assert time.monotonic() - started < 1.5  # no request waits on Redis (each waited 4 s for redis-py's retries)
+    assert [a.status_code for a in answers] == [200] * 5
+    assert {limits(a)["q"] for a in answers} == {100}  # the limit that applies, though nothing was counted
+    [warning] = limiter_warnings(caplog)
+    assert warning.exc_info is None and "unavailable" in warning.getMessage()
+    assert "1 requests admitted uncounted" in warning.getMessage()
+
+    monkeypatch.setattr(ratelimit, "OUTAGE_LOG_INTERVAL", 0.2)
+    time.sleep(0.25)
+    api.get("/v1/messages")
+    api.get("/v1/messages")
+
+    assert len(limiter_warnings(caplog)) == 2
+    assert "5 requests admitted uncounted" in limiter_warnings(caplog)[1].getMessage()  # 4 quiet ones and this
+
+    redis_down()  # Redis is back
+    api.get("/v1/messages")
+    api.get("/v1/messages")
+
+    assert len(limiter_warnings(caplog)) == 3
+    assert "available again" in limiter_warnings(caplog)[2].getMessage()
+
+
+def test_set_to_fail_closed_a_request_it_cannot_count_is_refused_with_503(redis_down, api, settings, caplog):
+    settings.MITTIS_RATE_LIMIT_FAIL_OPEN = False
+
+    answers = [api.post("/v1/messages", SEED, format="json") for _ in range(3)]
+
+    for response in answers:
+        assert response.status_code == 503
+        error = response.json()["error"]
+        assert (error["code"], error["type"]) == ("service_unavailable", "api_error")
+        assert error["request_id"] == response["Request-Id"] and int(response["Retry-After"]) >= 1
+    assert not Message.objects.exists()
+    [warning] = limiter_warnings(caplog)
+    assert "refused with 503" in warning.getMessage()
+
+
+# --- Behind a load balancer ------------------------------------------------------------------------
+LOAD_BALANCER = "10.0.0.5"
+
+
+@pytest.mark.parametrize("peer, header, client", [
+    ("10.0.0.5", "203.0.113.7", "203.0.113.7"),  # one proxy of ours
+    ("10.0.0.5", "203.0.113.7, 10.1.1.1", "203.0.113.7"),  # two
+    ("10.0.0.5", "198.51.100.1, 203.0.113.7", "203.0.113.7"),  # the client's own entries come first: not believed
+    ("10.0.0.5", " 2001:db8::7 ", "2001:db8::7"),
+    ("10.0.0.5", "[2001:db8::7]:4711, 203.0.113.7:4711", "203.0.113.7"),  # with ports, as some proxies write
+    ("10.0.0.5", "10.2.2.2, 10.1.1.1", "10.2.2.2"),  # every hop ours: where it began
+    ("10.0.0.5", "not-an-address\x00, 10.1.1.1", "10.1.1.1"),  # the hop that handed the nonsense over
+    ("10.0.0.5", "", "10.0.0.5"),
+    ("203.0.113.50", "198.51.100.9", "203.0.113.50"),  # not from a proxy of ours: the header is the client's own
+])
+def test_the_client_behind_trusted_proxies_is_the_right_most_address_not_theirs(settings, peer, header, client):
+    settings.MITTIS_TRUSTED_PROXIES = ["10.0.0.0/8", "fd00::/8"]
+    request = RequestFactory().get("/v1/pricing", REMOTE_ADDR=peer, HTTP_X_FORWARDED_FOR=header)
+
+    assert ratelimit.client_address(request) == client
+
+
+def test_without_trusted_proxies_the_header_is_never_read(settings):
+    request = RequestFactory().get("/v1/pricing", REMOTE_ADDR=LOAD_BALANCER, HTTP_X_FORWARDED_FOR="203.0.113.7")
+
+    assert ratelimit.client_address(request) == LOAD_BALANCER
+
+
+def test_a_trusted_proxy_that_is_no_network_is_a_configuration_error():
+    with pytest.raises(ImproperlyConfigured, match="MITTIS_TRUSTED_PROXIES"):
+        ratelimit.trusted_proxies(("10.0.0.0/33",))
+
+
+def test_the_header_to_honour_is_a_setting(settings):
+    settings.MITTIS_TRUSTED_PROXIES, settings.MITTIS_FORWARDED_FOR_HEADER = ["10.0.0.5/32"], "X-Real-IP"
+    request = RequestFactory().get("/v1/pricing", REMOTE_ADDR=LOAD_BALANCER, HTTP_X_FORWARDED_FOR="198.51.100.9",
+                                   HTTP_X_REAL_IP="203.0.113.7")
+
+    assert ratelimit.client_address(request) == "203.0.113.7"
+
+
+def test_behind_the_load_balancer_each_anonymous_client_has_its_own_bucket(settings, db):
+    settings.MITTIS_ANONYMOUS_RATE_LIMIT, settings.MITTIS_TRUSTED_PROXIES = 2, ["10.0.0.0/8"]
+    here, there = (Client(REMOTE_ADDR=LOAD_BALANCER, HTTP_X_FORWARDED_FOR=address)
+                   for address in ("203.0.113.7", "198.51.100.9"))
+
+    answers = [here.get("/v1/pricing").status_code for _ in range(3)]
+
+    assert answers == [200, 200, 429]
+    assert there.get("/v1/pricing").status_code == 200
+    forged = Client(REMOTE_ADDR=LOAD_BALANCER, HTTP_X_FORWARDED_FOR="192.0.2.1, 203.0.113.7")
+    assert forged.get("/v1/pricing").status_code == 429  # a made-up first hop does not make a new client

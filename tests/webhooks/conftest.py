@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import socket
 import threading
 import time
 
@@ -105,3 +106,40 @@ def endpoint(api, receiver):
     created = api.post("/v1/webhook_endpoints", {"url": receiver.url}, format="json")
     assert created.status_code == 201, created.json()
     return created.json()["id"], created.json()["secret"]
+
+
+# Every IPv6 form that carries an IPv4 address (webhooks/transport.py): around private, loopback or link-local
+# IPv4 addresses, refused as those would be; around a public one, judged as that one and allowed. NAT64's
+# local-use prefix is never reachable from outside its own network: refused whatever it holds.
+IPV6_FORMS = {  # form: (around 10.0.0.1, 169.254.169.254, 127.0.0.1 or 192.168.1.20; around 8.8.8.8)
+    "nat64": (["64:ff9b::a00:1", "64:ff9b::a9fe:a9fe"], "64:ff9b::808:808"),
+    "nat64-local-use": (["64:ff9b:1::a00:1", "64:ff9b:1:a00:0:100::"], None),  # the /96 and /48 layouts
+    "6to4": (["2002:a00:1::", "2002:7f00:1::"], "2002:808:808::"),
+    "teredo": (["2001:0:808:808::f5ff:fffe", "2001:0:a9fe:a9fe::f7f7:f7f7"],  # the client; the server
+               "2001:0:808:808::f7f7:f7f7"),
+    "ipv4-compatible": (["::7f00:1", "::a9fe:a9fe"], "::808:808"),
+    "siit": (["::ffff:0:7f00:1", "::ffff:0:c0a8:114"], "::ffff:0:808:808"),
+    "ipv4-mapped": (["::ffff:7f00:1", "::ffff:a9fe:a9fe"], "::ffff:808:808"),
+}
+IPV6_AROUND_PRIVATE_IPV4 = [pytest.param(address, id=f"{form}-{address}")
+                            for form, (private, _public) in IPV6_FORMS.items() for address in private]
+IPV6_AROUND_PUBLIC_IPV4 = [pytest.param(public, id=f"{form}-{public}")
+                           for form, (_private, public) in IPV6_FORMS.items() if public]
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """A name resolves to the address a test puts in the dict this returns (the outside world's DNS, stubbed);
+    other names as before."""
+    names: dict[str, str] = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in names:
+            if ":" in names[host]:
+                return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (names[host], port, 0, 0))]
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (names[host], port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return names

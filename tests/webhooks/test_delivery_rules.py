@@ -9,6 +9,7 @@ from standardwebhooks import Webhook
 
 from webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from webhooks.services import deliveries_sweep, delivery_attempt
+from tests.webhooks.conftest import IPV6_AROUND_PRIVATE_IPV4
 
 
 def attempt_due() -> list[DeliveryAttempt]:
@@ -163,6 +164,22 @@ def test_the_address_is_checked_again_at_delivery_time(send, receiver, queued_on
     assert "private, loopback or link-local" in attempt.error
 
 
+@pytest.mark.parametrize("address", IPV6_AROUND_PRIVATE_IPV4)
+def test_a_host_re_pointed_to_an_ipv6_form_of_a_private_address_is_refused_at_delivery(
+        api, send, receiver, dns, address, fast_retries):
+    dns["rebind.mittis.test"] = "127.0.0.1"  # allowed here (the receiver's address) when the endpoint is made
+    url = receiver.url.replace("127.0.0.1", "rebind.mittis.test")
+    assert api.post("/v1/webhook_endpoints", {"url": url, "enabled_events": ["message.queued"]},
+                    format="json").status_code == 201
+    dns["rebind.mittis.test"] = address
+    send()
+
+    [attempt] = attempt_due()
+
+    assert receiver.requests == [] and attempt.response_status is None
+    assert "private, loopback or link-local" in attempt.error
+
+
 def test_an_endpoint_gets_only_the_events_it_subscribed_to(api, send, receiver, endpoint, fast_retries):
     api.patch(f"/v1/webhook_endpoints/{endpoint[0]}", {"enabled_events": ["message.delivered"]}, format="json")
 
@@ -197,8 +214,10 @@ def test_a_status_callback_gets_the_messages_events_signed_with_the_callback_sec
     assert api.get("/v1/callback_secret").json()["secret"] == secret  # stable until rotated
 
 
-def test_a_status_callback_must_be_a_safe_url(api, send):
-    response = send(status_callback="http://169.254.169.254/latest")
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest",
+                                 *(f"https://[{p.values[0]}]/latest" for p in IPV6_AROUND_PRIVATE_IPV4)])
+def test_a_status_callback_must_be_a_safe_url(api, send, url):
+    response = send(status_callback=url)
 
     assert response.status_code == 400
     assert (response.json()["error"]["code"], response.json()["error"]["field"]) == ("url_invalid", "status_callback")

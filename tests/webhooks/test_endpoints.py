@@ -5,6 +5,7 @@ from rest_framework.test import APIClient
 
 from webhooks.models import WebhookEndpoint
 from tests.factories import AccountFactory, api_key_for
+from tests.webhooks.conftest import IPV6_AROUND_PRIVATE_IPV4, IPV6_AROUND_PUBLIC_IPV4
 
 URL = "https://hooks.example.com/mittis"
 
@@ -77,6 +78,21 @@ def test_private_loopback_and_link_local_addresses_are_refused(api, public_dns, 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "url_invalid"
     assert "private, loopback or link-local" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("livemode", [False, True], ids=["test", "live"])
+@pytest.mark.parametrize("address", IPV6_AROUND_PRIVATE_IPV4)
+def test_an_ipv6_form_of_a_private_ipv4_address_is_refused(api, live_api, livemode, address):
+    response = create(live_api if livemode else api, url=f"https://[{address}]/")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "url_invalid"
+    assert "private, loopback or link-local" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("address", IPV6_AROUND_PUBLIC_IPV4)
+def test_an_ipv6_form_of_a_public_ipv4_address_is_judged_as_that_address(live_api, address):
+    assert create(live_api, url=f"https://[{address}]/hooks").status_code == 201
 
 
 def test_a_private_address_is_accepted_when_a_setting_allows_it(api, settings):

@@ -16,6 +16,7 @@ from cryptography.x509.oid import NameOID
 import pytest
 
 from webhooks import transport
+from tests.webhooks.conftest import IPV6_AROUND_PRIVATE_IPV4, IPV6_AROUND_PUBLIC_IPV4
 
 HOST = "hooks.mittis.test"
 
@@ -196,3 +197,31 @@ def test_an_address_that_is_not_allowed_is_refused_before_connecting(peer, setti
     result = post(url)
 
     assert result.status is None and "private, loopback or link-local" in result.error and peer.requests == []
+
+
+@pytest.mark.parametrize("address", IPV6_AROUND_PRIVATE_IPV4)
+def test_a_host_resolving_to_an_ipv6_form_of_a_private_address_is_refused_before_connecting(dns, address,
+                                                                                              monkeypatch):
+    dns["embedded.mittis.test"] = address
+    connects = []
+    monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: connects.append(args))
+
+    result = post("https://embedded.mittis.test/hooks")
+
+    assert result.status is None and "private, loopback or link-local" in result.error and connects == []
+
+
+@pytest.mark.parametrize("address", IPV6_AROUND_PUBLIC_IPV4)
+def test_a_host_resolving_to_an_ipv6_form_of_a_public_address_is_connected_to(dns, address, monkeypatch):
+    dns["embedded.mittis.test"] = address
+    connects = []
+
+    def create_connection(address, *args, **kwargs):
+        connects.append(address)
+        raise ConnectionRefusedError
+
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+
+    result = post("https://embedded.mittis.test/hooks")
+
+    assert result.error == "Connection refused." and connects == [(address, 443)]
