@@ -129,6 +129,9 @@ AUTHENTICATION_BACKENDS = [
 # cool-off; a failure while locked out starts it again; a successful login clears the count. A locked-out
 # login is refused before its password is hashed (each hash is ~0.3 s of CPU).
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# The address the rate limiter counts (behind MITTIS_TRUSTED_PROXIES, the client's, not the load balancer's):
+# otherwise every login would come from the balancer, and anyone could lock a staff member out.
+AXES_CLIENT_IP_CALLABLE = "mittis.console.admin_site.login_address"
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_RESET_ON_SUCCESS = True

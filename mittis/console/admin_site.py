@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from mittis.api.ratelimit import client_address
+
 
 class MittisAdminSite(admin.AdminSite):
     """The staff console: the Django admin, with a dashboard on its front page."""
@@ -15,6 +17,13 @@ class MittisAdminSite(admin.AdminSite):
         # may read messages (not a staff user without a role).
         shown = dashboard() if request.user.has_perm("messaging.view_message") else None
         return super().index(request, {**(extra_context or {}), "dashboard": shown})
+
+
+def login_address(request) -> str | None:
+    """Where a login comes from, for its lockout (AXES_CLIENT_IP_CALLABLE): the address the rate limiter counts
+    (behind MITTIS_TRUSTED_PROXIES, the client's, not the load balancer's); None when the request has none."""
+    address = client_address(request)
+    return None if address == "unknown" else address
 
 
 def locked_out(request, original_response=None, credentials=None):

@@ -75,6 +75,20 @@ def test_failures_under_another_user_name_or_from_another_address_do_not_lock_a_
     assert log_in("colleague", PASSWORD, address="203.0.113.9").status_code == 429
 
 
+def test_behind_a_trusted_load_balancer_a_lockout_is_the_clients_not_everyones(colleague, settings):
+    settings.MITTIS_TRUSTED_PROXIES = ["10.0.0.0/8"]
+
+    def through_the_balancer(client_address: str, password: str):
+        return Client(REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR=client_address).post(
+            reverse("admin:login"), {"username": "colleague", "password": password, "next": "/admin/"})
+
+    for _ in range(LIMIT):
+        through_the_balancer("203.0.113.9", "wrong guess")  # someone else guessing, through the same balancer
+
+    assert through_the_balancer("203.0.113.9", PASSWORD).status_code == 429
+    assert logged_in(through_the_balancer("198.51.100.7", PASSWORD))  # the colleague, from their own address
+
+
 def test_a_successful_login_clears_the_count(colleague):
     for _ in range(2):
         for _ in range(LIMIT - 1):
