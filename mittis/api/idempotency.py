@@ -11,10 +11,10 @@ record itself become parts of it, and it runs on its own, without BEGIN and COMM
 that attempt does not end with the record written, nothing was written, and the transactional path
 answers (409, a replay, an error recorded, or the send after an expired record).
 
-Stored answers are encrypted with the keys that encrypt secrets (`mittis.crypto`): an answer may hold a webhook
-secret (`whsec_…`, which a client that lost the first answer needs from the replay) or a message body. Each
-record names the object its answer is (`object_id`), so a redaction finds the answers to rewrite without
-decrypting the others.
+Stored answers are sealed with the keys that encrypt secrets (`mittis.crypto.seal`, bound to the record's account,
+mode and key): an answer may hold a webhook secret (`whsec_…`, which a client that lost the first answer needs
+from the replay) or a message body. Each record names the object its answer is (`object_id`), so a redaction
+finds the answers to rewrite without decrypting the others.
 """
 
 import contextlib
@@ -190,8 +190,8 @@ def _record(request, scope: dict, request_fingerprint: str, response: HttpRespon
         **scope, fingerprint=request_fingerprint, method=request.method, path=request.get_full_path()[:2000],
         request_id=getattr(request, "request_id", ""), response_status=response.status_code,
         response_content_type=response.get("Content-Type", "application/json"),
-        response_body=crypto.encrypt_bytes(response.content), object_id=_object_id(getattr(response, "data", None)),
-        created_at=timezone.now()))
+        response_body=crypto.seal(response.content, context=_context(**scope)),
+        object_id=_object_id(getattr(response, "data", None)), created_at=timezone.now()))
 
 
 def _object_id(answer) -> str:
@@ -200,18 +200,23 @@ def _object_id(answer) -> str:
     return object_id if isinstance(object_id, str) and len(object_id) <= 100 else ""
 
 
-def stored_answer_object_id(body: bytes) -> str:
-    """`_object_id` of an answer's bytes (a row written before the column, being encrypted)."""
-    try:
-        return _object_id(json.loads(body))
-    except (ValueError, RecursionError):
-        return ""
+def _context(*, account_id: int, livemode: bool, key: str) -> bytes:
+    """What a stored answer is sealed to: an answer copied into another record (another account's) does not open."""
+    return f"{account_id}:{livemode:d}:{key}".encode()
 
 
 def stored_answer(record: IdempotencyRecord) -> bytes:
-    """The answer's bytes as first given. A row written before answers were encrypted holds them in the clear."""
+    """The answer's bytes as first given. A row written before answers were sealed holds them in the clear."""
     body = bytes(record.response_body)
-    return crypto.decrypt_bytes(body) if crypto.is_token(body) else body
+    if not crypto.is_sealed(body):
+        return body
+    return crypto.unseal(body, context=_context(account_id=record.account_id, livemode=record.livemode,
+                                                key=record.key))
+
+
+def _store(record: IdempotencyRecord, answer: bytes) -> None:
+    record.response_body = crypto.seal(answer, context=_context(account_id=record.account_id,
+                                                                livemode=record.livemode, key=record.key))
 
 
 def _lock_and_find(scope: dict) -> tuple[bool, IdempotencyRecord | None]:
@@ -287,15 +292,16 @@ class KeyInStatement:
     def record(self, statement, *, status: int, data: dict, source: str) -> None:
         """The key's record, one row per row of `source` (the part whose rows mean the request was done), holding
         the answer rendered as the API renders JSON: the very bytes the first answer and every replay give,
-        encrypted here (in Python: the statement gets the token as a parameter)."""
+        sealed here (in Python: the statement gets it as a parameter)."""
         request = self.request
         body, content_type = _RENDERER.render(data), _RENDERER.media_type
         self._answer = (status, body, content_type)
         statement.add("idempotency_record", *insert_select(IdempotencyRecord(
             **self.scope, fingerprint=self.fingerprint, method=request.method,
             path=request.get_full_path()[:2000], request_id=getattr(request, "request_id", ""),
-            response_status=status, response_content_type=content_type, response_body=crypto.encrypt_bytes(body),
-            object_id=_object_id(data), created_at=timezone.now()), source=source))
+            response_status=status, response_content_type=content_type,
+            response_body=crypto.seal(body, context=_context(**self.scope)), object_id=_object_id(data),
+            created_at=timezone.now()), source=source))
 
     def ran(self, *, free: bool, done: bool) -> None:
         """What the statement answered: whether the key was free, whether the writes (and the record) were made."""
@@ -365,6 +371,34 @@ def redact_stored_answers(sender, *, account_id: int, livemode: bool, object_id:
             continue
         if isinstance(answer, dict) and answer.get("id") == object_id:
             answer.update(changes)
-            record.response_body = crypto.encrypt_bytes(_RENDERER.render(answer))
+            _store(record, _RENDERER.render(answer))
             record.object_id = object_id
             record.save(update_fields=["response_body", "object_id"])
+
+
+ANSWERS_PER_TRANSACTION = 500  # a busy day holds millions of stored answers: a row lock each, in batches
+
+
+def reencrypt_stored_answers() -> int:
+    """Every stored answer sealed under the newest key (`reencrypt_secrets`), one in the clear (written before
+    answers were sealed) sealed, with its `object_id`. In batches by id, each row locked while it is rewritten
+    (a redaction may rewrite it meanwhile); a row purged meanwhile is skipped."""
+    count, after = 0, 0
+    while True:
+        with transaction.atomic():
+            rows = list(IdempotencyRecord.objects.select_for_update().filter(pk__gt=after).order_by("pk")
+                        .only("pk", "account_id", "livemode", "key", "response_body", "object_id")
+                        [:ANSWERS_PER_TRANSACTION])
+            if not rows:
+                return count
+            for row in rows:
+                answer = stored_answer(row)
+                if row.object_id is None:
+                    try:
+                        row.object_id = _object_id(json.loads(answer))
+                    except (ValueError, RecursionError):
+                        row.object_id = ""
+                _store(row, answer)
+            IdempotencyRecord.objects.bulk_update(rows, ["response_body", "object_id"])
+        count += len(rows)
+        after = rows[-1].pk

@@ -11,8 +11,10 @@ import pytest
 
 from messaging.models import Message
 from messaging.services import message_redact
+from mittis.api.idempotency import stored_answer
 from mittis.api.models import IdempotencyRecord
 from tests.conftest import SEED
+from tests.factories import AccountFactory
 
 BODY = "Gate code 2046 for the plumber"
 SCHEDULED = "Reminder: the dog is friendly, come in"
@@ -83,13 +85,26 @@ def test_reencrypt_secrets_rotates_stored_answers_to_the_newest_key(api, keyed_a
 
     call_command("reencrypt_secrets", stdout=open("/dev/null", "w"))
 
-    for body in IdempotencyRecord.objects.values_list("response_body", flat=True):
-        Fernet(new.encode()).decrypt(bytes(body))
+    settings.MITTIS_ENCRYPTION_KEYS = [old]
+    for record in IdempotencyRecord.objects.all():
         with pytest.raises(InvalidToken):
-            Fernet(old.encode()).decrypt(bytes(body))
+            stored_answer(record)
     settings.MITTIS_ENCRYPTION_KEYS = [new]  # the old key removed: every answer still replays
     for path, key, payload, first in keyed_answers:
         assert replay(api, path, key, payload).content == first.content
+
+
+def test_a_stored_answer_copied_into_another_accounts_record_does_not_open(api, keyed_answers):
+    secret_answer = IdempotencyRecord.objects.get(key="endpoint")
+    other = AccountFactory()
+    copy = IdempotencyRecord.objects.create(
+        account=other, livemode=False, key="endpoint", fingerprint=secret_answer.fingerprint, method="POST",
+        path=secret_answer.path, request_id="req_x", response_status=201, response_content_type="application/json",
+        response_body=secret_answer.response_body, object_id="", created_at=timezone.now())
+
+    with pytest.raises(InvalidToken):
+        stored_answer(copy)
+    assert json.loads(stored_answer(secret_answer))["secret"].startswith("whsec_")
 
 
 def as_before_the_upgrade(key: str, answer: bytes) -> None:

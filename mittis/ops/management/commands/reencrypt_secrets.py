@@ -1,9 +1,9 @@
 """Re-encrypt every secret at rest under the newest key of MITTIS_ENCRYPTION_KEYS.
 
 Key rotation: put the new key first in MITTIS_ENCRYPTION_KEYS (keep the old one after it), deploy,
-run this command, then remove the old key. Stored idempotent answers are re-encrypted too (any written in the
-clear, before answers were encrypted, are encrypted now); answers are kept a day, so once a day has passed
-since the new key was deployed, none under the old key is left even without this command.
+run this command, then remove the old key. Stored idempotent answers are re-sealed too (any written in the
+clear, before answers were sealed, are sealed now); answers are kept a day, so once a day has passed since the
+new key was deployed, none under the old key is left even without this command.
 """
 
 from django.core.management.base import BaseCommand
@@ -11,7 +11,7 @@ from django.db import transaction
 
 from messaging.models import Carrier
 from mittis import crypto
-from mittis.api.idempotency import stored_answer_object_id
+from mittis.api.idempotency import reencrypt_stored_answers
 from mittis.api.models import IdempotencyRecord
 from webhooks.models import CallbackSecret, WebhookEndpoint
 
@@ -21,7 +21,6 @@ ENCRYPTED_FIELDS = [
     (CallbackSecret, ["secret_encrypted", "previous_secret_encrypted"]),
     (Carrier, ["credentials_encrypted"]),
 ]
-ANSWERS_PER_TRANSACTION = 500  # a busy day holds millions of stored answers: a row lock each, in batches
 
 
 class Command(BaseCommand):
@@ -39,25 +38,5 @@ class Command(BaseCommand):
                     row.save(update_fields=fields)
                 count += 1
             self.stdout.write(f"{model._meta.label}: {count} re-encrypted")
-        self.stdout.write(f"{IdempotencyRecord._meta.label}: {reencrypt_answers()} re-encrypted")
+        self.stdout.write(f"{IdempotencyRecord._meta.label}: {reencrypt_stored_answers()} re-encrypted")
 
-
-def reencrypt_answers() -> int:
-    """Every stored answer under the newest key, in batches by id, each row locked while it is rewritten (a
-    redaction may rewrite it meanwhile); a row purged meanwhile is skipped."""
-    count, after = 0, 0
-    while True:
-        with transaction.atomic():
-            rows = list(IdempotencyRecord.objects.select_for_update().filter(pk__gt=after).order_by("pk")
-                        .only("pk", "response_body", "object_id")[:ANSWERS_PER_TRANSACTION])
-            if not rows:
-                return count
-            for row in rows:
-                body = bytes(row.response_body)
-                if crypto.is_token(body):
-                    row.response_body = crypto.reencrypt_bytes(body)
-                else:  # written in the clear, before answers were encrypted
-                    row.response_body, row.object_id = crypto.encrypt_bytes(body), stored_answer_object_id(body)
-            IdempotencyRecord.objects.bulk_update(rows, ["response_body", "object_id"])
-        count += len(rows)
-        after = rows[-1].pk
