@@ -6,13 +6,20 @@ then takes in chunks: memory stays flat whatever the size.
 
 CSV columns are the API object's fields in the API's order. Cells: null is empty, booleans are
 `true`/`false`, objects and lists (`metadata`, `attempts`, an event's `data`) are JSON. NDJSON lines
-are the API objects exactly.
+are the API objects exactly. With `csv_safe`, a text cell that a spreadsheet would take for a formula gets a
+leading `'` (OWASP's advice on CSV injection); the default keeps every cell exact.
+
+A message redacted after an export's file was written is redacted in the file too: the redaction marks the
+exports whose range may hold it (`exports_mark_redacted`), and the file is re-written without its body
+(`export_scrub`), keeping its export's id; until then it is not served.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 import csv
 from datetime import timedelta
+import hashlib
 import io
+import itertools
 import json
 import logging
 import operator
@@ -22,14 +29,16 @@ import zlib
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from messaging import selectors
-from messaging.models import Export
+from messaging.models import Export, Message
 from messaging.representation import MESSAGE_FIELDS, messages_json
 from messaging.serializers import MessageSerializer
 from mittis.celery import enqueue
+from mittis.errors import DomainError
 from webhooks.models import Event
 
 logger = logging.getLogger(__name__)
@@ -39,19 +48,46 @@ PROGRESS_EVERY = 10_000  # rows between progress writes
 
 MESSAGE_COLUMNS = list(MessageSerializer().get_fields())
 EVENT_COLUMNS = ["object", "id", "type", "created_at", "livemode", "sequence", "data"]
+# OWASP's CSV injection list: a cell beginning with one of these is a formula to a spreadsheet.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+BUSY_RETRY_AFTER = 30  # seconds to wait for a free export slot: about what an export of a busy day takes
+SCRUB_ROUNDS = 3  # re-writes of one file in one go, when redactions keep arriving while it is re-written
 
 
 def export_storage():
     return storages["exports"]
 
 
+class TooManyExports(DomainError):
+    def __init__(self, at_once: int):
+        super().__init__("too_many_exports", f"{at_once} of your exports are already pending or running, the most "
+                                             "at once; start this one when one of them has finished.")
+
+
 def export_create(*, account, livemode: bool, type: str, format: str, start, end, filters: dict,
-                  created_by: str = "") -> Export:
+                  csv_safe: bool = False, created_by: str = "") -> Export:
+    """An export, run by a worker once committed. An account runs at most `MITTIS_EXPORTS_AT_ONCE` exports at once
+    in each mode (pending or running); beyond that, `TooManyExports`. Staff exports (`created_by`) are never
+    refused, and count. The count and the insert hold a lock of the account's exports (a transaction-scoped
+    advisory lock, which nothing else waits on), so two requests at the limit cannot both pass."""
     with transaction.atomic():
+        if not created_by:
+            _lock_exports_of(account.pk, livemode)
+            at_once = settings.MITTIS_EXPORTS_AT_ONCE
+            if Export.objects.filter(account=account, livemode=livemode,
+                                     status__in=[Export.PENDING, Export.RUNNING]).count() >= at_once:
+                raise TooManyExports(at_once)
         export = Export.objects.create(account=account, livemode=livemode, type=type, format=format, start=start,
-                                       end=end, filters=filters, created_by=created_by)
+                                       end=end, filters=filters, csv_safe=csv_safe, created_by=created_by)
         transaction.on_commit(lambda: enqueue("messaging.run_export", args=(export.pk,)))
     return export
+
+
+def _lock_exports_of(account_id: int, livemode: bool) -> None:
+    material = f"exports:{account_id}:{livemode}".encode()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)",
+                       [int.from_bytes(hashlib.sha256(material).digest()[:8], "big", signed=True)])
 
 
 def _rows(export: Export) -> tuple[int, Iterator[dict | str]]:
@@ -85,8 +121,12 @@ def _message_rows(messages) -> Iterator[dict]:
 
 
 def export_run(*, export_id: int) -> Export | None:
-    """Write the export's file. Claimed pending -> running, so a duplicate task does nothing."""
-    if not Export.objects.filter(pk=export_id, status=Export.PENDING).update(status=Export.RUNNING):
+    """Write the export's file. Claimed pending -> running, so a duplicate task does nothing.
+
+    The claim forgets redactions marked while the export was pending (its rows are read after they committed:
+    the claim waits for a marking's transaction); one marked while it runs is applied to the file at the end."""
+    if not Export.objects.filter(pk=export_id, status=Export.PENDING).update(status=Export.RUNNING,
+                                                                              redactions_pending=0):
         return None
     export = Export.objects.select_related("account").get(pk=export_id)
     try:
@@ -108,7 +148,10 @@ def export_run(*, export_id: int) -> Export | None:
     Export.objects.filter(pk=export_id).update(
         status=Export.SUCCEEDED, progress=100, row_count=written, file_name=name, file_size=size, completed_at=now,
         expires_at=now + timedelta(days=settings.MITTIS_EXPORT_DAYS))
-    return Export.objects.get(pk=export_id)
+    export = Export.objects.get(pk=export_id)
+    if export.redactions_pending:  # a message in its range was redacted while its rows were read
+        return export_scrub(export_id=export_id)
+    return export
 
 
 def _write(export: Export, rows, out, total: int) -> int:
@@ -125,7 +168,8 @@ def _write(export: Export, rows, out, total: int) -> int:
         else:
             obj = json.loads(row) if isinstance(row, str) else row
             # The csv module writes text, numbers and None (empty) as they are: only the rest pay for a call.
-            writer.writerow([csv_cell(cell) if cell.__class__ in _NOT_CSV_READY else cell for cell in cells_of(obj)])
+            cells = [csv_cell(cell) if cell.__class__ in _NOT_CSV_READY else cell for cell in cells_of(obj)]
+            writer.writerow([spreadsheet_safe(cell) for cell in cells] if export.csv_safe else cells)
         written += 1
         if written % PROGRESS_EVERY == 0 and total:
             Export.objects.filter(pk=export.pk).update(progress=min(99, written * 100 // total), row_count=written)
@@ -142,6 +186,12 @@ def csv_cell(value) -> str:
             return "{}" if isinstance(value, dict) else "[]"
         return _compact_json(value)
     return str(value)
+
+
+def spreadsheet_safe(cell):
+    """A text cell that a spreadsheet would evaluate (`=HYPERLINK(…)`, `+1…`, `-2+3`, `@SUM(…)`), made text with a
+    leading `'`; anything else as it is. Phone numbers (`+1804…`) are among those changed: see `csv_safe`."""
+    return "'" + cell if cell.__class__ is str and cell.startswith(FORMULA_TRIGGERS) else cell
 
 
 _NOT_CSV_READY = frozenset({bool, dict, list})
@@ -167,3 +217,143 @@ def exports_delete_expired() -> int:
         Export.objects.filter(pk=export.pk).update(file_deleted_at=now)
         deleted += 1
     return deleted
+
+
+# --- Redaction: bodies removed from the files that hold them ------------------------------------------------------
+def exports_mark_redacted(*, account_id: int, livemode: bool, created_at) -> list[int]:
+    """Mark the account's exports whose file may hold a message created at `created_at`, as it is redacted: those
+    of messages whose range has it, and those of events that end after it (its events come after it). Call in
+    the redaction's transaction: the marks commit with it. Pending and running exports are marked too (their
+    rows may have been read before the redaction committed; `export_run` settles them). Returns the exports
+    whose file is written already, to re-write once committed (`export_scrub`)."""
+    may_hold = (Export.objects.filter(account_id=account_id, livemode=livemode, end__gt=created_at,
+                                      status__in=[Export.PENDING, Export.RUNNING, Export.SUCCEEDED],
+                                      file_deleted_at__isnull=True)
+                .filter(Q(type=Export.EVENTS) | Q(start__lte=created_at)))
+    # Locked in id order, as every redaction locks them: two redactions of one account never deadlock.
+    marked = list(may_hold.select_for_update().order_by("pk").values_list("pk", "status"))
+    if marked:
+        Export.objects.filter(pk__in=[pk for pk, _ in marked]).update(redactions_pending=F("redactions_pending") + 1)
+    return [pk for pk, status in marked if status == Export.SUCCEEDED]
+
+
+def exports_scrub_enqueue(export_ids: Iterable[int]) -> None:
+    for export_id in export_ids:
+        enqueue("messaging.scrub_export", args=(export_id,))
+
+
+def exports_scrub_pending() -> int:
+    """Enqueue the re-write of every written file with redactions pending (a beat task: a lost task's work)."""
+    pending = list(Export.objects.filter(redactions_pending__gt=0, status=Export.SUCCEEDED,
+                                         file_deleted_at__isnull=True).values_list("pk", flat=True))
+    exports_scrub_enqueue(pending)
+    return len(pending)
+
+
+def export_scrub(*, export_id: int) -> Export:
+    """Re-write the export's file with the bodies of messages redacted since it was written removed, as a new
+    export would show them (`body` null, `redacted_at` set); every other byte as it was. The export keeps its id,
+    its download URL and its `created_at`; `rewritten_at` says when.
+
+    Without locks: the re-written file replaces the old one only if no other re-write replaced it meanwhile (the
+    file's name is its version), and the redactions it applied are subtracted from the count, so one marked
+    meanwhile leaves it above zero and goes round again."""
+    for _ in range(SCRUB_ROUNDS):
+        export = Export.objects.select_related("account").get(pk=export_id)
+        if not export.redactions_pending or export.status != Export.SUCCEEDED or export.file_deleted_at:
+            return export
+        seen, old_name = export.redactions_pending, export.file_name
+        rewritten = _scrubbed_file(export)
+        updates = {"redactions_pending": F("redactions_pending") - seen}
+        if rewritten:
+            updates.update(file_name=rewritten[0], file_size=rewritten[1], rewritten_at=timezone.now())
+        if Export.objects.filter(pk=export_id, file_name=old_name, file_deleted_at__isnull=True).update(**updates):
+            if rewritten:
+                export_storage().delete(old_name)
+        elif rewritten:
+            export_storage().delete(rewritten[0])
+    return Export.objects.get(pk=export_id)
+
+
+def _scrubbed_file(export: Export) -> tuple[str, int] | None:
+    """(the new file's name, its size), or None when no row of the file holds a body now redacted."""
+    with tempfile.TemporaryFile(mode="w+b") as original, tempfile.TemporaryFile(mode="w+b") as spool:
+        for chunk in export_file_chunks(export, gzip=False):  # a local copy: any storage, read as text
+            original.write(chunk)
+        original.seek(0)
+        source = io.TextIOWrapper(original, encoding="utf-8", newline="" if export.format == Export.CSV else "\n")
+        out = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+        changed = _scrub_rows(export, source, out)
+        out.flush()
+        if not changed:
+            return None
+        spool.seek(0)
+        name = export_storage().save(f"{export.account.public_id}/{export.public_id}.{export.format}", File(spool))
+        out.detach()
+        source.detach()
+        return name, export_storage().size(name)
+
+
+def _scrub_rows(export: Export, source, out) -> int:
+    """Copy the rows of `source` to `out`, those of a message now redacted without its body; returns how many."""
+    if export.format == Export.CSV:
+        rows, writer = csv.reader(source), csv.writer(out)
+        header = next(rows)
+        writer.writerow(header)
+        write = writer.writerow
+    else:
+        rows, header, write = source, None, out.write
+    holder = _body_holder(export, header)
+    changed = 0
+    while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+        held = [holder(row) for row in chunk]
+        redacted = _redacted_at_of(export, [message_id for message_id, _ in filter(None, held)])
+        for row, holds in zip(chunk, held):
+            if holds is not None and holds[0] in redacted:
+                row = holds[1](redacted[holds[0]])
+                changed += 1
+            write(row)
+    return changed
+
+
+def _body_holder(export: Export, header: list[str] | None):
+    """row -> None for a row that holds no body, else (its message's id, stamp -> the row without the body, as a
+    new export would write it)."""
+    messages = export.type == Export.MESSAGES
+    if header is not None and messages:
+        at_id, at_body, at_redacted = header.index("id"), header.index("body"), header.index("redacted_at")
+
+        def holder(row):
+            if not row[at_body]:
+                return None
+
+            def scrubbed(stamp):
+                row[at_body], row[at_redacted] = "", stamp
+                return row
+            return row[at_id], scrubbed
+        return holder
+    at_data = header.index("data") if header is not None else None
+
+    def holder(row):
+        obj = json.loads(row if at_data is None else row[at_data])  # an event's `data` is the message
+        message = obj if messages or at_data is not None else obj.get("data")
+        if not isinstance(message, dict) or message.get("object") != "message" or message.get("body") is None:
+            return None
+
+        def scrubbed(stamp):
+            message.update(body=None, redacted_at=stamp)  # as the redaction changes the message's events
+            if at_data is None:
+                return _compact_json(obj) + "\n"
+            row[at_data] = _compact_json(message)
+            return row
+        return message["id"], scrubbed
+    return holder
+
+
+def _redacted_at_of(export: Export, message_ids: list[str]) -> dict[str, str]:
+    """{message id: its redaction's time, as the API writes it} for those of `message_ids` now redacted."""
+    if not message_ids:
+        return {}
+    return {public_id: redacted_at.strftime("%Y-%m-%dT%H:%M:%SZ") for public_id, redacted_at in Message.objects.filter(
+        account_id=export.account_id, livemode=export.livemode, public_id__in=message_ids,
+        redacted_at__isnull=False).values_list("public_id", "redacted_at")}

@@ -310,6 +310,8 @@ class Export(models.Model):
     start = models.DateTimeField()
     end = models.DateTimeField()
     filters = models.JSONField(default=dict, blank=True)
+    # Cells that a spreadsheet would run as a formula are prefixed with `'` (CSV only; see messaging.exports).
+    csv_safe = models.BooleanField(default=False, db_default=False)
     status = models.CharField(max_length=10, default=PENDING, choices=[
         (s, s) for s in (PENDING, RUNNING, SUCCEEDED, FAILED)])
     progress = models.PositiveSmallIntegerField(default=0)
@@ -322,6 +324,12 @@ class Export(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     file_deleted_at = models.DateTimeField(null=True, blank=True)
+    # Redactions of messages this export's file may hold, not yet applied to it: the file is re-written
+    # (messaging.exports.export_scrub) and is not served meanwhile. A count, so that one arriving during a
+    # re-write is not cleared with the ones the re-write applied.
+    redactions_pending = models.PositiveIntegerField(default=0, db_default=0)
+    rewritten_at = models.DateTimeField(null=True, blank=True, help_text="When the file was last re-written to "
+                                        "remove bodies redacted after it was made.")
 
     class Meta:
         ordering = ["-id"]

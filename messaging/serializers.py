@@ -305,9 +305,24 @@ class OptOutSerializer(serializers.Serializer):
         return "opt_out"
 
 
+class JsonBooleanField(serializers.BooleanField):
+    """`true` or `false`: DRF's BooleanField would take "yes", "on", 1 or "0" too."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            raise serializers.ValidationError(f"'{self.field_name}' must be true or false.",
+                                              code="parameter_invalid_type")
+        return data
+
+
 class ExportCreateSerializer(StrictSerializer):
     type = serializers.ChoiceField(choices=["messages", "events"])
     format = serializers.ChoiceField(choices=["csv", "ndjson"], default="ndjson")
+    csv_safe = JsonBooleanField(
+        default=False, help_text="CSV only: a text cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage "
+                                 "return gets a leading `'`, so that a spreadsheet shows it instead of running it as a "
+                                 "formula. Such cells (phone numbers' `+` among them) then differ from the API's "
+                                 "values; without it every cell is exact.")
     start = TimestampField(help_text="From (inclusive), ISO 8601.")
     end = TimestampField(help_text="To (exclusive), ISO 8601.")
     status = serializers.ChoiceField(choices=statuses.ALL, required=False, help_text="Messages only.")
@@ -324,6 +339,9 @@ class ExportCreateSerializer(StrictSerializer):
             if name in attrs:
                 raise serializers.ValidationError({name: [serializers.ErrorDetail(
                     f"'{name}' does not filter {attrs['type']}.", code="parameter_invalid")]})
+        if attrs["csv_safe"] and attrs["format"] != "csv":
+            raise serializers.ValidationError({"csv_safe": [serializers.ErrorDetail(
+                "'csv_safe' applies to CSV exports only.", code="parameter_invalid")]})
         return attrs
 
 
@@ -335,6 +353,7 @@ class ExportSerializer(serializers.Serializer):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
     filters = serializers.DictField()
+    csv_safe = serializers.BooleanField(help_text="Whether formula-like CSV cells were prefixed with `'`.")
     status = serializers.ChoiceField(choices=["pending", "running", "succeeded", "failed"])
     progress = serializers.IntegerField(help_text="0-100.")
     row_count = serializers.IntegerField()
@@ -344,6 +363,9 @@ class ExportSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     completed_at = serializers.DateTimeField(allow_null=True)
     expires_at = serializers.DateTimeField(allow_null=True, help_text="The file is deleted then (7 days).")
+    rewritten_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the file was last re-written to remove the bodies of messages redacted "
+                                   "after it was made (their rows then read as a new export's would), else null.")
     livemode = serializers.BooleanField()
 
     def get_object(self, export) -> str:

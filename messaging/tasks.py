@@ -7,7 +7,7 @@ from celery import shared_task
 
 from messaging import services
 from messaging.carriers.base import DeliveryReport
-from messaging.exports import export_run, exports_delete_expired
+from messaging.exports import export_run, export_scrub, exports_delete_expired, exports_scrub_pending
 
 # A queued message whose task has not run by then is presumed lost and enqueued again.
 STALE_QUEUED_AFTER = timedelta(minutes=2)
@@ -75,3 +75,13 @@ def run_export(export_id: int) -> None:
 @shared_task(name="messaging.delete_expired_exports")
 def delete_expired_exports() -> int:
     return exports_delete_expired()
+
+
+@shared_task(name="messaging.scrub_export", acks_late=True)
+def scrub_export(export_id: int) -> None:
+    export_scrub(export_id=export_id)
+
+
+@shared_task(name="messaging.scrub_exports")
+def scrub_exports() -> int:
+    return exports_scrub_pending()

@@ -11,6 +11,7 @@ from messaging.serializers import (
     ExportCreateSerializer, ExportSerializer, MessageCreateSerializer, MessageEventSerializer,
     MessageListParamsSerializer, MessagePreviewSerializer, MessageSerializer, OptOutSerializer, UsageParamsSerializer,
 )
+from mittis.api.errors import error_response
 from mittis.api.pagination import ListParamsSerializer, list_envelope, list_page, paginate
 from mittis.api.schema import error_responses, list_response
 from mittis.api.serializers import no_params
@@ -267,10 +268,12 @@ class ExportsView(APIView):
             "background: the answer is `202` with the export, whose `status` and `progress` you follow with "
             "`GET /v1/exports/{id}`. NDJSON lines are exactly the API's objects; CSV columns are their fields "
             "in the API's order (null is an empty cell, booleans `true`/`false`, `metadata`, `attempts` and "
-            "an event's `data` are JSON). Redacted bodies are `null`. The file can be downloaded for 7 days."
+            "an event's `data` are JSON). Redacted bodies are `null`, in files written before the redaction too "
+            "(`rewritten_at`). The file can be downloaded for 7 days. At most 3 of your exports (in this mode) "
+            "may be pending or running at once: beyond that, `429 too_many_exports` with `Retry-After`."
         ),
         request=ExportCreateSerializer,
-        responses={202: ExportSerializer, **error_responses(400, 401)},
+        responses={202: ExportSerializer, **error_responses(400, 401, 429)},
         tags=["Exports"],
     )
     def post(self, request):
@@ -278,8 +281,13 @@ class ExportsView(APIView):
         params.is_valid(raise_exception=True)
         data = dict(params.validated_data)
         filters = {name: data.pop(name) for name in ("status", "direction", "event_type") if name in data}
-        export = exports.export_create(account=request.user.account, livemode=request.user.livemode,
-                                       filters=filters, **data)
+        try:
+            export = exports.export_create(account=request.user.account, livemode=request.user.livemode,
+                                           filters=filters, **data)
+        except exports.TooManyExports as busy:
+            response = error_response(request, busy.code, busy.message)
+            response["Retry-After"] = str(exports.BUSY_RETRY_AFTER)
+            return response
         return Response(ExportSerializer(export).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
@@ -305,8 +313,8 @@ class ExportDownloadView(APIView):
     @extend_schema(
         operation_id="exports_download", summary="Download an export's file",
         description="Streams the file (`text/csv` or `application/x-ndjson`), gzipped when the request says "
-                    "`Accept-Encoding: gzip`. `409 export_not_ready` before it has succeeded, "
-                    "`410 export_expired` once its file was deleted.",
+                    "`Accept-Encoding: gzip`. `409 export_not_ready` before it has succeeded, and for the few "
+                    "seconds its file is re-written after a redaction; `410 export_expired` once its file was deleted.",
         parameters=[EXPORT_ID], responses={(200, "application/octet-stream"): bytes,
                                            **error_responses(401, 404, 409, 410)},
         tags=["Exports"],
@@ -317,6 +325,9 @@ class ExportDownloadView(APIView):
             raise DomainError("export_expired")
         if export.status != export.SUCCEEDED:
             raise DomainError("export_not_ready", f"The export is {export.status}; download it once it has succeeded.")
+        if export.redactions_pending:
+            raise DomainError("export_not_ready", "The export's file is being re-written without the bodies of "
+                                                  "messages redacted since it was made; download it in a few seconds.")
         gzip = "gzip" in request.headers.get("Accept-Encoding", "")
         response = StreamingHttpResponse(exports.export_file_chunks(export, gzip=gzip),
                                          content_type="text/csv; charset=utf-8" if export.format == "csv"

@@ -199,6 +199,8 @@ STORAGES = {
 }
 # Export files are downloadable this long, then deleted.
 MITTIS_EXPORT_DAYS = env.int("MITTIS_EXPORT_DAYS", default=7)
+# Exports an account may have pending or running at once, in each mode; beyond that POST /v1/exports is a 429.
+MITTIS_EXPORTS_AT_ONCE = env.int("MITTIS_EXPORTS_AT_ONCE", default=3)
 # Serve static files straight from the apps, so `make run` needs no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
@@ -276,6 +278,8 @@ CELERY_BEAT_SCHEDULE = {
     "redact-past-retention": {"task": "messaging.redact_past_retention",
                               "schedule": crontab(hour=3, minute=0)},
     "delete-expired-exports": {"task": "messaging.delete_expired_exports", "schedule": 3600.0},
+    # Export files re-written after a redaction, whose task was lost (they are not served until then).
+    "scrub-redacted-exports": {"task": "messaging.scrub_exports", "schedule": 300.0},
 }
 
 # --- Mittis -----------------------------------------------------------------------------------

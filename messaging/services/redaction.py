@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from messaging import statuses
+from messaging import exports, statuses
 from messaging.models import CarrierReport, Message, MessageEvent, SmppSubmission
 from mittis.accounts.models import Account
 from mittis.errors import DomainError
@@ -16,8 +16,9 @@ from webhooks import services as webhooks
 
 def message_redact(*, message: Message) -> Message:
     """Remove a final message's body everywhere we keep it: the message, its events, the webhook
-    payloads kept for retries, carrier reports, SMPP hand-overs, and (through `object_redacted`) what other
-    parts of Mittis kept, such as stored idempotent answers."""
+    payloads kept for retries, carrier reports, SMPP hand-overs, export files (re-written by a task once
+    committed), and (through `object_redacted`) what other parts of Mittis kept, such as stored idempotent
+    answers."""
     with transaction.atomic():
         message = Message.objects.select_for_update().get(pk=message.pk)
         if message.redacted_at:
@@ -25,11 +26,14 @@ def message_redact(*, message: Message) -> Message:
         if not statuses.is_final(message.status):
             raise DomainError("message_not_redactable",
                            f"Only a message in a final status can be redacted; this one is {message.status}.")
-        _redact_locked(message)
+        files = _redact_locked(message)
+        transaction.on_commit(lambda: exports.exports_scrub_enqueue(files))
     return message
 
 
-def _redact_locked(message: Message) -> None:
+def _redact_locked(message: Message) -> list[int]:
+    """Call holding the message's row lock. Returns the exports whose file is to be re-written once committed
+    (`exports.exports_scrub_enqueue`): those are not served until then."""
     now = timezone.now()
     message.body, message.redacted_at = "", now
     message.save(update_fields=["body", "redacted_at", "updated_at"])
@@ -45,14 +49,18 @@ def _redact_locked(message: Message) -> None:
     object_redacted.send(sender=Message, account_id=message.account_id, livemode=message.livemode,
                          object_id=message.public_id, created_at=message.created_at,
                          changes={"body": None, "redacted_at": stamp})
+    return exports.exports_mark_redacted(account_id=message.account_id, livemode=message.livemode,
+                                         created_at=message.created_at)
 
 
 def messages_redact_past_retention(*, batch: int = 500) -> int:
-    """Redact every message older than its account's retention (a nightly beat task)."""
+    """Redact every message older than its account's retention (a nightly beat task). An export file holding
+    many of them is re-written once, after the account's last."""
     redacted = 0
     now = timezone.now()
     for account in Account.objects.all().only("pk", "retention_days").iterator():
         cutoff = now - timedelta(days=account.retention_days)
+        files = set()
         while True:
             ids = list(Message.objects.filter(account_id=account.pk, created_at__lt=cutoff, redacted_at__isnull=True,
                                               status__in=statuses.FINAL).values_list("pk", flat=True)[:batch])
@@ -62,6 +70,7 @@ def messages_redact_past_retention(*, batch: int = 500) -> int:
                 with transaction.atomic():
                     message = Message.objects.select_for_update().get(pk=message_id)
                     if not message.redacted_at:
-                        _redact_locked(message)
+                        files.update(_redact_locked(message))
                         redacted += 1
+        exports.exports_scrub_enqueue(sorted(files))
     return redacted

@@ -137,6 +137,11 @@ _CODES = [
               "Too many requests.",
               "This API key (or, without a key, this client address) has used its requests for the current "
               "window. Wait the seconds in `Retry-After`; the `RateLimit` headers show the limit and what is left."),
+    ErrorCode("too_many_exports", "rate_limit_error", 429,
+              "Too many of your exports are running.",
+              "An account may have 3 exports pending or running at once, in each mode. Wait the seconds in "
+              "`Retry-After` (or follow `GET /v1/exports` until one has finished), then start this one again. "
+              "Nothing was started."),
     # --- api_error: ours ----------------------------------------------------------------------------
     ErrorCode("service_unavailable", "api_error", 503,
               "The service is briefly unavailable. Retry shortly.",

@@ -10,6 +10,11 @@ key into that statement instead (`KeyInStatement`): the lock, the check that no 
 record itself become parts of it, and it runs on its own, without BEGIN and COMMIT around it. Whenever
 that attempt does not end with the record written, nothing was written, and the transactional path
 answers (409, a replay, an error recorded, or the send after an expired record).
+
+Stored answers are sealed with the keys that encrypt secrets (`mittis.crypto.seal`, bound to the record's account,
+mode and key): an answer may hold a webhook secret (`whsec_…`, which a client that lost the first answer needs
+from the replay) or a message body. Each record names the object its answer is (`object_id`), so a redaction
+finds the answers to rewrite without decrypting the others.
 """
 
 import contextlib
@@ -22,11 +27,13 @@ import json
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 import http_sf
 from rest_framework.renderers import JSONRenderer
 
+from mittis import crypto
 from mittis.accounts.authentication import api_key_for_request
 from mittis.api.errors import error_response
 from mittis.api.models import IdempotencyRecord
@@ -78,7 +85,7 @@ def fingerprint(request: HttpRequest, body: bytes) -> str:
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"),
                                ensure_ascii=False).encode()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to parse: the parser refuses it (400)
         canonical = body
     digest = hashlib.sha256(f"{request.method} {request.get_full_path()}\n".encode())
     digest.update(canonical)
@@ -163,8 +170,9 @@ class IdempotencyMiddleware:
                         return _replay(request, existing, request_fingerprint)
                     existing.delete()  # expired, not yet purged: forgotten, so this request is new (rare)
                 response = respond()
-                if response.status_code >= 500 or response.streaming:
-                    # A crash stores nothing and undoes whatever the request did: the client retries.
+                if response.status_code >= 500 or response.status_code == 429 or response.streaming:
+                    # A crash stores nothing and undoes whatever the request did: the client retries. So does a
+                    # 429 (the contract: "try again later" must not be replayed to the retry that comes later).
                     transaction.set_rollback(True)
                     return response
                 _record(request, scope, request_fingerprint, response)
@@ -181,8 +189,34 @@ def _record(request, scope: dict, request_fingerprint: str, response: HttpRespon
     insert(IdempotencyRecord(
         **scope, fingerprint=request_fingerprint, method=request.method, path=request.get_full_path()[:2000],
         request_id=getattr(request, "request_id", ""), response_status=response.status_code,
-        response_content_type=response.get("Content-Type", "application/json"), response_body=response.content,
-        created_at=timezone.now()))
+        response_content_type=response.get("Content-Type", "application/json"),
+        response_body=crypto.seal(response.content, context=_context(**scope)),
+        object_id=_object_id(getattr(response, "data", None)), created_at=timezone.now()))
+
+
+def _object_id(answer) -> str:
+    """The id of the object an answer is (a DRF response's data), or "" (a list, an error, not JSON)."""
+    object_id = answer.get("id") if isinstance(answer, dict) else None
+    return object_id if isinstance(object_id, str) and len(object_id) <= 100 else ""
+
+
+def _context(*, account_id: int, livemode: bool, key: str) -> bytes:
+    """What a stored answer is sealed to: an answer copied into another record (another account's) does not open."""
+    return f"{account_id}:{livemode:d}:{key}".encode()
+
+
+def stored_answer(record: IdempotencyRecord) -> bytes:
+    """The answer's bytes as first given. A row written before answers were sealed holds them in the clear."""
+    body = bytes(record.response_body)
+    if not crypto.is_sealed(body):
+        return body
+    return crypto.unseal(body, context=_context(account_id=record.account_id, livemode=record.livemode,
+                                                key=record.key))
+
+
+def _store(record: IdempotencyRecord, answer: bytes) -> None:
+    record.response_body = crypto.seal(answer, context=_context(account_id=record.account_id,
+                                                                livemode=record.livemode, key=record.key))
 
 
 def _lock_and_find(scope: dict) -> tuple[bool, IdempotencyRecord | None]:
@@ -257,14 +291,16 @@ class KeyInStatement:
 
     def record(self, statement, *, status: int, data: dict, source: str) -> None:
         """The key's record, one row per row of `source` (the part whose rows mean the request was done), holding
-        the answer rendered as the API renders JSON: the very bytes the first answer and every replay give."""
+        the answer rendered as the API renders JSON: the very bytes the first answer and every replay give,
+        sealed here (in Python: the statement gets it as a parameter)."""
         request = self.request
         body, content_type = _RENDERER.render(data), _RENDERER.media_type
         self._answer = (status, body, content_type)
         statement.add("idempotency_record", *insert_select(IdempotencyRecord(
             **self.scope, fingerprint=self.fingerprint, method=request.method,
             path=request.get_full_path()[:2000], request_id=getattr(request, "request_id", ""),
-            response_status=status, response_content_type=content_type, response_body=body,
+            response_status=status, response_content_type=content_type,
+            response_body=crypto.seal(body, context=_context(**self.scope)), object_id=_object_id(data),
             created_at=timezone.now()), source=source))
 
     def ran(self, *, free: bool, done: bool) -> None:
@@ -300,7 +336,7 @@ def _replay(request, record: IdempotencyRecord, request_fingerprint: str) -> Htt
             request, "idempotency_key_reused",
             f"This {HEADER} was first used for a different request ({record.method} {record.path}). "
             "Use a new key for a new request.", field=HEADER)
-    response = HttpResponse(bytes(record.response_body), status=record.response_status,
+    response = HttpResponse(stored_answer(record), status=record.response_status,
                             content_type=record.response_content_type)
     response["Idempotent-Replayed"] = "true"
     # The answer is the original, so it keeps the original's id (its error body names it too).
@@ -317,20 +353,52 @@ def redact_stored_answers(sender, *, account_id: int, livemode: bool, object_id:
                           **kwargs) -> None:
     """`mittis.signals.object_redacted`: overwrite the redacted fields in the stored answers that are that object.
     Answers live a day at most (keys expire), and none predates its object: an object older than a day is in
-    none, and only a day's answers of one account are looked through."""
+    none. The database finds the answers by their `object_id` among one account's day of POSTs; only those are
+    decrypted, and rows older than that column (plaintext, `object_id` NULL) are looked inside."""
     cutoff = expiry_cutoff()
     if created_at < cutoff:
         return
     needle = object_id.encode()
-    for record in IdempotencyRecord.objects.filter(account_id=account_id, livemode=livemode, method="POST",
-                                                   created_at__gte=max(cutoff, created_at)):
-        if needle not in bytes(record.response_body):
+    for record in IdempotencyRecord.objects.filter(
+            Q(object_id=object_id) | Q(object_id__isnull=True), account_id=account_id, livemode=livemode,
+            method="POST", created_at__gte=max(cutoff, created_at)):
+        body = stored_answer(record)
+        if record.object_id is None and needle not in body:
             continue
         try:
-            answer = json.loads(bytes(record.response_body))
+            answer = json.loads(body)
         except ValueError:
             continue
         if isinstance(answer, dict) and answer.get("id") == object_id:
             answer.update(changes)
-            record.response_body = _RENDERER.render(answer)
-            record.save(update_fields=["response_body"])
+            _store(record, _RENDERER.render(answer))
+            record.object_id = object_id
+            record.save(update_fields=["response_body", "object_id"])
+
+
+ANSWERS_PER_TRANSACTION = 500  # a busy day holds millions of stored answers: a row lock each, in batches
+
+
+def reencrypt_stored_answers() -> int:
+    """Every stored answer sealed under the newest key (`reencrypt_secrets`), one in the clear (written before
+    answers were sealed) sealed, with its `object_id`. In batches by id, each row locked while it is rewritten
+    (a redaction may rewrite it meanwhile); a row purged meanwhile is skipped."""
+    count, after = 0, 0
+    while True:
+        with transaction.atomic():
+            rows = list(IdempotencyRecord.objects.select_for_update().filter(pk__gt=after).order_by("pk")
+                        .only("pk", "account_id", "livemode", "key", "response_body", "object_id")
+                        [:ANSWERS_PER_TRANSACTION])
+            if not rows:
+                return count
+            for row in rows:
+                answer = stored_answer(row)
+                if row.object_id is None:
+                    try:
+                        row.object_id = _object_id(json.loads(answer))
+                    except (ValueError, RecursionError):
+                        row.object_id = ""
+                _store(row, answer)
+            IdempotencyRecord.objects.bulk_update(rows, ["response_body", "object_id"])
+        count += len(rows)
+        after = rows[-1].pk

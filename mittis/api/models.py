@@ -8,6 +8,8 @@ class IdempotencyRecord(models.Model):
 
     Written in the same transaction as whatever that request created, so either both exist or
     neither; the unique constraint is what makes two requests with one key unable to both proceed.
+
+    The answer is encrypted (`mittis.crypto`, as secrets are): it may hold a `whsec_` secret or a message body.
     """
 
     # No index of its own: the unique constraint's leads with it, and a planner with stale statistics took this
@@ -22,7 +24,13 @@ class IdempotencyRecord(models.Model):
     request_id = models.CharField(max_length=40)
     response_status = models.PositiveSmallIntegerField()
     response_content_type = models.CharField(max_length=200)
+    # A Fernet token of the answer's bytes; plaintext in rows written before answers were encrypted (see
+    # `mittis.api.idempotency.stored_answer`), which expire within a day of the upgrade.
     response_body = models.BinaryField()
+    # The id of the object the answer is (`msg_…`), "" for any other answer, so that a redaction finds its answers
+    # without decrypting every answer of the account. NULL: written before this column (plaintext; looked inside).
+    # No index: a redaction looks through one account's day of rows, and every keyed POST would pay for one.
+    object_id = models.CharField(max_length=100, null=True, blank=True)
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

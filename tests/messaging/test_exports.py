@@ -9,12 +9,15 @@ import json
 from django.utils import timezone
 import pytest
 from rest_framework.test import APIClient
+import time_machine
 
 from messaging.carriers.base import DeliveryReport, InboundSms
-from messaging.exports import EVENT_COLUMNS, MESSAGE_COLUMNS, export_run, exports_delete_expired
+from messaging.exports import (
+    EVENT_COLUMNS, MESSAGE_COLUMNS, export_run, export_scrub, exports_delete_expired, spreadsheet_safe,
+)
 from messaging.models import Export, Message
 from messaging.services import message_apply_delivery_report, message_receive, message_redact, message_send
-from tests.conftest import SEED
+from tests.conftest import SEED, drain_queued_tasks
 from tests.factories import AccountFactory, SenderFactory, api_key_for
 
 AWKWARD_BODIES = [
@@ -229,3 +232,240 @@ def test_an_export_runs_on_a_real_worker_from_the_broker():
 
     assert export["row_count"] == 3 and len(download(client, export).decode().splitlines()) == 4
 
+
+
+# --- Redaction reaches files written before it -------------------------------------------------------------------
+def tasks_named(name: str) -> list[tuple]:
+    """The arguments of each task `name` on this run's queue (which is drained)."""
+    import ast
+
+    return [ast.literal_eval(task["argsrepr"]) for task in drain_queued_tasks() if task["task"] == name]
+
+
+def rows_of(content: bytes, format: str) -> list:
+    text = content.decode()
+    return list(csv.reader(io.StringIO(text, newline=""))) if format == "csv" else text.splitlines()
+
+
+REDACTED_LATER = AWKWARD_BODIES[2]  # "Ünïcödé — 日本語 — 😀 emoji": in every file below until redacted
+
+
+@pytest.mark.parametrize("type", ["messages", "events"])
+@pytest.mark.parametrize("format", ["ndjson", "csv"])
+def test_a_file_written_before_a_redaction_is_rewritten_without_the_body_and_keeps_its_id(
+        api, history, type, format, django_capture_on_commit_callbacks):
+    export = run(api, type=type, format=format)
+    before = download(api, export)
+    assert REDACTED_LATER.encode() in before
+    drain_queued_tasks()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        redacted = api.post(f"/v1/messages/{history[2]}/redact").json()
+
+    busy = api.get(f"/v1/exports/{export['id']}/download")  # until re-written, the file is not served
+    assert busy.status_code == 409 and busy.json()["error"]["code"] == "export_not_ready"
+    assert tasks_named("messaging.scrub_export") == [(Export.objects.get(public_id=export["id"]).pk,)]
+    export_scrub(export_id=Export.objects.get(public_id=export["id"]).pk)  # the task's part
+
+    after = api.get(f"/v1/exports/{export['id']}").json()
+    assert (after["id"], after["download_url"], after["row_count"]) == (export["id"], export["download_url"],
+                                                                        export["row_count"])
+    assert after["rewritten_at"] is not None and export["rewritten_at"] is None
+    content = download(api, export)
+    assert REDACTED_LATER.encode() not in content and after["size"] == len(content)
+    old, new = rows_of(before, format), rows_of(content, format)
+    changed = [i for i, (a, b) in enumerate(zip(old, new)) if a != b]
+    assert len(old) == len(new) and changed  # one row per object of the message: the rest byte for byte
+    for i in changed:
+        if format == "csv" and type == "messages":
+            row = dict(zip(MESSAGE_COLUMNS, new[i]))
+            assert (row["id"], row["body"], row["redacted_at"]) == (history[2], "", redacted["redacted_at"])
+        else:
+            line = json.loads(new[i] if format == "ndjson" else new[i][EVENT_COLUMNS.index("data")])
+            message = line if type == "messages" or format == "csv" else line["data"]
+            assert (message["id"], message["body"], message["redacted_at"]) == (
+                history[2], None, redacted["redacted_at"])
+    if format == "ndjson":  # as a new export shows the message, but for `updated_at` (the redaction's time)
+        fresh = [json.loads(line) for line in rows_of(download(api, run(api, type=type, format=format)), format)]
+        updated = ("updated_at",) if type == "messages" else ()
+        strip = (lambda obj: {k: v for k, v in obj.items() if k not in updated}) if type == "messages" else (
+            lambda obj: obj)
+        assert [strip(json.loads(line)) for line in new] == [strip(obj) for obj in fresh]
+
+
+def test_a_file_outside_the_messages_range_is_left_alone(api, history):
+    earlier = run(api, type="messages", start="2026-01-01T00:00:00Z", end="2026-01-02T00:00:00Z")
+
+    api.post(f"/v1/messages/{history[2]}/redact")
+
+    assert Export.objects.get(public_id=earlier["id"]).redactions_pending == 0
+    assert api.get(f"/v1/exports/{earlier['id']}/download").status_code == 200
+
+
+def test_an_export_whose_rows_were_read_before_a_redaction_committed_applies_it_when_it_ends(api, history,
+                                                                                          monkeypatch):
+    from messaging import exports
+
+    write = exports._write
+
+    def write_then_redact(export, rows, out, total):
+        written = write(export, rows, out, total)  # every row read and written, the body among them
+        message_redact(message=Message.objects.get(public_id=history[2]))
+        return written
+
+    monkeypatch.setattr(exports, "_write", write_then_redact)
+    export = run(api, type="messages", format="csv")
+
+    assert export["status"] == "succeeded" and export["rewritten_at"] is not None
+    assert REDACTED_LATER.encode() not in download(api, export)
+
+
+def test_an_export_pending_when_a_message_is_redacted_reads_it_redacted(api, history):
+    started = api.post("/v1/exports", {**window(), "type": "messages"}, format="json").json()
+    api.post(f"/v1/messages/{history[2]}/redact")
+    assert Export.objects.get(public_id=started["id"]).redactions_pending == 1
+
+    export_run(export_id=Export.objects.get(public_id=started["id"]).pk)
+
+    export = api.get(f"/v1/exports/{started['id']}").json()
+    assert export["rewritten_at"] is None  # nothing to re-write: its rows were read after the redaction
+    assert REDACTED_LATER.encode() not in download(api, export)
+
+
+def test_the_nightly_redaction_rewrites_each_file_once_however_many_messages_it_holds(api, account):
+    from messaging import tasks
+
+    account.retention_days = 1
+    account.save()
+    old = timezone.now() - timedelta(days=3)
+    with time_machine.travel(old, tick=False):
+        for n in range(4):
+            created = api.post("/v1/messages", {**SEED, "body": f"Old secret {n}"}, format="json").json()
+            Message.objects.filter(public_id=created["id"]).update(status="delivered")
+    files = [run(api, type="messages", format=format, start="2020-01-01T00:00:00Z", end="2099-01-01T00:00:00Z")
+             for format in ("csv", "ndjson")]
+    drain_queued_tasks()
+
+    assert tasks.redact_past_retention() == 4
+
+    queued = tasks_named("messaging.scrub_export")
+    assert sorted(queued) == sorted([(Export.objects.get(public_id=f["id"]).pk,) for f in files])  # once each
+    for (export_id,) in queued:
+        export_scrub(export_id=export_id)
+    for export in files:
+        assert b"Old secret" not in download(api, export)
+
+
+def test_a_lost_rewrite_task_is_swept_up_by_beat(api, history, settings):
+    from messaging import tasks
+
+    export = run(api, type="messages", format="ndjson")
+    api.post(f"/v1/messages/{history[2]}/redact")
+    drain_queued_tasks()  # the task lost
+
+    assert tasks.scrub_exports() == 1
+    assert tasks_named("messaging.scrub_export") == [(Export.objects.get(public_id=export["id"]).pk,)]
+    assert "scrub-redacted-exports" in settings.CELERY_BEAT_SCHEDULE
+
+
+# --- Spreadsheet-safe CSV ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cell, safe", [
+    ("=SUM(A1:A9)", "'=SUM(A1:A9)"), ("+18045550199", "'+18045550199"), ("-2+3", "'-2+3"),
+    ("@SUM(1)", "'@SUM(1)"), ("\tleading tab", "'\tleading tab"), ("\rcarriage return", "'\rcarriage return"),
+    ("plain text", "plain text"), ("a=b", "a=b"), ("", ""), ("{\"k\":\"=1\"}", "{\"k\":\"=1\"}"), (5, 5), (None, None),
+])
+def test_spreadsheet_safe_cells(cell, safe):
+    assert spreadsheet_safe(cell) == safe
+
+
+def test_a_csv_safe_export_prefixes_formula_cells_and_the_default_keeps_them_exact(api, history):
+    exact = run(api, type="messages", format="csv")
+    safe = run(api, type="messages", format="csv", csv_safe=True)
+
+    assert (exact["csv_safe"], safe["csv_safe"]) == (False, True)
+    exact_rows, safe_rows = (list(csv.DictReader(io.StringIO(download(api, e).decode(), newline="")))
+                             for e in (exact, safe))
+    assert {row["body"] for row in exact_rows} >= {AWKWARD_BODIES[4]}
+    assert {row["body"] for row in safe_rows} >= {"'" + AWKWARD_BODIES[4], AWKWARD_BODIES[1]}
+    assert {row["to"] for row in safe_rows} == {"'" + row["to"] for row in exact_rows}  # the trade-off: +1804…
+    for row in safe_rows:
+        assert not row["body"].startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+@pytest.mark.parametrize("fields, code", [
+    ({"format": "ndjson", "csv_safe": True}, "parameter_invalid"),
+    ({"format": "csv", "csv_safe": "yes"}, "parameter_invalid_type"),
+    ({"format": "csv", "csv_safe": 1}, "parameter_invalid_type"),
+])
+def test_csv_safe_is_for_csv_and_a_json_boolean(api, fields, code):
+    response = api.post("/v1/exports", {**window(), "type": "messages", **fields}, format="json")
+
+    assert response.status_code == 400
+    assert (response.json()["error"]["code"], response.json()["error"]["field"]) == (code, "csv_safe")
+
+
+# --- A bounded number of exports at once -------------------------------------------------------------------------
+def test_beyond_three_exports_at_once_the_answer_is_429_until_one_finishes(api, account, settings):
+    assert settings.MITTIS_EXPORTS_AT_ONCE == 3
+    started = [api.post("/v1/exports", {**window(), "type": "messages"}, format="json") for _ in range(3)]
+    assert [r.status_code for r in started] == [202] * 3
+
+    refused = api.post("/v1/exports", {**window(), "type": "messages"}, format="json", HTTP_IDEMPOTENCY_KEY="fourth")
+
+    error = refused.json()["error"]
+    assert refused.status_code == 429 and (error["code"], error["type"]) == ("too_many_exports", "rate_limit_error")
+    assert int(refused["Retry-After"]) > 0 and refused["Request-Id"] == error["request_id"]
+    assert Export.objects.count() == 3
+    live = APIClient()  # each mode counts its own
+    live.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(account, livemode=True)}")
+    assert live.post("/v1/exports", {**window(), "type": "messages"}, format="json").status_code == 202
+    export_run(export_id=Export.objects.get(public_id=started[0].json()["id"]).pk)
+    # The 429 was not stored: the same key now starts the export.
+    again = api.post("/v1/exports", {**window(), "type": "messages"}, format="json", HTTP_IDEMPOTENCY_KEY="fourth")
+    assert again.status_code == 202 and "Idempotent-Replayed" not in again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_requests_at_the_limit_cannot_both_start_an_export(settings, monkeypatch):
+    """The first holds the account's export lock between its count and its insert (paused there); the second
+    waits for it, then counts it. Without the lock both would count none and both start."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    from messaging import exports
+
+    settings.MITTIS_EXPORTS_AT_ONCE = 1
+    account = AccountFactory()
+    counted = threading.Event()
+    create = Export.objects.create
+    holder = {}
+
+    def slow_create(**fields):
+        if threading.current_thread() is holder.get("thread"):
+            counted.set()
+            time.sleep(0.5)  # the second request is waiting on the lock by then
+        return create(**fields)
+
+    monkeypatch.setattr(Export.objects, "create", slow_create)
+    window_ = {name: timezone.now() + timedelta(hours=offset) for name, offset in (("start", -1), ("end", 1))}
+
+    def start(outcome):
+        try:
+            outcome.append(exports.export_create(account=account, livemode=False, type="messages", format="csv",
+                                                 filters={}, **window_))
+        except exports.TooManyExports as refusal:
+            outcome.append(refusal)
+        finally:
+            connection.close()
+
+    firsts, seconds = [], []
+    holder["thread"] = threading.Thread(target=start, args=(firsts,))
+    holder["thread"].start()
+    assert counted.wait(5)
+    start(seconds)
+    holder["thread"].join()
+
+    assert isinstance(firsts[0], Export) and isinstance(seconds[0], exports.TooManyExports)
+    assert Export.objects.filter(account=account).count() == 1

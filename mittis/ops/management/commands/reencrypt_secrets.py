@@ -1,7 +1,9 @@
 """Re-encrypt every secret at rest under the newest key of MITTIS_ENCRYPTION_KEYS.
 
 Key rotation: put the new key first in MITTIS_ENCRYPTION_KEYS (keep the old one after it), deploy,
-run this command, then remove the old key.
+run this command, then remove the old key. Stored idempotent answers are re-sealed too (any written in the
+clear, before answers were sealed, are sealed now); answers are kept a day, so once a day has passed since the
+new key was deployed, none under the old key is left even without this command.
 """
 
 from django.core.management.base import BaseCommand
@@ -9,6 +11,8 @@ from django.db import transaction
 
 from messaging.models import Carrier
 from mittis import crypto
+from mittis.api.idempotency import reencrypt_stored_answers
+from mittis.api.models import IdempotencyRecord
 from webhooks.models import CallbackSecret, WebhookEndpoint
 
 # (model, its encrypted fields): every place a secret is stored.
@@ -20,7 +24,7 @@ ENCRYPTED_FIELDS = [
 
 
 class Command(BaseCommand):
-    help = "Re-encrypt stored secrets with the first key of MITTIS_ENCRYPTION_KEYS."
+    help = "Re-encrypt stored secrets and idempotent answers with the first key of MITTIS_ENCRYPTION_KEYS."
 
     def handle(self, *args, **options):
         for model, fields in ENCRYPTED_FIELDS:
@@ -34,3 +38,5 @@ class Command(BaseCommand):
                     row.save(update_fields=fields)
                 count += 1
             self.stdout.write(f"{model._meta.label}: {count} re-encrypted")
+        self.stdout.write(f"{IdempotencyRecord._meta.label}: {reencrypt_stored_answers()} re-encrypted")
+
