@@ -32,8 +32,8 @@ HEADER_TIMEOUT = float(os.environ.get("WEB_HEADER_TIMEOUT", "10"))
 # its own limits (8,190 bytes and 32 KiB) in the error shape.
 HEAD_BUFFER_BYTES = 64 * 1024
 # Connections a process holds open at once (granian's backpressure: taken at accept, held to the close).
-# Past it, new connections wait in the listen backlog until one closes; a silent one closes within
-# HEADER_TIMEOUT, so idle connections can delay new clients by that much at most, never stop them.
+# Past it, new connections wait in the listen backlog until one closes; a silent one is closed within
+# HEADER_TIMEOUT.
 MAX_CONNECTIONS = 1024
 # Processes are replaced after this many seconds (at least 60), one at a time.
 WORKER_LIFETIME = int(os.environ.get("WEB_WORKER_LIFETIME", "3600"))
