@@ -38,7 +38,7 @@ def enqueue(name: str, *, args: tuple = (), kwargs: dict | None = None, countdow
 @worker_init.connect
 def freeze_loaded_objects(**_):
     """The worker's main process has set Django up and imported every task: freeze what it loaded out of the
-    garbage collector before the pool forks, as gunicorn's master does (mittis/gunicorn_conf.py). Otherwise
+    garbage collector before the pool forks, as the web server does (mittis/serve.py). Otherwise
     each full collection in a pool process walks the whole loaded project (~100,000 objects, ~60 ms) in the
     middle of a batch."""
     gc.collect()

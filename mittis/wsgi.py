@@ -9,9 +9,9 @@ application = get_wsgi_application()
 def warm_up() -> None:
     """Import what the first request would: the URLconf and every view, serializer and model it reaches.
 
-    Under gunicorn's preload_app this runs once in the master, so forked workers share these pages and
-    serve their first request warm (mittis/gunicorn_conf.py then freezes them out of the garbage
-    collector). It opens no connection: a socket opened before the fork would be shared by every worker.
+    mittis/serve.py runs this once in the parent, so the forked processes share these pages and serve their
+    first request warm (it then freezes them out of the garbage collector). It opens no connection: a socket
+    opened before the fork would be shared by every process.
     """
     from django.urls import get_resolver
 

@@ -21,6 +21,7 @@ from billing.models import Balance, LedgerEntry
 from billing.services import balance_top_up
 from messaging.models import Message, MessageEvent, SendAttempt
 from mittis.celery import app as celery_app
+from mittis.ops.localhost import web_command
 from tests.conftest import free_port
 from tests.factories import AccountFactory, SenderFactory, api_key_for
 
@@ -39,8 +40,7 @@ def cluster():
            "CELERY_TASK_DEFAULT_QUEUE": queue, "MITTIS_SANDBOX_REPORT_DELAY": "0.1",
            "MITTIS_RATE_LIMIT_PREFIX": settings.MITTIS_RATE_LIMIT_PREFIX, "LOG_LEVEL": "WARNING"}
     ports = [free_port(), free_port()]
-    processes = [subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "mittis/gunicorn_conf.py", "--bind",
-                                   f"127.0.0.1:{port}", "mittis.wsgi"], cwd=ROOT, env=env,
+    processes = [subprocess.Popen(web_command("--bind", f"127.0.0.1:{port}"), cwd=ROOT, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
     processes += [subprocess.Popen([sys.executable, "-m", "celery", "-A", "mittis", "worker", "-Q", queue, "-c", "1",
                                     "-n", f"scale{n}@%h", "--without-gossip", "--without-mingle", "--loglevel",
@@ -55,7 +55,7 @@ def cluster():
                     http.request("GET", f"http://127.0.0.1:{port}/healthz", timeout=1)
                     break
                 except urllib3.exceptions.HTTPError:
-                    assert time.monotonic() < deadline, "gunicorn did not start"
+                    assert time.monotonic() < deadline, "the web server did not start"
                     time.sleep(0.2)
         yield [f"http://127.0.0.1:{port}" for port in ports], http
     finally:

@@ -99,6 +99,17 @@ _CODES = [
     ErrorCode("method_not_allowed", "invalid_request_error", 405,
               "This method is not allowed on this URL.",
               "The URL exists but does not accept this HTTP method; the `Allow` header lists those it does."),
+    # The web server's own refusals (mittis/asgi.py), before the request reaches the API.
+    ErrorCode("request_timeout", "invalid_request_error", 408,
+              "The request body was not received in time.",
+              "The whole body must arrive within 10 seconds of the headers; the connection is then closed. "
+              "Send the body with the request, and retry with the same `Idempotency-Key`."),
+    ErrorCode("uri_too_long", "invalid_request_error", 414,
+              "The request URL is too long.",
+              "The path and query string together may have at most 8,190 bytes. Send long values in a JSON body."),
+    ErrorCode("headers_too_large", "invalid_request_error", 431,
+              "The request headers are too large.",
+              "The headers together may have at most 32 KiB."),
     # --- authentication_error / permission_error -------------------------------------------------
     ErrorCode("missing_api_key", "authentication_error", 401,
               "No API key was provided. Send it as 'Authorization: Bearer <key>'.",

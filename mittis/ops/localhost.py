@@ -1,9 +1,12 @@
 """Helpers for commands and tests that run Mittis's own processes on this machine (bench, load, faults)."""
 
 import os
+from pathlib import Path
+import shlex
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import urllib3
@@ -14,6 +17,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def web_command(*options: str, procfile: str = "Procfile") -> list[str]:
+    """The `web` line of a Procfile as arguments, with `options` after it (`--bind 127.0.0.1:PORT`, which
+    wins over one the line has): bench, load and the tests start the web server exactly as production
+    (Procfile) or `make run` (Procfile.dev) does, with this interpreter."""
+    for line in (ROOT / procfile).read_text().splitlines():
+        if line.startswith("web:"):
+            command = shlex.split(line.removeprefix("web:"))
+            if Path(command[0]).name.startswith("python"):
+                command[0] = sys.executable
+            return [*command, *options]
+    raise LookupError(f"{procfile} has no web line")
 
 
 def wait_for_http(url: str, timeout: float = 30, error: type[Exception] = TimeoutError) -> None:

@@ -1,11 +1,10 @@
-"""Two gunicorn servers, one limit: the counter is shared, so together they admit exactly the limit."""
+"""Two web servers, one limit: the counter is shared, so together they admit exactly the limit."""
 
 from concurrent.futures import ThreadPoolExecutor
 import http.client
 import os
 from pathlib import Path
 import subprocess
-import sys
 import time
 
 from django.conf import settings
@@ -13,6 +12,7 @@ from django.db import connection
 import http_sf
 import pytest
 
+from mittis.ops.localhost import web_command
 from tests.conftest import free_port
 from tests.factories import AccountFactory, api_key_for
 
@@ -34,7 +34,7 @@ def get(port: int, path: str, secret: str) -> http.client.HTTPResponse:
 
 @pytest.fixture
 def servers():
-    """Two separate gunicorn processes on the test database and the real Redis."""
+    """Two separate web servers (`make run`'s) on the test database and the real Redis."""
     db = connection.settings_dict
     env = {**os.environ,
            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
@@ -42,8 +42,7 @@ def servers():
            "MITTIS_RATE_LIMIT_PREFIX": settings.MITTIS_RATE_LIMIT_PREFIX,
            "LOG_LEVEL": "WARNING"}
     ports = [free_port(), free_port()]
-    processes = [subprocess.Popen([sys.executable, "-m", "gunicorn", "mittis.wsgi:application", "--workers", "1",
-                                   "--threads", "8", "--bind", f"127.0.0.1:{port}"],
+    processes = [subprocess.Popen(web_command("--bind", f"127.0.0.1:{port}", procfile="Procfile.dev"),
                                   cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for port in ports]
     try:
@@ -54,7 +53,7 @@ def servers():
                     get(port, "/healthz", "")
                     break
                 except OSError:
-                    assert time.monotonic() < deadline, "gunicorn did not start"
+                    assert time.monotonic() < deadline, "the web server did not start"
                     time.sleep(0.2)
         yield ports
     finally:

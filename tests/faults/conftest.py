@@ -26,7 +26,7 @@ def process_env(**overrides) -> dict:
 
 @contextmanager
 def running(args: list[str], env: dict):
-    """A Mittis process (and its children, e.g. gunicorn's workers) for the length of the block."""
+    """A Mittis process (and its children, e.g. the web server's processes) for the length of the block."""
     process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     try:

@@ -24,6 +24,7 @@ from messaging import tasks
 from messaging.carriers import twilio
 from messaging.models import Carrier, Message, Route, RouteCarrier, Sender
 from messaging.services import message_send, messages_recover_interrupted, messages_requeue_stale
+from mittis.ops.localhost import web_command
 from tests.conftest import SEED, broker_down, free_port
 from tests.factories import api_key_for
 from tests.faults.conftest import disconnect_others, process_env, running, wait_for_http, wait_until
@@ -269,10 +270,9 @@ def test_the_database_going_away_under_traffic_is_a_clean_503_and_mittis_recover
             time.sleep(float(answer[2].get("Retry-After", "1")))
         return answer
 
-    gunicorn = [sys.executable, "-m", "gunicorn", "-c", "mittis/gunicorn_conf.py", "--bind", f"127.0.0.1:{port}",
-                "mittis.wsgi"]
+    web = web_command("--bind", f"127.0.0.1:{port}")
     try:
-        with running(gunicorn, env):
+        with running(web, env):
             wait_for_http(f"{server}/healthz")
             answers, stop = [], threading.Event()
 

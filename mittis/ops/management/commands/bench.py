@@ -1,6 +1,6 @@
 """`make bench`: Mittis under load, on PostgreSQL and Redis, as production serves it; prints one table.
 
-Starts gunicorn with the production configuration (mittis/gunicorn_conf.py) and the reference endpoints
+Starts the production web server (Procfile's web line: mittis/serve.py) with the reference endpoints
 (R1-R4), drives it with wrk, then runs Celery workers for the end-to-end and no-op rates. Every API
 figure is also given as a ratio to a reference measured in the same run, so it holds on a noisy machine.
 Prints figures; asserts nothing.
@@ -32,7 +32,7 @@ from messaging.services import sender_create
 from mittis.accounts.models import Account
 from mittis.accounts.services import api_key_create
 from mittis.celery import app as celery_app
-from mittis.ops.localhost import free_port, wait_for_http
+from mittis.ops.localhost import free_port, stop_group, wait_for_http, web_command
 from mittis.redis import redis_client
 from webhooks.models import Delivery
 from webhooks.services import endpoint_create
@@ -92,8 +92,7 @@ class Command(BaseCommand):
                "MITTIS_WEBHOOK_ALLOWED_PRIVATE": "127.0.0.1", "MITTIS_WEBHOOK_ALLOW_HTTP": "true",
                "LOG_LEVEL": "WARNING"}
         port = free_port()
-        web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "mittis/gunicorn_conf.py", "--bind",
-                                f"127.0.0.1:{port}", "mittis.wsgi"], cwd=ROOT, env=env)
+        web = subprocess.Popen(web_command("--bind", f"127.0.0.1:{port}"), cwd=ROOT, env=env, start_new_session=True)
         try:
             base = f"http://127.0.0.1:{port}"
             wait_for_http(f"{base}/healthz", error=CommandError)
@@ -105,8 +104,7 @@ class Command(BaseCommand):
             if only in (None, "export"):
                 self._export_phase(export_rows)
         finally:
-            web.terminate()
-            web.wait(timeout=20)
+            stop_group(web)
             receiver.stop()
         self._print()
 

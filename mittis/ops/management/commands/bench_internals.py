@@ -90,7 +90,7 @@ class Command(BaseCommand):
             with connection.execute_wrapper(lambda execute, sql, *rest: statements.append(sql) or execute(sql, *rest)):
                 post()
             gc.collect()
-            gc.freeze()  # as the gunicorn workers are after warming up
+            gc.freeze()  # as the web server's processes are after warming up
             cpu = {variant: [] for variant in variants}
             for round_ in range(rounds):
                 for variant in list(variants)[:: 1 if round_ % 2 else -1]:

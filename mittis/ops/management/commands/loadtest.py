@@ -1,10 +1,10 @@
 """`make load`: 50,000 messages through the API under faults; then every promise is checked and a table printed.
 
-Starts what production runs (gunicorn with its production configuration, two Celery workers, beat) on
+Starts what production runs (the web server of Procfile, two Celery workers, beat) on
 PostgreSQL and Redis, and a webhook receiver. Clients POST messages with Idempotency-Keys; some requests are
 repeated (the same key again), some time out on the client and are retried, one in a hundred webhooks is
-refused on its first attempt. On the way a Celery worker is killed with SIGKILL (and replaced) and a
-gunicorn worker is killed (gunicorn replaces it). Afterwards:
+refused on its first attempt. On the way a Celery worker is killed with SIGKILL (and replaced) and a web
+server process is killed (the server replaces it). Afterwards:
 
 - every accepted message is in a final state, and there is no message that was not accepted;
 - the ledger holds exactly one charge per accepted message, and the balance is the ledger's sum;
@@ -42,7 +42,7 @@ from messaging.models import Message
 from messaging.services import sender_create
 from mittis.accounts.models import Account
 from mittis.accounts.services import api_key_create
-from mittis.ops.localhost import child_pids, free_port, stop_group, wait_for_http
+from mittis.ops.localhost import child_pids, free_port, stop_group, wait_for_http, web_command
 from webhooks.models import Delivery, Event
 from webhooks.services import endpoint_create
 
@@ -72,8 +72,7 @@ class Command(BaseCommand):
                "MITTIS_SANDBOX_REPORT_DELAY": "0", "LOG_LEVEL": "WARNING", "WEB_CONCURRENCY": "2"}
         port = free_port()
         self.processes = {}
-        self._start("web", [sys.executable, "-m", "gunicorn", "-c", "mittis/gunicorn_conf.py", "--bind",
-                            f"127.0.0.1:{port}", "mittis.wsgi"], env)
+        self._start("web", web_command("--bind", f"127.0.0.1:{port}"), env)
         for name in ("worker1", "worker2"):
             self._start_worker(name, env)
         self._start("beat", [sys.executable, "-m", "celery", "-A", "mittis", "beat", "--loglevel", "WARNING"], env)
@@ -83,7 +82,7 @@ class Command(BaseCommand):
             started = time.monotonic()
             faults = [] if no_faults else [
                 (0.25, "SIGKILL to a Celery worker (replaced)", lambda: self._kill_worker("worker1", env)),
-                (0.5, "SIGKILL to a gunicorn worker (gunicorn replaces it)", self._kill_web_worker),
+                (0.5, "SIGKILL to a web server process (the server replaces it)", self._kill_web_worker),
             ]
             client.run(messages, clients, faults, self.stdout)
             traffic = time.monotonic() - started
