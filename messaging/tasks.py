@@ -11,9 +11,10 @@ from messaging.exports import export_run, export_scrub, exports_delete_expired, 
 
 # A queued message whose task has not run by then is presumed lost and enqueued again.
 STALE_QUEUED_AFTER = timedelta(minutes=2)
-# A send claimed this long ago with nothing recorded since was cut off: longer than the send task's hard
-# time limit (CELERY_TASK_TIME_LIMIT), so a send still in progress is never taken for dead.
-SEND_INTERRUPTED_AFTER = timedelta(minutes=5)
+# A send claimed this long ago with nothing recorded since was cut off: longer than the hard time limit of the
+# tasks that send (CELERY_TASK_TIME_LIMIT, 90 s), so a send still in progress is never taken for dead, and short
+# enough that a killed worker's claimed batch is settled within minutes (`make load` settles in 5).
+SEND_INTERRUPTED_AFTER = timedelta(minutes=2)
 
 
 @shared_task(name="messaging.send_message")
