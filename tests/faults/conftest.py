@@ -25,9 +25,10 @@ def process_env(**overrides) -> dict:
 
 
 @contextmanager
-def running(args: list[str], env: dict):
-    """A Mittis process (and its children, e.g. the web server's processes) for the length of the block."""
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+def running(args: list[str], env: dict, output=subprocess.DEVNULL):
+    """A Mittis process (and its children, e.g. the web server's processes) for the length of the block; its
+    stdout and stderr to `output` (a file), or nowhere."""
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
                                start_new_session=True)
     try:
         yield process
