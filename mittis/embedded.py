@@ -129,6 +129,21 @@ def _group_of(user: str) -> int:
     return pwd.getpwnam(user).pw_gid
 
 
+def _let_server_user_through(*paths: Path) -> None:
+    """As root, give every folder on the way to `paths` the others' search bit, so the unprivileged server
+    can reach its binaries and data: a checkout under `mktemp -d` (mode 700) would otherwise fail initdb
+    with "Permission denied". Search only: nothing becomes listable or readable that was not."""
+    if os.geteuid() != 0:
+        return
+    for path in paths:
+        for folder in [*reversed(path.resolve().parents), path.resolve()]:
+            mode = folder.stat().st_mode
+            if not mode & 0o001:
+                os.chmod(folder, mode | 0o001)
+                print(f"mittis.embedded: {folder}: others may now pass through it (o+x), for PostgreSQL run "
+                      f"as {UNPRIVILEGED_USER}", file=sys.stderr)
+
+
 def start_postgres(folder: Path) -> tuple[str, Path | None]:
     """(the URL, None) of a running server, or start one: (the URL, its data directory, to stop it by)."""
     data = folder / "postgres"
@@ -137,6 +152,7 @@ def start_postgres(folder: Path) -> tuple[str, Path | None]:
         return f"postgres://postgres@127.0.0.1:{port}/{DATABASE_NAME}", None
     drop = _as_server_user()
     folder.mkdir(parents=True, exist_ok=True)
+    _let_server_user_through(folder, Path(_postgres_bin("initdb")).parent)
     if not (data / "PG_VERSION").exists():
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir(mode=0o700)
