@@ -71,6 +71,7 @@ STATUS_MAP: dict[str, str | None] = {
 class TwilioError:
     code: str  # our normalised code
     message: str
+    fail_over: bool = False  # this Twilio account cannot send it, another carrier may (CarrierRejectedError)
 
 
 # --- Twilio's error codes -> ours ---------------------------------------------------------------
@@ -91,11 +92,13 @@ REPORT_ERRORS: dict[int, TwilioError] = {
     30034: TwilioError("blocked", "The sender is not registered for A2P 10DLC messaging in the US."),
     21610: TwilioError("recipient_opted_out", "The recipient has opted out of messages from this sender."),
 }
-# The answer to a create (`code` in a 4xx body): a rejection of this message, final.
+# The answer to a create (`code` in a 4xx body): a rejection of this message, final (for this carrier only
+# where `fail_over`).
 SEND_ERRORS: dict[int, TwilioError] = {
     21211: TwilioError("invalid_phone_number", "Twilio does not consider the recipient a valid phone number."),
     21214: TwilioError("unreachable", "The recipient's number cannot be reached."),
-    21408: TwilioError("carrier_rejected", "The Twilio account may not send to the recipient's country."),
+    21408: TwilioError("carrier_rejected", "The Twilio account may not send to the recipient's country (its "
+                                           "geographic permissions).", fail_over=True),
     21610: TwilioError("recipient_opted_out", "The recipient has opted out of messages from this sender."),
     21612: TwilioError("unreachable", "Twilio cannot route a message from this sender to the recipient."),
     21614: TwilioError("landline", "The recipient's number is not a mobile number."),
@@ -201,7 +204,8 @@ class TwilioClient(SmsClient):
             raise CarrierTemporaryError(code_name, said[:300], carrier_status=carrier_status)
         known = SEND_ERRORS.get(code) if code is not None else None
         if known:
-            raise CarrierRejectedError(known.code, f"{known.message} ({said})"[:300], carrier_status=carrier_status)
+            raise CarrierRejectedError(known.code, f"{known.message} ({said})"[:300], carrier_status=carrier_status,
+                                       fail_over=known.fail_over)
         raise CarrierRejectedError("carrier_rejected", f"Twilio refused the message ({said})"[:300],
                                    carrier_status=carrier_status)
 
