@@ -33,8 +33,9 @@ from messaging import statuses
 from messaging.carriers import twilio
 from messaging.carriers.base import CarrierRejectedError, CarrierTemporaryError, OutboundSms
 from messaging.carriers.twilio import TwilioClient, expected_signature, signature_valid
-from messaging.models import Carrier, CarrierReport, Message, Route, RouteCarrier
+from messaging.models import Carrier, CarrierReport, Message, OptOut, Route, RouteCarrier
 from messaging.services import message_create, message_send
+from mittis.errors import DomainError
 
 PEERS = Path(__file__).resolve().parents[2] / "peers"
 PRISM = PEERS / "node_modules" / ".bin" / "prism"
@@ -644,6 +645,25 @@ def test_a_callback_matches_by_our_reference_when_twilios_answer_never_came(acco
     message.refresh_from_db()
     assert (message.status, message.carrier, message.carrier_message_id, message.error_code) == (
         statuses.UNDELIVERED, "twilio-acme", SID, "unknown_subscriber")
+
+
+def test_a_failed_callback_for_an_unsubscribed_recipient_opts_it_out(account, twilio_carrier, post_signed):
+    """A Messaging Service takes the message (201, `accepted`) and reports 21610 later, in its callback."""
+    message = message_create(account=account, livemode=False, sender="+18045550142", to="+18045550199", body="hi")
+    Message.objects.filter(pk=message.pk).update(status=statuses.SENT, carrier="twilio-acme", carrier_message_id=SID)
+    path = TwilioClient(twilio_carrier).status_callback_url(message.public_id).removeprefix(PUBLIC_URL)
+
+    answer = post_signed(path, {"MessageSid": SID, "MessageStatus": "failed", "ErrorCode": "21610"})
+
+    assert answer.status_code == 204
+    message.refresh_from_db()
+    assert (message.status, message.error_code) == (statuses.FAILED, "recipient_opted_out")
+    opt_out = OptOut.objects.get()
+    assert (opt_out.account, opt_out.livemode, opt_out.phone_number, opt_out.keyword) == (
+        account, False, "+18045550199", "CARRIER")
+    with pytest.raises(DomainError) as refused:
+        message_create(account=account, livemode=False, sender="+18045550142", to="+18045550199", body="hi")
+    assert refused.value.code == "recipient_opted_out"
 
 
 def test_a_callback_before_the_carrier_has_the_message_changes_nothing(account, twilio_carrier, post_signed):
