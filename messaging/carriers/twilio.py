@@ -4,11 +4,13 @@ Sends with `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`, form-encoded,
 account SID and auth token (https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource).
 Every send asks for status callbacks at `/carriers/<name>/twilio/status?ref=<our message id>`, so a report
 matches its message even when Twilio's answer to the submit never reached us. Twilio signs callbacks and
-inbound messages with `X-Twilio-Signature` (https://www.twilio.com/docs/usage/webhooks/webhooks-security),
+inbound messages with `X-Twilio-Signature` (https://www.twilio.com/docs/usage/webhooks/webhooks-security):
+HMAC-SHA1 with the auth token, or with a SharedKey and HMAC-SHA256 (or SHA1) where a Webhook Rule says so,
 checked by `signature_valid` before anything is read.
 
 Carrier settings (not secret): `account_sid`, `base_url` (default https://api.twilio.com), optional
-`messaging_service_sid`. Credentials (encrypted at rest): `auth_token`.
+`messaging_service_sid`. Credentials (encrypted at rest): `auth_token`, optional `webhook_shared_keys`
+(`{"<SharedKey id>": "<its secret>"}`: a key being rotated out and its successor may both be there).
 
 The contract tests send through Prism serving Twilio's own OpenAPI description of this API
 (tests/messaging/carriers/test_twilio.py).
@@ -210,10 +212,26 @@ class TwilioClient(SmsClient):
                                    carrier_status=carrier_status)
 
     # --- What Twilio sends us ---------------------------------------------------------------------
-    def signature_valid(self, *, url: str, params: dict[str, list[str]], signature: str) -> bool:
-        auth_token = self.carrier.credentials.get("auth_token", "")
-        return bool(auth_token) and signature_valid(auth_token=auth_token, url=url, params=params,
-                                                    signature=signature)
+    def signature_valid(self, *, url: str, params: dict[str, list[str]], signature: str,
+                        signature_settings: str = "") -> bool:
+        """Whether Twilio signed this request: with the auth token and HMAC-SHA1, or, when the request has an
+        `X-Twilio-Webhooks-Signature-Settings` header (`signature_settings`), with the SharedKey and the
+        algorithm it names."""
+        key, algorithm = parse_signature_settings(signature_settings) if signature_settings else ("", HMAC_SHA1)
+        if algorithm not in SIGNATURE_ALGORITHMS:
+            logger.warning("carrier=%s request signed with %r, an algorithm we do not know", self.name, algorithm)
+            return False
+        credentials = self.carrier.credentials
+        if signature_settings:
+            shared_keys = credentials.get("webhook_shared_keys")
+            secret = shared_keys.get(key) if isinstance(shared_keys, dict) else None
+            if not secret:
+                logger.warning("carrier=%s request signed with SharedKey %r, which is not in its "
+                               "webhook_shared_keys", self.name, key)
+        else:
+            secret = credentials.get("auth_token")
+        return isinstance(secret, str) and bool(secret) and signature_valid(
+            secret=secret, url=url, params=params, signature=signature, algorithm=algorithm)
 
     def parse_delivery_report(self, payload: dict, *, reference: str = "") -> DeliveryReport | None:
         """A status callback's form fields as our report; None for a status with nothing to apply
@@ -253,21 +271,44 @@ class TwilioClient(SmsClient):
 
 
 # --- X-Twilio-Signature -------------------------------------------------------------------------
-def expected_signature(*, auth_token: str, url: str, params: dict[str, list[str]]) -> str:
-    """Twilio's signature of a request: HMAC-SHA1, keyed with the auth token, over the full URL followed
-    by every POST parameter's name and value, sorted by name (a repeated name's values sorted too)."""
+# Where a Webhook Rule matches the URL, Twilio signs with the rule's SharedKey and the algorithm its Setting
+# names, and says which in `X-Twilio-Webhooks-Signature-Settings: key=<SharedKey id>,algorithm=HMAC_SHA256`
+# (https://www.twilio.com/docs/usage/webhooks/webhook-shared-keys); only the hash changes. This reads the
+# header as Twilio's libraries do (twilio-python's request_validator.get_signature_algorithm, twilio-node's
+# webhooks.getSignatureAlgorithm): no `algorithm` means HMAC_SHA1, and an algorithm we do not know is refused.
+SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
+HMAC_SHA1, HMAC_SHA256 = "HMAC_SHA1", "HMAC_SHA256"
+SIGNATURE_ALGORITHMS = {HMAC_SHA1: hashlib.sha1, HMAC_SHA256: hashlib.sha256}
+
+
+def parse_signature_settings(header: str) -> tuple[str, str]:
+    """The SharedKey id and the algorithm (upper case) of an `X-Twilio-Webhooks-Signature-Settings` header."""
+    fields = {}
+    for part in header.split(","):
+        name, separator, value = part.partition("=")
+        if separator and value.strip():
+            fields.setdefault(name.strip(), value.strip())
+    return fields.get("key", ""), fields.get("algorithm", HMAC_SHA1).upper()
+
+
+def expected_signature(*, secret: str, url: str, params: dict[str, list[str]], algorithm: str = HMAC_SHA1) -> str:
+    """Twilio's signature of a request: an HMAC (`algorithm`), keyed with the auth token or a SharedKey's
+    secret, over the full URL followed by every POST parameter's name and value, sorted by name (a repeated
+    name's values sorted too), in base64."""
     data = url + "".join(name + value for name in sorted(params) for value in sorted(set(params[name])))
-    digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
+    digest = hmac.new(secret.encode(), data.encode(), SIGNATURE_ALGORITHMS[algorithm]).digest()
     return base64.b64encode(digest).decode()
 
 
-def signature_valid(*, auth_token: str, url: str, params: dict[str, list[str]], signature: str) -> bool:
+def signature_valid(*, secret: str, url: str, params: dict[str, list[str]], signature: str,
+                    algorithm: str = HMAC_SHA1) -> bool:
     """Whether `signature` is Twilio's for this request. Twilio may have signed the URL with or without
     the scheme's default port (behind a proxy the two differ), so both are accepted, as its libraries do."""
     if not signature:
         return False
-    return any(hmac.compare_digest(expected_signature(auth_token=auth_token, url=candidate, params=params),
-                                   signature)
+    given = signature.encode()  # compare_digest refuses a str with non-ASCII characters: a header may have them
+    return any(hmac.compare_digest(expected_signature(secret=secret, url=candidate, params=params,
+                                                      algorithm=algorithm).encode(), given)
                for candidate in dict.fromkeys(_url_variants(url)))
 
 
