@@ -14,15 +14,15 @@ per SMPP carrier (smpp_supervisor.BindSupervisor), each with one socket and one 
 - It answers every deliver_sm: delivery receipts go to its Inbox's `report` (the services'
   `message_apply_delivery_report`), anything else is an inbound message for its `inbound`
   (`message_receive`), concatenated ones once all their parts are in.
-  A deliver_sm we could not store is answered ESME_RX_T_APPN, so the SMSC delivers it again later.
+  A deliver_sm we could not store is answered ESME_RX_T_APPN, so the SMSC delivers it again later. A
+  receipt that comes while submits are unanswered waits for their answers: it may be about one of them.
 - Stopping (SIGTERM) waits for the answers still due, then unbinds, within UNBIND_GRACE.
 
-Multi-part messages: the first part's message_id is the message's carrier_message_id, and the bind
-remembers every part's id (ReceiptBook, in memory) so that any part's receipt lands on the message:
-it is delivered once every part is, and fails as soon as one part does (the handset cannot show it
-whole). A receipt for a part the bind no longer remembers (it restarted) is applied by its own id,
-which matches the message only for the first part. The connection is in `smpp_wire`, the pieces a bind
-puts together (receipts, inbound parts) in `smpp_parts`.
+Receipts: the first part's message_id is the message's carrier_message_id, and every part's id is kept
+(SmppPart rows, ReceiptBook) so that any part's receipt lands on the message the bind sent, by our
+reference, after a restart of the bind or the SMSC too: it is delivered once every part is, and fails as
+soon as one part does (the handset cannot show it whole). The connection is in `smpp_wire`, the pieces a
+bind puts together and keeps track of (receipts, inbound parts) in `smpp_parts`.
 """
 
 from collections import deque
@@ -34,7 +34,7 @@ import random
 import threading
 import time
 
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections, transaction
 from django.utils import timezone
 
 from messaging.carriers.base import Inbox, InboundSms
@@ -44,7 +44,7 @@ from messaging.carriers.smpp import (
     address_from_smpp, concatenation_of, decode_short_message, is_delivery_receipt, parse_receipt, relative_validity,
     smpp_address, split_udh, status_description, status_name, submit_parts,
 )
-from messaging.carriers.smpp_parts import INBOUND_PART_TTL, InboundAssembler, ReceiptBook
+from messaging.carriers.smpp_parts import INBOUND_PART_TTL, InboundAssembler, ReceiptBook, ReceiptsAfterAnswers
 from messaging.carriers.smpp_wire import BindConfig, BindRefused, Link, SessionLost, UnknownPdu, pdu_text
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ class _Session:
         self.claims: list[_Claim] = []
         self.recent_sends: deque[float] = deque()
         self.paused_until = 0.0
+        self.receipts_after_answers = ReceiptsAfterAnswers()
         self.unbound = False
 
     # The loop ----------------------------------------------------------------------------------
@@ -141,7 +142,10 @@ class _Session:
 
     # Submitting --------------------------------------------------------------------------------
     def _submits_in_flight(self) -> int:
-        return sum(1 for waiting in self.waiting.values() if waiting.part is not None)
+        return len(self._unanswered_submits())
+
+    def _unanswered_submits(self) -> set[int]:
+        return {sequence for sequence, waiting in self.waiting.items() if waiting.part is not None}
 
     def _next_tps_slot(self, now: float) -> float:
         """When the next submit may go without more than `tps` in any one second."""
@@ -221,8 +225,7 @@ class _Session:
         errors = [part.error for part in claim.parts if part.error]
         if not errors:
             part_ids = [part.message_id for part in claim.parts]
-            self.runner.receipts.remember(part_ids, claim.reference)
-            self.runner.answer(claim.submission_id, SmppSubmission.ACCEPTED, carrier_message_id=part_ids[0])
+            self.runner.answer(claim.submission_id, SmppSubmission.ACCEPTED, part_ids=part_ids)
         elif all(error in TEMPORARY_STATUSES for error in errors) and not any(p.message_id for p in claim.parts):
             self.runner.answer(claim.submission_id, SmppSubmission.FAILED, command_status=errors[0])
         else:
@@ -234,10 +237,14 @@ class _Session:
         command = pdu.command
         if command in ("submit_sm_resp", "generic_nack"):
             self._on_submit_answer(pdu)
+            for receipt in self.receipts_after_answers.ready(self._unanswered_submits()):
+                self._on_deliver(receipt)
         elif command == "enquire_link_resp":
             self.waiting.pop(pdu.sequence, None)
         elif command == "deliver_sm":
-            self._on_deliver(pdu)
+            receipt = is_delivery_receipt(pdu.esm_class or 0)
+            if not (receipt and self.receipts_after_answers.wait(pdu, self._unanswered_submits())):
+                self._on_deliver(pdu)
         elif command == "enquire_link":
             self.link.answer(pdu, "enquire_link_resp")
         elif command == "unbind":
@@ -312,7 +319,7 @@ class BindRunner:
         self.inbox = inbox
         self.name = carrier.name
         self.config = BindConfig.of(carrier)
-        self.receipts = ReceiptBook()
+        self.receipts = ReceiptBook(carrier.pk)
         self.inbound = InboundAssembler()
         self._concatenation_reference = random.randrange(256)
         self._bind_id: int | None = None
@@ -398,13 +405,16 @@ class BindRunner:
                                       created_at__lt=self.claim_cutoff()).update(
             status=SmppSubmission.CANCELED, updated_at=timezone.now())
 
-    def answer(self, submission_id: int, status: str, *, carrier_message_id: str = "",
-               command_status: str = "") -> None:
+    def answer(self, submission_id: int, status: str, *, part_ids: list[str] = (), command_status: str = "") -> None:
+        """The SMSC's answer for a submission; `part_ids`: the ids of its parts, once it accepted them all."""
         from messaging.models import SmppSubmission
 
-        SmppSubmission.objects.filter(pk=submission_id, status=SmppSubmission.SUBMITTING).update(
-            status=status, carrier_message_id=carrier_message_id, command_status=command_status,
-            updated_at=timezone.now())
+        with transaction.atomic():
+            if part_ids:  # before its send sees the answer: a receipt may follow at once
+                self.receipts.remember(submission_id, part_ids)
+            SmppSubmission.objects.filter(pk=submission_id, status=SmppSubmission.SUBMITTING).update(
+                status=status, carrier_message_id=part_ids[0] if part_ids else "", command_status=command_status,
+                updated_at=timezone.now())
 
     def next_concatenation_reference(self) -> int:
         self._concatenation_reference = (self._concatenation_reference + 1) % 256

@@ -1,8 +1,8 @@
-"""What an SMPP bind pieces together: the receipts of a multi-part message's parts, which deliver it once every
-part is delivered (and fail it as soon as one part fails), and an inbound message concatenated from parts that
-may arrive in any order."""
+"""What an SMPP bind pieces together and keeps track of: the receipts of a message's parts, which deliver it once
+every part is delivered (and fail it as soon as one part fails), and an inbound message concatenated from parts
+that may arrive in any order."""
 
-from collections import OrderedDict
+from collections import deque
 from dataclasses import dataclass, field
 
 from messaging import statuses
@@ -10,47 +10,63 @@ from messaging.carriers.base import DeliveryReport
 from messaging.carriers.smpp import Receipt, delivery_report
 
 
-RECEIPT_BOOK_SIZE = 200_000  # part ids remembered; receipts come within the validity period (~2 days)
-
-
 INBOUND_PART_TTL = 300.0  # a concatenated inbound message still missing parts then is stored as it is
 
 
-@dataclass
-class _Sent:
-    part_ids: tuple[str, ...]
-    reference: str
-    delivered: set[str] = field(default_factory=set)
-
-
 class ReceiptBook:
-    """The parts of the messages this bind sent recently, so that any part's receipt lands on its
-    message (by the first part's id, and by our reference should the receipt overtake the send)."""
+    """The parts of the messages a carrier's bind sent (SmppPart rows), so that any part's receipt lands on its
+    message by our reference and the first part's id, after a restart of the bind too. A delivered message
+    waits for the receipts of all its parts; a failed part fails it at once (the handset cannot show it whole)."""
 
-    def __init__(self, size: int = RECEIPT_BOOK_SIZE):
-        self._size = size
-        self._by_part: OrderedDict[str, _Sent] = OrderedDict()
+    def __init__(self, carrier_id: int):
+        self.carrier_id = carrier_id
 
-    def remember(self, part_ids: list[str], reference: str) -> None:
-        sent = _Sent(tuple(part_ids), reference)
-        for part_id in part_ids:
-            self._by_part[part_id] = sent
-            self._by_part.move_to_end(part_id)
-        while len(self._by_part) > self._size:
-            self._by_part.popitem(last=False)
+    def remember(self, submission_id: int, part_ids: list[str]) -> None:
+        from messaging.models import SmppPart
+
+        SmppPart.objects.bulk_create([
+            SmppPart(submission_id=submission_id, carrier_id=self.carrier_id, message_id=part_id, number=number,
+                     total=len(part_ids)) for number, part_id in enumerate(part_ids, start=1)])
 
     def report(self, receipt: Receipt) -> DeliveryReport | None:
         """The report to apply for this receipt, or None while a delivered message waits for the
-        receipts of its other parts."""
-        sent = self._by_part.get(receipt.message_id)
-        if sent is None:
+        receipts of its other parts. A part we never sent is reported by its own id."""
+        from messaging.models import SmppPart
+
+        # The SMSC may have begun its ids again since: the newest part with this id is the one it reports on.
+        part = (SmppPart.objects.filter(message_id=receipt.message_id, carrier_id=self.carrier_id)
+                .select_related("submission").order_by("-id").first())
+        if part is None:
             return delivery_report(receipt, carrier_message_id=receipt.message_id)
-        report = delivery_report(receipt, carrier_message_id=sent.part_ids[0], reference=sent.reference)
-        if report.status == statuses.DELIVERED and len(sent.part_ids) > 1:
-            sent.delivered.add(receipt.message_id)
-            if len(sent.delivered) < len(sent.part_ids):
+        report = delivery_report(receipt, carrier_message_id=part.submission.carrier_message_id,
+                                 reference=part.submission.reference)
+        if report.status == statuses.DELIVERED and part.total > 1:
+            SmppPart.objects.filter(pk=part.pk).update(delivered=True)
+            if SmppPart.objects.filter(submission_id=part.submission_id, delivered=False).exists():
                 return None
         return report
+
+
+class ReceiptsAfterAnswers:
+    """Receipts that came while submits were unanswered, each waiting for those answers (an SMSC may send a
+    receipt before its submit_sm_resp, and its id may also be an older message's), and for those before it."""
+
+    def __init__(self):
+        self._queue: deque[tuple[object, set[int]]] = deque()
+
+    def wait(self, pdu, unanswered: set[int]) -> bool:
+        """True if the receipt must wait for the submits `unanswered` (sequence numbers), or for others."""
+        if not unanswered and not self._queue:
+            return False
+        self._queue.append((pdu, unanswered))
+        return True
+
+    def ready(self, unanswered) -> list:
+        """The receipts, in their order, that wait for none of the submits still `unanswered`."""
+        ready = []
+        while self._queue and not self._queue[0][1] & unanswered:
+            ready.append(self._queue.popleft()[0])
+        return ready
 
 
 @dataclass

@@ -18,6 +18,7 @@ from messaging.carriers.smpp import (
 from messaging.carriers.smpp_parts import InboundAssembler, ReceiptBook
 from messaging.carriers.smpp_wire import BindConfig, BindRefused, Link, UnknownPdu, parse_pdu
 from messaging.encoding import gsm7_decode, gsm7_encode, split_parts
+from messaging.models import Carrier, SmppSubmission
 
 EMOJI = "\U0001F600"
 
@@ -173,29 +174,52 @@ def receipt(message_id, stat):
     return parse_receipt(f"id:{message_id} stat:{stat} err:000")
 
 
-def test_the_receipt_book_lands_every_part_on_the_message_and_delivers_it_with_the_last():
-    book = ReceiptBook()
-    book.remember(["A1", "A2", "A3"], "msg_a")
-    book.remember(["B1"], "msg_b")
+@pytest.fixture
+def sent(db):
+    """`sent(part_ids, reference)`: a submission the SMSC accepted in those parts, remembered as the bind does."""
+    carrier = Carrier.objects.create(name="smsc-book", kind=Carrier.SMPP)
+
+    def _sent(part_ids, reference):
+        submission = SmppSubmission.objects.create(carrier=carrier, reference=reference, sender="+18045550142",
+                                                   to="+18045550199", body="hi", status=SmppSubmission.ACCEPTED,
+                                                   carrier_message_id=part_ids[0])
+        ReceiptBook(carrier.pk).remember(submission.pk, part_ids)
+    _sent.carrier = carrier
+    return _sent
+
+
+def test_the_receipt_book_lands_every_part_on_the_message_and_delivers_it_with_the_last(sent):
+    sent(["A1", "A2", "A3"], "msg_a")
+    sent(["B1"], "msg_b")
+    book = ReceiptBook(sent.carrier.pk)
 
     assert book.report(receipt("A2", "DELIVRD")) is None
-    assert book.report(receipt("A1", "DELIVRD")) is None
+    assert ReceiptBook(sent.carrier.pk).report(receipt("A1", "DELIVRD")) is None  # a bind restarted meanwhile
     last = book.report(receipt("A3", "DELIVRD"))
     assert (last.carrier_message_id, last.status, last.reference) == ("A1", statuses.DELIVERED, "msg_a")
     single = book.report(receipt("B1", "DELIVRD"))
     assert (single.carrier_message_id, single.reference) == ("B1", "msg_b")
 
 
-def test_the_receipt_book_fails_a_message_on_its_first_failed_part_and_passes_strangers_through():
-    book = ReceiptBook(size=4)
-    book.remember(["A1", "A2"], "msg_a")
+def test_the_receipt_book_fails_a_message_on_its_first_failed_part_and_passes_strangers_through(sent):
+    sent(["A1", "A2"], "msg_a")
+    book = ReceiptBook(sent.carrier.pk)
 
     failed = book.report(receipt("A2", "UNDELIV"))
-    assert (failed.carrier_message_id, failed.status) == ("A1", statuses.UNDELIVERED)
+    assert (failed.carrier_message_id, failed.status, failed.reference) == ("A1", statuses.UNDELIVERED, "msg_a")
     stranger = book.report(receipt("Z9", "DELIVRD"))
     assert (stranger.carrier_message_id, stranger.reference) == ("Z9", "")
-    book.remember(["C1", "C2", "C3"], "msg_c")  # the oldest part ids are forgotten past the size
-    assert book.report(receipt("A1", "DELIVRD")).reference == ""
+    other_carrier = Carrier.objects.create(name="smsc-other", kind=Carrier.SMPP)
+    assert ReceiptBook(other_carrier.pk).report(receipt("A1", "DELIVRD")).reference == ""
+
+
+def test_an_id_the_smsc_gave_again_is_the_newest_parts(sent):
+    sent(["0000010000"], "msg_old")
+    sent(["0000010001", "0000010000"], "msg_new")  # the SMSC restarted and began its ids again
+
+    report = ReceiptBook(sent.carrier.pk).report(receipt("0000010000", "UNDELIV"))
+
+    assert (report.carrier_message_id, report.reference) == ("0000010001", "msg_new")
 
 
 # --- command_status -------------------------------------------------------------------------------
