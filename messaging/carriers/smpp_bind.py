@@ -424,7 +424,8 @@ class BindRunner:
     def on_receipt(self, pdu) -> None:
         text = (pdu.short_message or pdu.message_payload or b"").decode("latin-1")
         state = pdu.message_state if isinstance(pdu.message_state, int) else None
-        receipt = parse_receipt(text, receipted_message_id=pdu_text(pdu.receipted_message_id), message_state=state)
+        receipt = parse_receipt(text, receipted_message_id=pdu_text(pdu.receipted_message_id), message_state=state,
+                                network_error_code=pdu.network_error_code)
         if not receipt.message_id:
             logger.warning("carrier=%s receipt without a message id: %r", self.name, text)
             return

@@ -222,6 +222,24 @@ def test_an_id_the_smsc_gave_again_is_the_newest_parts(sent):
     assert (report.carrier_message_id, report.reference) == ("0000010001", "msg_new")
 
 
+@pytest.mark.parametrize("tlv, carrier_status, error_message", [
+    (b"\x03\x00\x1b", "UNDELIV err:027 (GSM error 27)",
+     "The carrier could not deliver the message (err 027; GSM error 27)."),
+    (b"\x07\x00\x0b", "UNDELIV err:027 (SMPP error ESME_RINVDSTADR)",
+     "The carrier could not deliver the message (err 027; SMPP error ESME_RINVDSTADR)."),
+    (b"\x08\x01\x00", "UNDELIV err:027 (SMSC-specific error 256)",
+     "The carrier could not deliver the message (err 027; SMSC-specific error 256)."),
+    (b"\x03\x00", "UNDELIV err:027 (network error 0x0300)",
+     "The carrier could not deliver the message (err 027; network error 0x0300)."),
+    (None, "UNDELIV err:027", "The carrier could not deliver the message (err 027)."),
+])
+def test_a_receipts_network_error_code_is_part_of_the_error(tlv, carrier_status, error_message):
+    """SMPP 3.4 5.3.2.31: the network type, then that network's 2-octet error code."""
+    report = delivery_report(parse_receipt("id:1 stat:UNDELIV err:027", network_error_code=tlv), carrier_message_id="1")
+
+    assert (report.carrier_status, report.error_message) == (carrier_status, error_message)
+
+
 # --- command_status -------------------------------------------------------------------------------
 @pytest.mark.parametrize("status, name, code, temporary", [
     (0x58, "ESME_RTHROTTLED", "carrier_throttled", True),

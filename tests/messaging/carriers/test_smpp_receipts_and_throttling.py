@@ -1,6 +1,6 @@
 """The SMPP carrier's receipts end to end (issue 25), against the SMSC simulator (tests/peers/smsc.js), whose
 node-smpp decoding of what went over the wire the tests check: a receipt lands on the message the bind sent,
-after the SMSC or the bind restarted too."""
+after the SMSC or the bind restarted too, and its network_error_code is in the message's error."""
 
 import pytest
 
@@ -67,3 +67,21 @@ def test_every_parts_receipt_lands_on_its_message_after_the_bind_restarted(smsc,
         (part_ids[2], "DELIVRD", 0), (part_ids[1], second_part, 0), (part_ids[0], "DELIVRD", 0)],
         what="every part's receipt answered")
     assert not CarrierReport.objects.filter(message__isnull=True).exists()  # none left without its message
+
+
+def test_a_receipts_network_error_code_is_in_the_messages_error(smsc, bound, live):
+    smsc.post("/receipts/options", {"hold": True})
+    message = send(live)
+    [submit] = smsc.submits_to(PHONE)
+    assert held(smsc, 1) == [submit["message_id"]]
+
+    smsc.post("/receipts/release", {"receipts": {submit["message_id"]: {
+        "stat": "UNDELIV", "err": "027", "network_error_code": "03001b"}}})  # GSM, error 27: absent subscriber
+
+    message = final(message)
+    [receipt] = receipts(smsc)
+    assert (receipt["network_error_code"], receipt["resp_status"]) == ("03001b", 0)
+    shown = live.get(f"/v1/messages/{message.public_id}").json()
+    assert (shown["status"], shown["error_code"]) == ("undelivered", "unknown_error")
+    assert shown["error_message"] == "The carrier could not deliver the message (err 027; GSM error 27)."
+    assert message.events.last().carrier_status == "UNDELIV err:027 (GSM error 27)"
