@@ -1,6 +1,8 @@
 """The SMPP pieces that need no SMSC: parts and UDH, inbound decoding, addresses, receipts and the
-status tables, the receipt book of multi-part messages, and reading PDUs smpplib would choke on."""
+status tables, the receipt book of multi-part messages, what throttling holds back, and reading PDUs
+smpplib would choke on."""
 
+from dataclasses import dataclass
 import socket
 import struct
 import threading
@@ -15,7 +17,7 @@ from messaging.carriers.smpp import (
     concatenation_udh, decode_short_message, delivery_report, is_delivery_receipt, parse_receipt, smpp_address,
     split_udh, status_name, submit_parts,
 )
-from messaging.carriers.smpp_parts import InboundAssembler, ReceiptBook
+from messaging.carriers.smpp_parts import InboundAssembler, Outbox, ReceiptBook
 from messaging.carriers.smpp_wire import BindConfig, BindRefused, Link, UnknownPdu, parse_pdu
 from messaging.encoding import gsm7_decode, gsm7_encode, split_parts
 from messaging.models import Carrier, SmppSubmission
@@ -238,6 +240,58 @@ def test_a_receipts_network_error_code_is_part_of_the_error(tlv, carrier_status,
     report = delivery_report(parse_receipt("id:1 stat:UNDELIV err:027", network_error_code=tlv), carrier_message_id="1")
 
     assert (report.carrier_status, report.error_message) == (carrier_status, error_message)
+
+
+# --- Throttling -------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class Part:
+    destination: str
+    not_before: float = 0.0
+    held: str = ""
+    answered: bool = False
+    error: str = ""
+
+
+def test_a_full_queue_holds_back_its_destination_and_no_other():
+    outbox = Outbox(tps=0)
+    busy, other = Part("15005550177"), Part("18045550199")
+    outbox.add([busy])
+    assert outbox.take(now=0.0) is busy
+
+    outbox.put_back(busy, "ESME_RMSGQFUL", now=0.0, pause=1.0)
+    later_to_busy = Part("15005550177")
+    outbox.add([later_to_busy, other])
+
+    assert outbox.take(now=0.1) is other
+    assert outbox.take(now=0.2) is None and outbox.wait(now=0.2) == pytest.approx(0.8)
+    assert [outbox.take(now=1.0), outbox.take(now=1.0)] == [busy, later_to_busy]
+
+
+def test_rthrottled_halves_the_sessions_pace_for_the_pause():
+    outbox = Outbox(tps=10)
+    parts = [Part(f"1804555{n:04d}") for n in range(12)]
+    outbox.add(parts)
+    assert [outbox.take(now=0.0) for _ in range(4)] == parts[:4]
+
+    outbox.put_back(parts[3], "ESME_RTHROTTLED", now=0.0, pause=2.5)  # 4 in the last second: 2 a second now
+
+    assert outbox.take(now=1.0) is parts[4] and outbox.take(now=1.0) is parts[5] and outbox.take(now=1.0) is None
+    assert outbox.take(now=2.0) is parts[6] and outbox.take(now=2.0) is parts[7] and outbox.take(now=2.0) is None
+    assert [outbox.take(now=3.0) for _ in range(3)] == [parts[3], parts[8], parts[9]]  # the pace is over
+
+
+def test_parts_throttling_holds_back_are_given_up_with_its_status():
+    outbox = Outbox(tps=0)
+    busy, queued_behind, free = Part("15005550177"), Part("15005550177"), Part("18045550199")
+    outbox.add([busy, queued_behind])
+    outbox.take(now=0.0)
+    outbox.put_back(busy, "ESME_RMSGQFUL", now=0.0, pause=5.0)
+
+    outbox.give_up([busy, queued_behind, free], now=1.0)
+
+    assert [(p.answered, p.error) for p in (busy, queued_behind, free)] == [
+        (True, "ESME_RMSGQFUL"), (True, "ESME_RMSGQFUL"), (False, "")]
+    assert not outbox
 
 
 # --- command_status -------------------------------------------------------------------------------
