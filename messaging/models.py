@@ -295,6 +295,24 @@ class SmppSubmission(models.Model):
         indexes = [models.Index(fields=["carrier", "status", "id"], name="smpp_submission_queue_idx")]
 
 
+class SmppPart(models.Model):
+    """A submit_sm the SMSC accepted: a part of a submission, with the SMSC's id for it, so that the receipt of
+    any part finds its message, after the bind restarted too. An SMSC that restarts may begin its ids again:
+    the newest part with an id is the one a receipt is about."""
+
+    submission = models.ForeignKey(SmppSubmission, on_delete=models.CASCADE, related_name="parts")
+    carrier = models.ForeignKey(Carrier, on_delete=models.CASCADE, related_name="+",
+                                db_index=False)  # smpp_part_ref_idx has it
+    message_id = models.CharField(max_length=100, help_text="The SMSC's id of this part.")
+    number = models.PositiveSmallIntegerField(help_text="1, 2, 3... in the message.")
+    total = models.PositiveSmallIntegerField(help_text="The message's parts.")
+    delivered = models.BooleanField(default=False)
+
+    class Meta:
+        # A receipt names the part's id: it leads, as in message_carrier_ref_idx.
+        indexes = [models.Index(fields=["message_id", "carrier"], name="smpp_part_ref_idx")]
+
+
 class Export(models.Model):
     """A bulk export of an account's messages or events, written by a task into a file in the
     `exports` storage (never into the database), downloadable until `expires_at`."""

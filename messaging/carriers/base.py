@@ -88,6 +88,11 @@ class CarrierTemporaryError(CarrierError):
         super().__init__(code, message, carrier_status=carrier_status)
         self.maybe_sent = maybe_sent
 
+    @property
+    def throttled(self) -> bool:
+        """The carrier answered that it is too busy now: it is up, so this never counts against its breaker."""
+        return self.code == "carrier_throttled"
+
 
 class CarrierRejectedError(CarrierError):
     """The carrier refused the message for good: the message fails with `code`.

@@ -269,15 +269,33 @@ def is_delivery_receipt(esm_class: int) -> bool:
     return esm_class & ESM_CLASS_TYPE_MASK in (ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_INTERMEDIATE_NOTIFICATION)
 
 
+# 5.3.2.31, "network_error_code": the network type, then that network's own 2-octet error code.
+NETWORK_TYPES = {1: "ANSI-136 access denied reason", 2: "IS-95 access denied reason", 3: "GSM",
+                 4: "ANSI-136 cause code", 5: "IS-95 cause code", 6: "ANSI-41", 7: "SMPP", 8: "SMSC-specific"}
+
+
 @dataclass(frozen=True)
 class Receipt:
     message_id: str  # the SMSC's id of the part it reports on
     stat: str  # DELIVRD, UNDELIV...
     err: str  # the network's or SMSC's own error code, as text
     text: str
+    network_error: str = ""  # the network_error_code TLV, as text: "GSM error 27"
 
 
-def parse_receipt(text: str, *, receipted_message_id: str = "", message_state: int | None = None) -> Receipt:
+def network_error(value: bytes | None) -> str:
+    if not value:
+        return ""
+    if len(value) != 3:
+        return f"network error 0x{value.hex()}"
+    network, code = value[0], int.from_bytes(value[1:], "big")
+    if network == 7:  # an SMPP command_status
+        return f"SMPP error {status_name(code)}"
+    return f"{NETWORK_TYPES.get(network, f'network type {network}')} error {code}"
+
+
+def parse_receipt(text: str, *, receipted_message_id: str = "", message_state: int | None = None,
+                  network_error_code: bytes | None = None) -> Receipt:
     """A receipt from its TLVs, falling back to its text (`id:... sub:... stat:DELIVRD err:000`),
     which every SMSC sends and 3.4 gives only as an example format."""
     head = _RECEIPT_TEXT.split(text, maxsplit=1)[0]  # the message's own words follow "text:"
@@ -286,16 +304,19 @@ def parse_receipt(text: str, *, receipted_message_id: str = "", message_state: i
         fields.setdefault(key.lower(), value)
     stat = MESSAGE_STATES.get(message_state, "") if message_state else ""
     return Receipt(message_id=receipted_message_id.strip() or fields.get("id", ""),
-                   stat=(stat or fields.get("stat", "UNKNOWN")).upper(), err=fields.get("err", ""), text=text)
+                   stat=(stat or fields.get("stat", "UNKNOWN")).upper(), err=fields.get("err", ""), text=text,
+                   network_error=network_error(network_error_code))
 
 
 def delivery_report(receipt: Receipt, *, carrier_message_id: str, reference: str = "") -> DeliveryReport:
     status, error_code = RECEIPT_STATES.get(receipt.stat, (statuses.SENT, ""))
     has_error = receipt.err.strip("0") != ""
-    carrier_status = f"{receipt.stat} err:{receipt.err}" if has_error else receipt.stat
+    network = f" ({receipt.network_error})" if receipt.network_error else ""
+    carrier_status = (f"{receipt.stat} err:{receipt.err}" if has_error else receipt.stat) + network
+    details = [f"err {receipt.err}"] * has_error + [receipt.network_error] * bool(receipt.network_error)
     error_message = ""
     if error_code:
-        error_message = RECEIPT_ERROR_MESSAGES[receipt.stat] + (f" (err {receipt.err})." if has_error else ".")
+        error_message = RECEIPT_ERROR_MESSAGES[receipt.stat] + (f" ({'; '.join(details)})." if details else ".")
     return DeliveryReport(carrier_message_id=carrier_message_id, status=status, carrier_status=carrier_status[:64],
                           error_code=error_code, error_message=error_message, reference=reference)
 

@@ -10,22 +10,22 @@ per SMPP carrier (smpp_supervisor.BindSupervisor), each with one socket and one 
 - It claims pending SmppSubmissions oldest first (pending -> submitting, a conditional update),
   sends their parts within `window` unanswered submits and `Carrier.tps` PDUs per second, and
   records the SMSC's answer: accepted with its message_id, or rejected / failed with the
-  command_status. A throttled part (ESME_RTHROTTLED, ESME_RMSGQFUL) is sent again after a pause.
+  command_status. A throttled part is sent again after a pause, and throttling holds back only what it
+  names (smpp_parts.Throttle): one destination for ESME_RMSGQFUL, the session's pace for ESME_RTHROTTLED.
 - It answers every deliver_sm: delivery receipts go to its Inbox's `report` (the services'
   `message_apply_delivery_report`), anything else is an inbound message for its `inbound`
   (`message_receive`), concatenated ones once all their parts are in.
-  A deliver_sm we could not store is answered ESME_RX_T_APPN, so the SMSC delivers it again later.
+  A deliver_sm we could not store is answered ESME_RX_T_APPN, so the SMSC delivers it again later. A
+  receipt that comes while submits are unanswered waits for their answers: it may be about one of them.
 - Stopping (SIGTERM) waits for the answers still due, then unbinds, within UNBIND_GRACE.
 
-Multi-part messages: the first part's message_id is the message's carrier_message_id, and the bind
-remembers every part's id (ReceiptBook, in memory) so that any part's receipt lands on the message:
-it is delivered once every part is, and fails as soon as one part does (the handset cannot show it
-whole). A receipt for a part the bind no longer remembers (it restarted) is applied by its own id,
-which matches the message only for the first part. The connection is in `smpp_wire`, the pieces a bind
-puts together (receipts, inbound parts) in `smpp_parts`.
+Receipts: the first part's message_id is the message's carrier_message_id, and every part's id is kept
+(SmppPart rows, ReceiptBook) so that any part's receipt lands on the message the bind sent, by our
+reference, after a restart of the bind or the SMSC too: it is delivered once every part is, and fails as
+soon as one part does (the handset cannot show it whole). The connection is in `smpp_wire`, the pieces a
+bind puts together and keeps track of (receipts, throttling, inbound parts) in `smpp_parts`.
 """
 
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 import logging
@@ -34,7 +34,7 @@ import random
 import threading
 import time
 
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections, transaction
 from django.utils import timezone
 
 from messaging.carriers.base import Inbox, InboundSms
@@ -44,7 +44,9 @@ from messaging.carriers.smpp import (
     address_from_smpp, concatenation_of, decode_short_message, is_delivery_receipt, parse_receipt, relative_validity,
     smpp_address, split_udh, status_description, status_name, submit_parts,
 )
-from messaging.carriers.smpp_parts import INBOUND_PART_TTL, InboundAssembler, ReceiptBook
+from messaging.carriers.smpp_parts import (
+    INBOUND_PART_TTL, InboundAssembler, Outbox, ReceiptBook, ReceiptsAfterAnswers,
+)
 from messaging.carriers.smpp_wire import BindConfig, BindRefused, Link, SessionLost, UnknownPdu, pdu_text
 
 logger = logging.getLogger(__name__)
@@ -52,8 +54,11 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_INTERVAL = 5.0  # SmppClient trusts a heartbeat for 15 s (smpp.BIND_STALE_AFTER)
 QUEUE_POLL_INTERVAL = 0.05  # the longest the loop waits on the socket before looking at the queue
 UNBIND_GRACE = 2.0  # at shutdown, for the answers still due and the unbind_resp
-THROTTLE_PAUSE = 1.0  # after ESME_RTHROTTLED or ESME_RMSGQFUL nothing is sent for this long
+THROTTLE_PAUSE = 1.0  # what ESME_RTHROTTLED or ESME_RMSGQFUL throttled is held back (or paced) this long
 THROTTLE_RETRIES = 3  # then the part counts as refused with that status
+# Parts throttling still holds back when this much of their send's wait (submit_timeout) is over are refused
+# with the throttling status: the send hears "throttled" in time, never "no answer" for parts never sent.
+THROTTLE_GIVE_UP = 0.5
 # A pending submission older than its send's timeout has been withdrawn or orphaned (its task died):
 # it is never sent. The margin covers clock skew between the worker's host and ours.
 CLAIM_MARGIN = timedelta(seconds=5)
@@ -70,12 +75,18 @@ class _Part:
     answered: bool = False
     message_id: str = ""
     error: str = ""  # the command_status name of a refusal
+    held: str = ""  # the throttling status it last got, while it waits to be sent again
+
+    @property
+    def destination(self) -> str:
+        return self.fields["destination_addr"]
 
 
 @dataclass(eq=False)
 class _Claim:
     submission_id: int
     reference: str
+    give_up_at: float  # monotonic: see THROTTLE_GIVE_UP
     parts: list[_Part] = field(default_factory=list)
 
 
@@ -94,10 +105,9 @@ class _Session:
         self.link = link
         self.config = runner.config
         self.waiting: dict[int, _Waiting] = {}
-        self.outbox: deque[_Part] = deque()
+        self.outbox = Outbox(self.config.tps)
         self.claims: list[_Claim] = []
-        self.recent_sends: deque[float] = deque()
-        self.paused_until = 0.0
+        self.receipts_after_answers = ReceiptsAfterAnswers()
         self.unbound = False
 
     # The loop ----------------------------------------------------------------------------------
@@ -118,16 +128,16 @@ class _Session:
                 self._request(self.link.make("enquire_link"), now)
                 next_enquire_link = now + self.config.enquire_link_interval
             if now >= next_claim:
-                self._claim()
+                self._claim(now)
                 next_claim = now + QUEUE_POLL_INTERVAL
+            self._give_up_held(now)
             self._send_due(now)
             self.runner.flush_inbound(now)
         self._close_gracefully()
 
     def _idle_time(self, now: float) -> float:
         if self.outbox and self._submits_in_flight() < self.config.window:
-            ready_at = max(self.paused_until, self.outbox[0].not_before, self._next_tps_slot(now))
-            return min(max(ready_at - now, 0.0), QUEUE_POLL_INTERVAL)
+            return min(max(self.outbox.wait(now), 0.0), QUEUE_POLL_INTERVAL)
         return QUEUE_POLL_INTERVAL
 
     def _check_answers(self, now: float) -> None:
@@ -141,21 +151,16 @@ class _Session:
 
     # Submitting --------------------------------------------------------------------------------
     def _submits_in_flight(self) -> int:
-        return sum(1 for waiting in self.waiting.values() if waiting.part is not None)
+        return len(self._unanswered_submits())
 
-    def _next_tps_slot(self, now: float) -> float:
-        """When the next submit may go without more than `tps` in any one second."""
-        while self.recent_sends and now - self.recent_sends[0] >= 1.0:
-            self.recent_sends.popleft()
-        if not self.config.tps or len(self.recent_sends) < self.config.tps:
-            return now
-        return self.recent_sends[0] + 1.0
+    def _unanswered_submits(self) -> set[int]:
+        return {sequence for sequence, waiting in self.waiting.items() if waiting.part is not None}
 
-    def _claim(self) -> None:
+    def _claim(self, now: float) -> None:
         from messaging.models import SmppSubmission
 
         free = self.config.window - self._submits_in_flight()
-        if self.outbox or free <= 0:
+        if free <= 0 or self.outbox.has_ready(now):  # parts throttling holds back do not hold the others
             return
         queue = SmppSubmission.objects.filter(carrier_id=self.runner.carrier.pk, status=SmppSubmission.PENDING,
                                               created_at__gte=self.runner.claim_cutoff())
@@ -163,10 +168,10 @@ class _Session:
                    if SmppSubmission.objects.filter(pk=pk, status=SmppSubmission.PENDING).update(
                        status=SmppSubmission.SUBMITTING, updated_at=timezone.now())]
         for submission in SmppSubmission.objects.filter(pk__in=claimed).order_by("id"):
-            self._queue(submission)
+            self._queue(submission, now)
 
-    def _queue(self, submission) -> None:
-        claim = _Claim(submission.pk, submission.reference)
+    def _queue(self, submission, now: float) -> None:
+        claim = _Claim(submission.pk, submission.reference, now + self.config.submit_timeout * THROTTLE_GIVE_UP)
         source_ton, source_npi, source = smpp_address(submission.sender)
         dest_ton, dest_npi, destination = smpp_address(submission.to)
         for part in submit_parts(submission.body, reference=self.runner.next_concatenation_reference()):
@@ -181,15 +186,21 @@ class _Session:
                    if submission.validity_seconds else {}),
             }))
         self.claims.append(claim)
-        self.outbox.extend(claim.parts)
+        self.outbox.add(claim.parts)
 
     def _send_due(self, now: float) -> None:
-        while (self.outbox and now >= self.paused_until and now >= self.outbox[0].not_before
-               and self._submits_in_flight() < self.config.window and self._next_tps_slot(now) <= now):
-            part = self.outbox.popleft()
+        while self._submits_in_flight() < self.config.window:
+            part = self.outbox.take(now)
+            if part is None:
+                return
             self._request(self.link.make("submit_sm", **part.fields), now, part)
             part.written = True
-            self.recent_sends.append(now)
+
+    def _give_up_held(self, now: float) -> None:
+        for claim in [claim for claim in self.claims if now >= claim.give_up_at]:
+            self.outbox.give_up(claim.parts, now)
+            if all(part.answered for part in claim.parts):
+                self._settle(claim)
 
     def _on_submit_answer(self, pdu) -> None:
         waiting = self.waiting.pop(pdu.sequence, None)
@@ -201,10 +212,8 @@ class _Session:
         if pdu.status == ESME_ROK and pdu.command == "submit_sm_resp":
             part.message_id = pdu_text(pdu.message_id)
         elif name in THROTTLING_STATUSES and part.tries < THROTTLE_RETRIES:
-            now = time.monotonic()
-            part.tries += 1
-            part.not_before = self.paused_until = now + THROTTLE_PAUSE
-            self.outbox.appendleft(part)
+            part.tries, part.written = part.tries + 1, False  # refused: the SMSC does not have it
+            self.outbox.put_back(part, name, now=time.monotonic(), pause=THROTTLE_PAUSE)
             return
         else:
             part.error = name
@@ -221,8 +230,7 @@ class _Session:
         errors = [part.error for part in claim.parts if part.error]
         if not errors:
             part_ids = [part.message_id for part in claim.parts]
-            self.runner.receipts.remember(part_ids, claim.reference)
-            self.runner.answer(claim.submission_id, SmppSubmission.ACCEPTED, carrier_message_id=part_ids[0])
+            self.runner.answer(claim.submission_id, SmppSubmission.ACCEPTED, part_ids=part_ids)
         elif all(error in TEMPORARY_STATUSES for error in errors) and not any(p.message_id for p in claim.parts):
             self.runner.answer(claim.submission_id, SmppSubmission.FAILED, command_status=errors[0])
         else:
@@ -234,10 +242,14 @@ class _Session:
         command = pdu.command
         if command in ("submit_sm_resp", "generic_nack"):
             self._on_submit_answer(pdu)
+            for receipt in self.receipts_after_answers.ready(self._unanswered_submits()):
+                self._on_deliver(receipt)
         elif command == "enquire_link_resp":
             self.waiting.pop(pdu.sequence, None)
         elif command == "deliver_sm":
-            self._on_deliver(pdu)
+            receipt = is_delivery_receipt(pdu.esm_class or 0)
+            if not (receipt and self.receipts_after_answers.wait(pdu, self._unanswered_submits())):
+                self._on_deliver(pdu)
         elif command == "enquire_link":
             self.link.answer(pdu, "enquire_link_resp")
         elif command == "unbind":
@@ -274,7 +286,7 @@ class _Session:
     # Ending --------------------------------------------------------------------------------------
     def _close_gracefully(self) -> None:
         """Stop taking work, wait for the answers still due, unbind."""
-        self.outbox = deque(part for part in self.outbox if any(p.written for p in part.claim.parts))
+        self.outbox.keep(lambda part: any(p.written for p in part.claim.parts))
         deadline = time.monotonic() + UNBIND_GRACE
         try:
             while (self.outbox or self._submits_in_flight()) and time.monotonic() < deadline:
@@ -312,7 +324,7 @@ class BindRunner:
         self.inbox = inbox
         self.name = carrier.name
         self.config = BindConfig.of(carrier)
-        self.receipts = ReceiptBook()
+        self.receipts = ReceiptBook(carrier.pk)
         self.inbound = InboundAssembler()
         self._concatenation_reference = random.randrange(256)
         self._bind_id: int | None = None
@@ -398,13 +410,16 @@ class BindRunner:
                                       created_at__lt=self.claim_cutoff()).update(
             status=SmppSubmission.CANCELED, updated_at=timezone.now())
 
-    def answer(self, submission_id: int, status: str, *, carrier_message_id: str = "",
-               command_status: str = "") -> None:
+    def answer(self, submission_id: int, status: str, *, part_ids: list[str] = (), command_status: str = "") -> None:
+        """The SMSC's answer for a submission; `part_ids`: the ids of its parts, once it accepted them all."""
         from messaging.models import SmppSubmission
 
-        SmppSubmission.objects.filter(pk=submission_id, status=SmppSubmission.SUBMITTING).update(
-            status=status, carrier_message_id=carrier_message_id, command_status=command_status,
-            updated_at=timezone.now())
+        with transaction.atomic():
+            if part_ids:  # before its send sees the answer: a receipt may follow at once
+                self.receipts.remember(submission_id, part_ids)
+            SmppSubmission.objects.filter(pk=submission_id, status=SmppSubmission.SUBMITTING).update(
+                status=status, carrier_message_id=part_ids[0] if part_ids else "", command_status=command_status,
+                updated_at=timezone.now())
 
     def next_concatenation_reference(self) -> int:
         self._concatenation_reference = (self._concatenation_reference + 1) % 256
@@ -414,7 +429,8 @@ class BindRunner:
     def on_receipt(self, pdu) -> None:
         text = (pdu.short_message or pdu.message_payload or b"").decode("latin-1")
         state = pdu.message_state if isinstance(pdu.message_state, int) else None
-        receipt = parse_receipt(text, receipted_message_id=pdu_text(pdu.receipted_message_id), message_state=state)
+        receipt = parse_receipt(text, receipted_message_id=pdu_text(pdu.receipted_message_id), message_state=state,
+                                network_error_code=pdu.network_error_code)
         if not receipt.message_id:
             logger.warning("carrier=%s receipt without a message id: %r", self.name, text)
             return

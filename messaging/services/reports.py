@@ -44,9 +44,10 @@ class _Incoming:
 def messages_apply_delivery_reports(*, carrier: str, reports: list[DeliveryReport], raws: list[dict] | None = None,
                                     attempts: dict | None = None) -> list[Message | None]:
     """Apply reports of one carrier under their messages' row locks, written together. A report is matched
-    by the carrier's id, else by our reference (a carrier that echoes it, such as Twilio's callback URL: the
-    carrier took the message although its answer never reached us, and now we know its id). Returns, per
-    report, its message or None (kept for a later match). `attempts`: by carrier message id, known ones."""
+    by our reference first (a carrier that echoes it, such as Twilio's callback URL, or the SMPP bind that
+    knows which message it sent: then the carrier took the message although its answer may not have reached
+    us, and now we know its id), else by the carrier's id (`_match`). Returns, per report, its message or
+    None (kept for a later match). `attempts`: by carrier message id, known ones."""
     raws = raws or [{} for _ in reports]
     return _apply(carrier, [_Incoming(report, raw) for report, raw in zip(reports, raws)], attempts or {})
 
@@ -74,24 +75,20 @@ def _apply(carrier: str, incoming: list[_Incoming], attempts: dict) -> list[Mess
         matches |= Q(public_id__in=references)
     with transaction.atomic():
         locked = list(Message.objects.select_for_update().filter(matches).order_by("pk"))
-        by_carrier_id = {m.carrier_message_id: m for m in locked if m.carrier == carrier and m.carrier_message_id}
         by_reference = {m.public_id: m for m in locked}
+        # A carrier id several messages share (an SMSC that restarted begins its ids again) is the newest
+        # message's still waiting for its outcome, else the newest's: never a final one over one still waiting.
+        by_carrier_id = {m.carrier_message_id: m for m in sorted(locked, key=_newest_waiting_last)
+                         if m.carrier == carrier and m.carrier_message_id}
         writes = BatchWrites()
-        for message in locked:
-            if message.carrier_message_id in attempts:
-                writes.know_attempts(message.pk, attempts[message.carrier_message_id])
-        writes.load_attempts([message.pk for message in locked])
-        found, records, matched_kept = [], [], []
-        for item in incoming:
+        found = [_match(carrier, item.report, by_reference, by_carrier_id, writes) for item in incoming]
+        for item, message in zip(incoming, found):
+            if message is not None and item.report.carrier_message_id in attempts:
+                writes.know_attempts(message.pk, attempts[item.report.carrier_message_id])
+        writes.load_attempts({message.pk for message in found if message is not None})
+        records, matched_kept = [], []
+        for item, message in zip(incoming, found):
             report = item.report
-            message = by_carrier_id.get(report.carrier_message_id)
-            if message is None and report.reference:
-                message = by_reference.get(report.reference)
-                if message is not None and not message.carrier_message_id:
-                    message.carrier, message.carrier_message_id = carrier, report.carrier_message_id
-                    writes.changed(message, ["carrier", "carrier_message_id"])
-                    by_carrier_id[report.carrier_message_id] = message
-            found.append(message)
             if item.kept is None:
                 records.append(CarrierReport(carrier=carrier, carrier_message_id=report.carrier_message_id,
                                              status=report.status, raw={"report": asdict(report), "received": item.raw},
@@ -107,6 +104,24 @@ def _apply(carrier: str, incoming: list[_Incoming], attempts: dict) -> list[Mess
         _match_kept(matched_kept)
         writes.save()
     return found
+
+
+def _newest_waiting_last(message: Message) -> tuple[bool, int]:
+    return not statuses.is_final(message.status), message.pk
+
+
+def _match(carrier: str, report: DeliveryReport, by_reference: dict, by_carrier_id: dict,
+           writes: BatchWrites) -> Message | None:
+    """The one rule that finds a report's message, for every carrier: the message our reference names (the carrier
+    echoes it, or the SMPP bind knows which message it sent), else the one the carrier's id names."""
+    message = by_reference.get(report.reference) if report.reference else None
+    if message is None:
+        return by_carrier_id.get(report.carrier_message_id)
+    if not message.carrier_message_id:  # the carrier's answer to the submit did not reach us (yet)
+        message.carrier, message.carrier_message_id = carrier, report.carrier_message_id
+        writes.changed(message, ["carrier", "carrier_message_id"])
+        by_carrier_id[report.carrier_message_id] = message
+    return message
 
 
 def _match_kept(pairs: list[tuple[int, int]]) -> None:

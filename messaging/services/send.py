@@ -109,11 +109,12 @@ def send_claimed(message: Message, carriers: list, attempt: int, *, made: list |
                       body=message.body, livemode=message.livemode, attempt=attempt,
                       validity_seconds=_remaining_validity(message))
     number = 1 if attempt == 1 else SendAttempt.objects.filter(message_id=message_id).count() + 1
-    last_error = None
+    last_error, paused = None, 0
     refusals = []  # final for their carrier, not for the message (`fail_over`)
     for carrier in carriers:
         row = carrier.carrier
         if row is not None and row.breaker_state == row.OPEN and not breaker_take_probe(row):
+            paused += 1
             continue  # another send is probing it, or its cool-down is not over
         started_at, started = timezone.now(), time.monotonic()
 
@@ -130,12 +131,15 @@ def send_claimed(message: Message, carriers: list, attempt: int, *, made: list |
             number += 1
             if error.maybe_sent:
                 return SendOutcome()  # its report (or the expiry) settles it; never a second carrier
-            breaker_record(carrier.name, ok=False)
+            if error.throttled:  # it answered: healthy, only busy; the back-off below slows this message alone
+                _breaker_answered(row, carrier.name)
+            else:
+                breaker_record(carrier.name, ok=False)
             last_error = (carrier.name, error)
             continue
         except CarrierRejectedError as error:
             record(error=error, outcome=SendAttempt.REJECTED)
-            breaker_record(carrier.name, ok=True)  # it answered: the carrier itself is healthy
+            _breaker_answered(row, carrier.name)  # it answered: the carrier itself is healthy
             if error.fail_over:
                 number += 1
                 refusals.append((carrier.name, error))
@@ -143,8 +147,7 @@ def send_claimed(message: Message, carriers: list, attempt: int, *, made: list |
             message_fail(message_id=message_id, error_code=error.code, error_message=error.message,
                          carrier=carrier.name, carrier_status=error.carrier_status)
             return SendOutcome()
-        if row is not None and (row.breaker_failures or row.breaker_state != row.CLOSED):
-            breaker_record(carrier.name, ok=True)  # a healthy carrier's success writes nothing
+        _breaker_answered(row, carrier.name)
         accepted_row = _attempt_row(message, carrier.name, started_at, started, number=number, result=result,
                                     outcome=SendAttempt.ACCEPTED)
         accepted.append(Accepted(message, carrier.name, result, accepted_row,
@@ -160,12 +163,34 @@ def send_claimed(message: Message, carriers: list, attempt: int, *, made: list |
     if attempt < MAX_SEND_ATTEMPTS:
         _retry_later(message_id, attempt)
         return SendOutcome(retry=True)
-    carrier_name, error = last_error or ("", None)
-    message_fail(message_id=message_id, error_code="carrier_unavailable",
-                 error_message=(f"No carrier could take the message after {attempt} attempts"
-                                + (f": {error.message}" if error else " (every carrier is paused).")),
-                 carrier=carrier_name, carrier_status=error.carrier_status if error else "")
+    # A carrier left out of `carriers` (carriers_for) or skipped here is paused by its breaker, or disabled.
+    _fail_exhausted(message_id, made=number - 1, last_error=last_error, none_tried=paused == len(carriers))
     return SendOutcome()
+
+
+def _breaker_answered(row, name: str) -> None:
+    """The carrier answered: its breaker closes, and a healthy carrier's breaker writes nothing."""
+    if row is not None and (row.breaker_failures or row.breaker_state != row.CLOSED):
+        breaker_record(name, ok=True)
+
+
+def _fail_exhausted(message_id: int, *, made: int, last_error: tuple | None, none_tried: bool) -> None:
+    """Fail a message out of attempts, with the code and words of the last carrier's answer. `made`: its attempts
+    (SendAttempt rows), which a retry that found no carrier to try did not add to; `none_tried`: the last one."""
+    if last_error is None:  # the answer of the last carrier tried, on an earlier attempt
+        tried = SendAttempt.objects.filter(message_id=message_id).exclude(error_code="").order_by("-number").first()
+        last_error = (tried.carrier, CarrierError(tried.error_code, tried.error_message,
+                                                  carrier_status=tried.raw_code)) if tried else None
+    carrier_name, error = last_error or ("", None)
+    text = "No carrier could take the message" + (f" after {made} attempt{'s' * (made != 1)}" if made else "")
+    if not none_tried:  # then the last attempt tried a carrier, which answered `last_error`
+        text += f": {error.message}"
+    else:
+        untried = "no carrier could be tried (each paused by its circuit breaker, or disabled)."
+        text += f"; when it was last retried, {untried}" if made else f": {untried}"
+        text += f" The last answer: {error.message}" if error else ""
+    message_fail(message_id=message_id, error_code=error.code if error else "carrier_unavailable",
+                 error_message=text, carrier=carrier_name, carrier_status=error.carrier_status if error else "")
 
 
 def _retry_later(message_id: int, attempt: int) -> None:

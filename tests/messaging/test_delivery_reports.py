@@ -84,3 +84,60 @@ def test_an_undelivered_report_carries_its_error(sent):
     sent.refresh_from_db()
     assert (sent.status, sent.error_code, sent.error_message) == ("undelivered", "unknown_subscriber", "No such number.")
     assert Message.objects.get(pk=sent.pk).events.last().type == "message.failed"
+
+
+# --- One carrier id, several messages (an SMSC that restarted begins its ids again) -----------------------
+def accepted_as(account, carrier_message_id: str, *, carrier="smsc") -> Message:
+    message = message_create(account=account, livemode=False, sender="+18045550142", to="+18045550199", body="hi")
+    assert claim_attempt(message.pk, 1)
+    carriers_accepted([Accepted(message, carrier, SendResult(carrier_message_id=carrier_message_id), attempt=None,
+                                attempts=[])])
+    message.refresh_from_db()
+    return message
+
+
+def delivered(message: Message) -> Message:
+    message_apply_delivery_report(carrier=message.carrier, report=report(message, statuses.DELIVERED))
+    message.refresh_from_db()
+    return message
+
+
+@pytest.mark.parametrize("older_final, newer_final, lands_on", [
+    (True, False, "newer"),
+    (False, True, "older"),  # never a final message over one still waiting
+    (False, False, "newer"),
+    (True, True, "newer"),  # recorded on the newest, and changes nothing
+])
+def test_a_carrier_id_several_messages_share_lands_on_the_newest_still_waiting(account, older_final, newer_final,
+                                                                              lands_on):
+    older = accepted_as(account, "0000010000")
+    if older_final:
+        delivered(older)
+    newer = accepted_as(account, "0000010000")
+    if newer_final:
+        delivered(newer)
+
+    applied = message_apply_delivery_report(carrier="smsc", report=DeliveryReport(
+        "0000010000", statuses.UNDELIVERED, carrier_status="UNDELIV", error_code="unknown_error"))
+
+    target = {"older": older, "newer": newer}[lands_on]
+    assert applied.pk == target.pk and CarrierReport.objects.filter(status="undelivered").get().message_id == target.pk
+    expected = {older.pk: "delivered" if older_final else "sent", newer.pk: "delivered" if newer_final else "sent"}
+    if not statuses.is_final(expected[target.pk]):
+        expected[target.pk] = "undelivered"
+    assert dict(Message.objects.filter(pk__in=[older.pk, newer.pk]).values_list("pk", "status")) == expected
+
+
+def test_a_report_naming_our_reference_lands_on_it_though_an_older_message_holds_the_carrier_id(account):
+    older = delivered(accepted_as(account, "0000010000"))
+    newer = message_create(account=account, livemode=False, sender="+18045550142", to="+18045550199", body="hi")
+    assert claim_attempt(newer.pk, 1)  # the SMSC took it, and its receipt overtook the answer to the submit
+
+    applied = message_apply_delivery_report(carrier="smsc", report=DeliveryReport(
+        "0000010000", statuses.DELIVERED, carrier_status="DELIVRD", reference=newer.public_id))
+
+    newer.refresh_from_db()
+    assert applied.pk == newer.pk
+    assert (newer.status, newer.carrier, newer.carrier_message_id) == ("delivered", "smsc", "0000010000")
+    assert [e.type for e in older.events.all()] == ["message.queued", "message.sent", "message.delivered"]
+    assert older.reports.count() == 1

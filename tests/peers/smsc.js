@@ -27,6 +27,16 @@
 //   POST /deliver   {from, to, text} or {from, to, hex, data_coding, esm_class}: an inbound deliver_sm
 //   POST /drop      destroys every session (a network drop)
 //   POST /reset     forgets what was recorded
+//
+// Outbound edges (receipts and throttling; see "Outbound edges" below):
+//   POST /message-ids        {next}: message ids begin again from `next` (hex), as after an SMSC restart
+//   POST /receipts/options   {hold, before_answer}: hold receipts until released; or send each receipt
+//                            before its submit_sm_resp (a receipt that overtakes the answer)
+//   GET  /receipts/held      the message ids whose receipts are held
+//   POST /receipts/release   {reverse, receipts: {message_id: {stat, err, network_error_code (hex)}}}: the held
+//                            receipts, on the bound session, as they came (or reversed), with those overrides
+//   POST /throttle           {to, status: ESME_RMSGQFUL|ESME_RTHROTTLED, count}: the next `count` submits to
+//                            `to` (every one, without a count) are answered with that status
 
 'use strict';
 
@@ -110,6 +120,7 @@ function sendDeliver(session, fields, record) {
 }
 
 function sendReceipt(submit, session, stat, withTlvs) {
+  if (holdReceipt(submit, session, stat, withTlvs)) return;
   const target = boundSession(session);
   if (!target) return;
   const now = smppDate(new Date());
@@ -155,6 +166,7 @@ function onSubmit(session, pdu) {
   submits.push(submit);
   const to = pdu.destination_addr;
   if (to === MAGIC.NO_RESPONSE) return;
+  if (throttleSubmit(session, pdu, submit)) return;
   if (to === MAGIC.REJECTED || (to === MAGIC.THROTTLED_ONCE && !throttled.has(to))) {
     if (to === MAGIC.THROTTLED_ONCE) throttled.add(to);
     submit.command_status = to === MAGIC.REJECTED ? smpp.ESME_RINVDSTADR : smpp.ESME_RTHROTTLED;
@@ -163,10 +175,100 @@ function onSubmit(session, pdu) {
   }
   submit.message_id = (nextId++).toString(16).toUpperCase().padStart(10, '0');
   submit.command_status = 0;
+  if (receiptBeforeAnswer(session, pdu, submit)) return;
   session.send(pdu.response({ message_id: submit.message_id }));
   if (to === MAGIC.NO_RECEIPT || !(pdu.registered_delivery & 0x03)) return;
   const stat = to === MAGIC.UNDELIVERED ? 'UNDELIV' : to === MAGIC.EXPIRED ? 'EXPIRED' : 'DELIVRD';
   setTimeout(() => sendReceipt(submit, session, stat, to !== MAGIC.TEXT_ONLY_RECEIPT), RECEIPT_DELAY_MS);
+}
+
+// --- Outbound edges: receipts held, reordered or overridden, ids begun again, destinations throttled ---
+let receiptOptions = { hold: false, before_answer: false };
+let heldReceipts = [];
+let throttleRules = new Map(); // destination_addr -> { status, left }
+
+function resetOutboundEdges() {
+  receiptOptions = { hold: false, before_answer: false };
+  heldReceipts = [];
+  throttleRules = new Map();
+}
+
+function holdReceipt(submit, session, stat, withTlvs) {
+  if (!receiptOptions.hold) return false;
+  heldReceipts.push({ submit, session, stat, withTlvs });
+  return true;
+}
+
+function throttleSubmit(session, pdu, submit) {
+  const rule = throttleRules.get(pdu.destination_addr);
+  if (!rule || rule.left === 0) return false;
+  if (rule.left > 0) rule.left -= 1;
+  submit.command_status = smpp[rule.status];
+  session.send(pdu.response({ command_status: submit.command_status }));
+  return true;
+}
+
+// A receipt with the stat, err and network_error_code asked for, recorded with the TLV as sent.
+function sendCustomReceipt(submit, session, { stat = 'DELIVRD', err, network_error_code: networkErrorCode }) {
+  const target = boundSession(session);
+  if (!target) return;
+  const now = smppDate(new Date());
+  const errText = err || (stat === 'DELIVRD' ? '000' : '001');
+  const text = `id:${submit.message_id} sub:001 dlvrd:${stat === 'DELIVRD' ? '001' : '000'} `
+    + `submit date:${now} done date:${now} stat:${stat} err:${errText} text:`;
+  const fields = {
+    source_addr_ton: submit.dest_addr_ton, source_addr_npi: submit.dest_addr_npi,
+    source_addr: submit.destination_addr,
+    dest_addr_ton: submit.source_addr_ton, dest_addr_npi: submit.source_addr_npi,
+    destination_addr: submit.source_addr,
+    esm_class: 0x04, data_coding: 0x00, short_message: Buffer.from(text, 'ascii'),
+    receipted_message_id: submit.message_id, message_state: MESSAGE_STATE[stat] || 2,
+  };
+  if (networkErrorCode) fields.network_error_code = Buffer.from(networkErrorCode, 'hex');
+  sendDeliver(target, fields, {
+    kind: 'receipt', message_id: submit.message_id, stat, text, network_error_code: networkErrorCode || null,
+    resp_status: null, at: Date.now(),
+  });
+}
+
+function receiptBeforeAnswer(session, pdu, submit) {
+  if (!receiptOptions.before_answer || !(pdu.registered_delivery & 0x03)) return false;
+  sendCustomReceipt(submit, session, { stat: 'DELIVRD' });
+  submit.answered_at = Date.now();
+  session.send(pdu.response({ message_id: submit.message_id }));
+  return true;
+}
+
+async function outboundEdgeControl(route, request) {
+  if (route === 'POST /message-ids') {
+    const body = await readJson(request);
+    nextId = parseInt(body.next, 16);
+    return { next: nextId.toString(16).toUpperCase().padStart(10, '0') };
+  }
+  if (route === 'POST /receipts/options') {
+    receiptOptions = { ...receiptOptions, ...(await readJson(request)) };
+    return receiptOptions;
+  }
+  if (route === 'GET /receipts/held') return heldReceipts.map((receipt) => receipt.submit.message_id);
+  if (route === 'POST /receipts/release') {
+    const body = await readJson(request);
+    const overrides = body.receipts || {};
+    const held = body.reverse ? heldReceipts.reverse() : heldReceipts;
+    heldReceipts = [];
+    receiptOptions.hold = false;
+    for (const { submit, session, stat, withTlvs } of held) {
+      const override = overrides[submit.message_id];
+      if (override) sendCustomReceipt(submit, session, override);
+      else sendReceipt(submit, session, stat, withTlvs);
+    }
+    return { released: held.map((receipt) => receipt.submit.message_id) };
+  }
+  if (route === 'POST /throttle') {
+    const body = await readJson(request);
+    throttleRules.set(address(body.to).addr, { status: body.status, left: body.count ?? -1 });
+    return { throttled: body.to };
+  }
+  return null;
 }
 
 const server = smpp.createServer((session) => {
@@ -232,6 +334,7 @@ const control = http.createServer(async (request, response) => {
     }
     if (route === 'POST /reset') {
       submits = []; binds = []; delivers = []; enquireLinks = 0; throttled.clear();
+      resetOutboundEdges();
       return reply(200, {});
     }
     if (route === 'POST /drop') {
@@ -256,6 +359,8 @@ const control = http.createServer(async (request, response) => {
       }, record);
       return reply(200, { sequence_number: record.sequence_number });
     }
+    const edge = await outboundEdgeControl(route, request);
+    if (edge) return reply(200, edge);
     return reply(404, { error: `no route ${route}` });
   } catch (error) {
     return reply(500, { error: String(error) });

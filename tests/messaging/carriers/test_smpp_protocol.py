@@ -1,6 +1,8 @@
 """The SMPP pieces that need no SMSC: parts and UDH, inbound decoding, addresses, receipts and the
-status tables, the receipt book of multi-part messages, and reading PDUs smpplib would choke on."""
+status tables, the receipt book of multi-part messages, what throttling holds back, and reading PDUs
+smpplib would choke on."""
 
+from dataclasses import dataclass
 import socket
 import struct
 import threading
@@ -15,9 +17,10 @@ from messaging.carriers.smpp import (
     concatenation_udh, decode_short_message, delivery_report, is_delivery_receipt, parse_receipt, smpp_address,
     split_udh, status_name, submit_parts,
 )
-from messaging.carriers.smpp_parts import InboundAssembler, ReceiptBook
+from messaging.carriers.smpp_parts import InboundAssembler, Outbox, ReceiptBook
 from messaging.carriers.smpp_wire import BindConfig, BindRefused, Link, UnknownPdu, parse_pdu
 from messaging.encoding import gsm7_decode, gsm7_encode, split_parts
+from messaging.models import Carrier, SmppSubmission
 
 EMOJI = "\U0001F600"
 
@@ -173,29 +176,122 @@ def receipt(message_id, stat):
     return parse_receipt(f"id:{message_id} stat:{stat} err:000")
 
 
-def test_the_receipt_book_lands_every_part_on_the_message_and_delivers_it_with_the_last():
-    book = ReceiptBook()
-    book.remember(["A1", "A2", "A3"], "msg_a")
-    book.remember(["B1"], "msg_b")
+@pytest.fixture
+def sent(db):
+    """`sent(part_ids, reference)`: a submission the SMSC accepted in those parts, remembered as the bind does."""
+    carrier = Carrier.objects.create(name="smsc-book", kind=Carrier.SMPP)
+
+    def _sent(part_ids, reference):
+        submission = SmppSubmission.objects.create(carrier=carrier, reference=reference, sender="+18045550142",
+                                                   to="+18045550199", body="hi", status=SmppSubmission.ACCEPTED,
+                                                   carrier_message_id=part_ids[0])
+        ReceiptBook(carrier.pk).remember(submission.pk, part_ids)
+    _sent.carrier = carrier
+    return _sent
+
+
+def test_the_receipt_book_lands_every_part_on_the_message_and_delivers_it_with_the_last(sent):
+    sent(["A1", "A2", "A3"], "msg_a")
+    sent(["B1"], "msg_b")
+    book = ReceiptBook(sent.carrier.pk)
 
     assert book.report(receipt("A2", "DELIVRD")) is None
-    assert book.report(receipt("A1", "DELIVRD")) is None
+    assert ReceiptBook(sent.carrier.pk).report(receipt("A1", "DELIVRD")) is None  # a bind restarted meanwhile
     last = book.report(receipt("A3", "DELIVRD"))
     assert (last.carrier_message_id, last.status, last.reference) == ("A1", statuses.DELIVERED, "msg_a")
     single = book.report(receipt("B1", "DELIVRD"))
     assert (single.carrier_message_id, single.reference) == ("B1", "msg_b")
 
 
-def test_the_receipt_book_fails_a_message_on_its_first_failed_part_and_passes_strangers_through():
-    book = ReceiptBook(size=4)
-    book.remember(["A1", "A2"], "msg_a")
+def test_the_receipt_book_fails_a_message_on_its_first_failed_part_and_passes_strangers_through(sent):
+    sent(["A1", "A2"], "msg_a")
+    book = ReceiptBook(sent.carrier.pk)
 
     failed = book.report(receipt("A2", "UNDELIV"))
-    assert (failed.carrier_message_id, failed.status) == ("A1", statuses.UNDELIVERED)
+    assert (failed.carrier_message_id, failed.status, failed.reference) == ("A1", statuses.UNDELIVERED, "msg_a")
     stranger = book.report(receipt("Z9", "DELIVRD"))
     assert (stranger.carrier_message_id, stranger.reference) == ("Z9", "")
-    book.remember(["C1", "C2", "C3"], "msg_c")  # the oldest part ids are forgotten past the size
-    assert book.report(receipt("A1", "DELIVRD")).reference == ""
+    other_carrier = Carrier.objects.create(name="smsc-other", kind=Carrier.SMPP)
+    assert ReceiptBook(other_carrier.pk).report(receipt("A1", "DELIVRD")).reference == ""
+
+
+def test_an_id_the_smsc_gave_again_is_the_newest_parts(sent):
+    sent(["0000010000"], "msg_old")
+    sent(["0000010001", "0000010000"], "msg_new")  # the SMSC restarted and began its ids again
+
+    report = ReceiptBook(sent.carrier.pk).report(receipt("0000010000", "UNDELIV"))
+
+    assert (report.carrier_message_id, report.reference) == ("0000010001", "msg_new")
+
+
+@pytest.mark.parametrize("tlv, carrier_status, error_message", [
+    (b"\x03\x00\x1b", "UNDELIV err:027 (GSM error 27)",
+     "The carrier could not deliver the message (err 027; GSM error 27)."),
+    (b"\x07\x00\x0b", "UNDELIV err:027 (SMPP error ESME_RINVDSTADR)",
+     "The carrier could not deliver the message (err 027; SMPP error ESME_RINVDSTADR)."),
+    (b"\x08\x01\x00", "UNDELIV err:027 (SMSC-specific error 256)",
+     "The carrier could not deliver the message (err 027; SMSC-specific error 256)."),
+    (b"\x03\x00", "UNDELIV err:027 (network error 0x0300)",
+     "The carrier could not deliver the message (err 027; network error 0x0300)."),
+    (None, "UNDELIV err:027", "The carrier could not deliver the message (err 027)."),
+])
+def test_a_receipts_network_error_code_is_part_of_the_error(tlv, carrier_status, error_message):
+    """SMPP 3.4 5.3.2.31: the network type, then that network's 2-octet error code."""
+    report = delivery_report(parse_receipt("id:1 stat:UNDELIV err:027", network_error_code=tlv), carrier_message_id="1")
+
+    assert (report.carrier_status, report.error_message) == (carrier_status, error_message)
+
+
+# --- Throttling -------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class Part:
+    destination: str
+    not_before: float = 0.0
+    held: str = ""
+    answered: bool = False
+    error: str = ""
+
+
+def test_a_full_queue_holds_back_its_destination_and_no_other():
+    outbox = Outbox(tps=0)
+    busy, other = Part("15005550177"), Part("18045550199")
+    outbox.add([busy])
+    assert outbox.take(now=0.0) is busy
+
+    outbox.put_back(busy, "ESME_RMSGQFUL", now=0.0, pause=1.0)
+    later_to_busy = Part("15005550177")
+    outbox.add([later_to_busy, other])
+
+    assert outbox.take(now=0.1) is other
+    assert outbox.take(now=0.2) is None and outbox.wait(now=0.2) == pytest.approx(0.8)
+    assert [outbox.take(now=1.0), outbox.take(now=1.0)] == [busy, later_to_busy]
+
+
+def test_rthrottled_halves_the_sessions_pace_for_the_pause():
+    outbox = Outbox(tps=10)
+    parts = [Part(f"1804555{n:04d}") for n in range(12)]
+    outbox.add(parts)
+    assert [outbox.take(now=0.0) for _ in range(4)] == parts[:4]
+
+    outbox.put_back(parts[3], "ESME_RTHROTTLED", now=0.0, pause=2.5)  # 4 in the last second: 2 a second now
+
+    assert outbox.take(now=1.0) is parts[4] and outbox.take(now=1.0) is parts[5] and outbox.take(now=1.0) is None
+    assert outbox.take(now=2.0) is parts[6] and outbox.take(now=2.0) is parts[7] and outbox.take(now=2.0) is None
+    assert [outbox.take(now=3.0) for _ in range(3)] == [parts[3], parts[8], parts[9]]  # the pace is over
+
+
+def test_parts_throttling_holds_back_are_given_up_with_its_status():
+    outbox = Outbox(tps=0)
+    busy, queued_behind, free = Part("15005550177"), Part("15005550177"), Part("18045550199")
+    outbox.add([busy, queued_behind])
+    outbox.take(now=0.0)
+    outbox.put_back(busy, "ESME_RMSGQFUL", now=0.0, pause=5.0)
+
+    outbox.give_up([busy, queued_behind, free], now=1.0)
+
+    assert [(p.answered, p.error) for p in (busy, queued_behind, free)] == [
+        (True, "ESME_RMSGQFUL"), (True, "ESME_RMSGQFUL"), (False, "")]
+    assert not outbox
 
 
 # --- command_status -------------------------------------------------------------------------------
