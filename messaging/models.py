@@ -167,6 +167,27 @@ class CarrierReport(models.Model):
         indexes = [models.Index(fields=["carrier", "carrier_message_id"], name="report_carrier_ref_idx")]
 
 
+class CarrierInbound(models.Model):
+    """Every inbound message as its carrier handed it: the text as we decoded it beside the PDU or form as it
+    came (an SMPP body's exact octets in hex). One to a number no active account has keeps no message: it is
+    never dropped, and staff find it under the admin's unrouted filter."""
+
+    carrier = models.CharField(max_length=32)
+    from_number = models.CharField("from", max_length=64)
+    to = models.CharField(max_length=64)
+    body = models.TextField(blank=True)
+    raw = models.JSONField(help_text="The message as the carrier sent it.")
+    received_at = models.DateTimeField(auto_now_add=True)
+    message = models.OneToOneField(Message, null=True, blank=True, on_delete=models.CASCADE,
+                                   related_name="carrier_inbound")
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "inbound message as received"
+        verbose_name_plural = "inbound messages as received"
+        indexes = [models.Index(fields=["id"], condition=Q(message__isnull=True), name="inbound_unrouted_idx")]
+
+
 class OptOut(models.Model):
     """A phone number that texted STOP to one of the account's senders: no more messages to it."""
 
