@@ -217,8 +217,8 @@ class Carrier(models.Model):
     kind = models.CharField(max_length=16, choices=KINDS)
     enabled = models.BooleanField(default=True)
     settings = models.JSONField(default=dict, blank=True,
-                                help_text="Not secret. SMPP: host, port, system_id, system_type, window. "
-                                          "Twilio: account_sid, base_url.")
+                                help_text="Not secret. SMPP: host, port, system_id, system_type, window, country "
+                                          "(the ISO code of its national numbers). Twilio: account_sid, base_url.")
     credentials_encrypted = models.TextField(blank=True, editable=False)
     tps = models.PositiveIntegerField(default=10, help_text="Messages per second the carrier accepts from us.")
     breaker_state = models.CharField(max_length=8, default=CLOSED, editable=False)

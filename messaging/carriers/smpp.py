@@ -19,18 +19,19 @@ hands the message to that process through an `SmppSubmission` row and waits for 
 | reconnect_min/max       | seconds between reconnects, doubling from min to max                 | 1, 60   |
 | country                 | ISO 3166 code (US, GB) the SMSC's national numbers belong to         | ""      |
 
-Inbound addresses (`address_from_smpp`) become E.164 before a sender or an opt-out is looked up:
+Inbound addresses (`address_from_smpp`) become E.164 before a sender or an opt-out is looked up. With a
+numbering plan (NPI) of unknown or ISDN:
 
-| TON (NPI unknown or ISDN)  | address                                                | becomes                      |
-|----------------------------|--------------------------------------------------------|------------------------------|
-| any                        | `+` and digits                                         | itself                       |
-| 1 international            | digits                                                 | `+` and the digits           |
-| 2 national                 | digits valid as a number of `country`                  | its E.164                    |
-| 0 unknown                  | digits valid as a number of `country`, else with a `+` | its E.164                    |
-| 3 network specific, 5 alphanumeric, 4, 6; another NPI; an invalid number | anything         | itself (a short code, a name) |
+| TON                  | address                                                           | becomes             |
+|----------------------|-------------------------------------------------------------------|---------------------|
+| any                  | `+` and digits                                                    | itself              |
+| 1 international      | digits                                                            | `+` and the digits  |
+| 2 national           | digits valid as a number of `country`                             | its E.164           |
+| 0 unknown            | digits valid as a number of `country`, else valid with a `+`      | its E.164           |
 
-An inbound message whose `destination_addr` is no sender of an active account is kept for staff all the same
-(`message_receive`).
+Anything else stays as sent: a short code, an alphanumeric name, another TON or NPI, a national number that is
+valid nowhere we can tell. An inbound message whose `destination_addr` is then no sender of an active account is
+kept for staff all the same (`message_receive`).
 
 `Carrier.tps` caps the submit_sm PDUs per second (each part of a long message is one PDU).
 
