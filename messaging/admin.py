@@ -131,7 +131,9 @@ class CarrierForm(forms.ModelForm):
     new_credentials = forms.CharField(
         required=False, widget=forms.PasswordInput(render_value=False),
         label="Credentials (JSON)",
-        help_text='SMPP: {"password": "…"}; Twilio: {"auth_token": "…"}. Stored encrypted; leave blank to keep.')
+        help_text='SMPP: {"password": "…"}; Twilio: {"auth_token": "…"}, and if a Webhook Rule signs its callbacks '
+                  'with a SharedKey, "webhook_shared_keys": {"<SharedKey id>": "<secret>"}. Stored encrypted; leave '
+                  'blank to keep.')
 
     class Meta:
         model = Carrier

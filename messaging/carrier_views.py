@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from messaging import services
 from messaging.carriers.registry import get_carrier
-from messaging.carriers.twilio import TwilioClient
+from messaging.carriers.twilio import SIGNATURE_SETTINGS_HEADER, TwilioClient
 from messaging.models import Carrier
 
 logger = logging.getLogger(__name__)
@@ -21,7 +21,8 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
 def _twilio_client(request: HttpRequest, name: str) -> TwilioClient | HttpResponse:
-    """The Twilio carrier `name` if this request carries its valid X-Twilio-Signature, else the answer."""
+    """The Twilio carrier `name` if this request carries its valid X-Twilio-Signature (keyed and hashed as its
+    X-Twilio-Webhooks-Signature-Settings says, when it has one), else the answer."""
     try:
         client = get_carrier(name)
     except Carrier.DoesNotExist:
@@ -32,7 +33,8 @@ def _twilio_client(request: HttpRequest, name: str) -> TwilioClient | HttpRespon
     # host and scheme are not those.
     url = settings.MITTIS_PUBLIC_URL + request.get_full_path()
     if not client.signature_valid(url=url, params=dict(request.POST.lists()),
-                                  signature=request.headers.get("X-Twilio-Signature", "")):
+                                  signature=request.headers.get("X-Twilio-Signature", ""),
+                                  signature_settings=request.headers.get(SIGNATURE_SETTINGS_HEADER, "")):
         logger.warning("carrier=%s %s with an invalid X-Twilio-Signature refused", name, request.path)
         return HttpResponse(status=403)
     return client

@@ -189,7 +189,8 @@ class CarrierInbound(models.Model):
 
 
 class OptOut(models.Model):
-    """A phone number that texted STOP to one of the account's senders: no more messages to it."""
+    """A phone number that texted STOP to one of the account's senders, or that a carrier refused a message to
+    as unsubscribed (keyword CARRIER): no more messages to it."""
 
     public_id = models.CharField(max_length=40, unique=True, default=public_id_default("opt"), editable=False)
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="opt_outs")

@@ -297,7 +297,8 @@ class OptOutSerializer(serializers.Serializer):
     id = serializers.CharField(source="public_id")
     phone_number = serializers.CharField(help_text="The number that opted out; sends to it answer 422.")
     sender = serializers.CharField(help_text="Your sender it replied to.")
-    keyword = serializers.CharField(help_text="What it replied: STOP, UNSUBSCRIBE...")
+    keyword = serializers.CharField(help_text="What it replied: STOP, UNSUBSCRIBE...; `CARRIER` when a carrier "
+                                              "refused a message to it because it unsubscribed.")
     created_at = serializers.DateTimeField()
     livemode = serializers.BooleanField()
 

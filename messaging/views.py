@@ -207,7 +207,8 @@ class OptOutsView(APIView):
         summary="List opt-outs",
         description=(
             "Numbers that replied STOP (or STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT) to one of "
-            "your senders, newest first. A send to one of them is refused with `422 recipient_opted_out`, "
+            "your senders, or that a carrier refused a message to because they unsubscribed (`keyword` "
+            "`CARRIER`), newest first. A send to one of them is refused with `422 recipient_opted_out`, "
             "uncharged, until the number replies START, UNSTOP or YES."
         ),
         parameters=[ListParamsSerializer],

@@ -63,7 +63,8 @@ by another, so a message is never sent twice. Every try is listed in the message
 time, latency, the carrier's id and raw code, our error code). Numbers that reply STOP (STOPALL,
 UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT) to your senders are listed at `GET /v1/opt_outs`, and a send
 to them is `422 recipient_opted_out`, uncharged, until they reply START; their messages reach you as
-inbound `received` messages and `message.inbound` events.
+inbound `received` messages and `message.inbound` events. A number a carrier refuses as unsubscribed is
+opted out the same way (`keyword` `CARRIER`), and that message fails with `recipient_opted_out`.
 
 ## Pricing and balance
 A message costs its segments times the flat per-segment price of the destination country (see

@@ -111,7 +111,15 @@ class CarrierTemporaryError(CarrierError):
 
 
 class CarrierRejectedError(CarrierError):
-    """The carrier refused the message for good: the message fails with `code`."""
+    """The carrier refused the message for good: the message fails with `code`.
+
+    `fail_over` is True when the refusal is this carrier's, not the message's (its account may not send to
+    that country): the route's next carrier is tried, and the message fails only when every carrier refused.
+    """
+
+    def __init__(self, code: str, message: str, *, carrier_status: str = "", fail_over: bool = False):
+        super().__init__(code, message, carrier_status=carrier_status)
+        self.fail_over = fail_over
 
 
 class SmsClient(ABC):

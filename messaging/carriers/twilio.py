@@ -4,11 +4,13 @@ Sends with `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`, form-encoded,
 account SID and auth token (https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource).
 Every send asks for status callbacks at `/carriers/<name>/twilio/status?ref=<our message id>`, so a report
 matches its message even when Twilio's answer to the submit never reached us. Twilio signs callbacks and
-inbound messages with `X-Twilio-Signature` (https://www.twilio.com/docs/usage/webhooks/webhooks-security),
+inbound messages with `X-Twilio-Signature` (https://www.twilio.com/docs/usage/webhooks/webhooks-security):
+HMAC-SHA1 with the auth token, or with a SharedKey and HMAC-SHA256 (or SHA1) where a Webhook Rule says so,
 checked by `signature_valid` before anything is read.
 
 Carrier settings (not secret): `account_sid`, `base_url` (default https://api.twilio.com), optional
-`messaging_service_sid`. Credentials (encrypted at rest): `auth_token`.
+`messaging_service_sid`. Credentials (encrypted at rest): `auth_token`, optional `webhook_shared_keys`
+(`{"<SharedKey id>": "<its secret>"}`: a key being rotated out and its successor may both be there).
 
 The contract tests send through Prism serving Twilio's own OpenAPI description of this API
 (tests/messaging/carriers/test_twilio.py).
@@ -71,6 +73,7 @@ STATUS_MAP: dict[str, str | None] = {
 class TwilioError:
     code: str  # our normalised code
     message: str
+    fail_over: bool = False  # this Twilio account cannot send it, another carrier may (CarrierRejectedError)
 
 
 # --- Twilio's error codes -> ours ---------------------------------------------------------------
@@ -91,11 +94,13 @@ REPORT_ERRORS: dict[int, TwilioError] = {
     30034: TwilioError("blocked", "The sender is not registered for A2P 10DLC messaging in the US."),
     21610: TwilioError("recipient_opted_out", "The recipient has opted out of messages from this sender."),
 }
-# The answer to a create (`code` in a 4xx body): a rejection of this message, final.
+# The answer to a create (`code` in a 4xx body): a rejection of this message, final (for this carrier only
+# where `fail_over`).
 SEND_ERRORS: dict[int, TwilioError] = {
     21211: TwilioError("invalid_phone_number", "Twilio does not consider the recipient a valid phone number."),
     21214: TwilioError("unreachable", "The recipient's number cannot be reached."),
-    21408: TwilioError("carrier_rejected", "The Twilio account may not send to the recipient's country."),
+    21408: TwilioError("carrier_rejected", "The Twilio account may not send to the recipient's country (its "
+                                           "geographic permissions).", fail_over=True),
     21610: TwilioError("recipient_opted_out", "The recipient has opted out of messages from this sender."),
     21612: TwilioError("unreachable", "Twilio cannot route a message from this sender to the recipient."),
     21614: TwilioError("landline", "The recipient's number is not a mobile number."),
@@ -201,15 +206,32 @@ class TwilioClient(SmsClient):
             raise CarrierTemporaryError(code_name, said[:300], carrier_status=carrier_status)
         known = SEND_ERRORS.get(code) if code is not None else None
         if known:
-            raise CarrierRejectedError(known.code, f"{known.message} ({said})"[:300], carrier_status=carrier_status)
+            raise CarrierRejectedError(known.code, f"{known.message} ({said})"[:300], carrier_status=carrier_status,
+                                       fail_over=known.fail_over)
         raise CarrierRejectedError("carrier_rejected", f"Twilio refused the message ({said})"[:300],
                                    carrier_status=carrier_status)
 
     # --- What Twilio sends us ---------------------------------------------------------------------
-    def signature_valid(self, *, url: str, params: dict[str, list[str]], signature: str) -> bool:
-        auth_token = self.carrier.credentials.get("auth_token", "")
-        return bool(auth_token) and signature_valid(auth_token=auth_token, url=url, params=params,
-                                                    signature=signature)
+    def signature_valid(self, *, url: str, params: dict[str, list[str]], signature: str,
+                        signature_settings: str = "") -> bool:
+        """Whether Twilio signed this request: with the auth token and HMAC-SHA1, or, when the request has an
+        `X-Twilio-Webhooks-Signature-Settings` header (`signature_settings`), with the SharedKey and the
+        algorithm it names."""
+        key, algorithm = parse_signature_settings(signature_settings) if signature_settings else ("", HMAC_SHA1)
+        if algorithm not in SIGNATURE_ALGORITHMS:
+            logger.warning("carrier=%s request signed with %r, an algorithm we do not know", self.name, algorithm)
+            return False
+        credentials = self.carrier.credentials
+        if signature_settings:
+            shared_keys = credentials.get("webhook_shared_keys")
+            secret = shared_keys.get(key) if isinstance(shared_keys, dict) else None
+            if not secret:
+                logger.warning("carrier=%s request signed with SharedKey %r, which is not in its "
+                               "webhook_shared_keys", self.name, key)
+        else:
+            secret = credentials.get("auth_token")
+        return isinstance(secret, str) and bool(secret) and signature_valid(
+            secret=secret, url=url, params=params, signature=signature, algorithm=algorithm)
 
     def parse_delivery_report(self, payload: dict, *, reference: str = "") -> DeliveryReport | None:
         """A status callback's form fields as our report; None for a status with nothing to apply
@@ -249,21 +271,44 @@ class TwilioClient(SmsClient):
 
 
 # --- X-Twilio-Signature -------------------------------------------------------------------------
-def expected_signature(*, auth_token: str, url: str, params: dict[str, list[str]]) -> str:
-    """Twilio's signature of a request: HMAC-SHA1, keyed with the auth token, over the full URL followed
-    by every POST parameter's name and value, sorted by name (a repeated name's values sorted too)."""
+# Where a Webhook Rule matches the URL, Twilio signs with the rule's SharedKey and the algorithm its Setting
+# names, and says which in `X-Twilio-Webhooks-Signature-Settings: key=<SharedKey id>,algorithm=HMAC_SHA256`
+# (https://www.twilio.com/docs/usage/webhooks/webhook-shared-keys); only the hash changes. This reads the
+# header as Twilio's libraries do (twilio-python's request_validator.get_signature_algorithm, twilio-node's
+# webhooks.getSignatureAlgorithm): no `algorithm` means HMAC_SHA1, and an algorithm we do not know is refused.
+SIGNATURE_SETTINGS_HEADER = "X-Twilio-Webhooks-Signature-Settings"
+HMAC_SHA1, HMAC_SHA256 = "HMAC_SHA1", "HMAC_SHA256"
+SIGNATURE_ALGORITHMS = {HMAC_SHA1: hashlib.sha1, HMAC_SHA256: hashlib.sha256}
+
+
+def parse_signature_settings(header: str) -> tuple[str, str]:
+    """The SharedKey id and the algorithm (upper case) of an `X-Twilio-Webhooks-Signature-Settings` header."""
+    fields = {}
+    for part in header.split(","):
+        name, separator, value = part.partition("=")
+        if separator and value.strip():
+            fields.setdefault(name.strip(), value.strip())
+    return fields.get("key", ""), fields.get("algorithm", HMAC_SHA1).upper()
+
+
+def expected_signature(*, secret: str, url: str, params: dict[str, list[str]], algorithm: str = HMAC_SHA1) -> str:
+    """Twilio's signature of a request: an HMAC (`algorithm`), keyed with the auth token or a SharedKey's
+    secret, over the full URL followed by every POST parameter's name and value, sorted by name (a repeated
+    name's values sorted too), in base64."""
     data = url + "".join(name + value for name in sorted(params) for value in sorted(set(params[name])))
-    digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
+    digest = hmac.new(secret.encode(), data.encode(), SIGNATURE_ALGORITHMS[algorithm]).digest()
     return base64.b64encode(digest).decode()
 
 
-def signature_valid(*, auth_token: str, url: str, params: dict[str, list[str]], signature: str) -> bool:
+def signature_valid(*, secret: str, url: str, params: dict[str, list[str]], signature: str,
+                    algorithm: str = HMAC_SHA1) -> bool:
     """Whether `signature` is Twilio's for this request. Twilio may have signed the URL with or without
     the scheme's default port (behind a proxy the two differ), so both are accepted, as its libraries do."""
     if not signature:
         return False
-    return any(hmac.compare_digest(expected_signature(auth_token=auth_token, url=candidate, params=params),
-                                   signature)
+    given = signature.encode()  # compare_digest refuses a str with non-ASCII characters: a header may have them
+    return any(hmac.compare_digest(expected_signature(secret=secret, url=candidate, params=params,
+                                                      algorithm=algorithm).encode(), given)
                for candidate in dict.fromkeys(_url_variants(url)))
 
 

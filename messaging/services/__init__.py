@@ -5,6 +5,7 @@
 - `send`: one message handed to its carriers (failover, throughput, retries); acceptances recorded
 - `reports`: what carriers report, applied
 - `inbound`: messages from phones, opt-outs and HELP
+- `opt_outs`: opt-outs that carriers report (a refusal of an unsubscribed recipient)
 - `lifecycle`: failing, expiring and canceling one message, with its refund
 - `sweeps`: what lost tasks, dead workers and a down broker left behind, finished by beat
 - `redaction`: bodies removed, at once or past retention

@@ -65,8 +65,8 @@ def _unknown_sender(sender: str) -> DomainError:
 
 
 def _opted_out(to: str) -> DomainError:
-    return DomainError("recipient_opted_out", f"{to} replied STOP to your messages; it gets none until it "
-                    "replies START.", field="to")
+    return DomainError("recipient_opted_out", f"{to} opted out of your messages (it replied STOP, or its carrier "
+                    "refused a message to it as unsubscribed); it gets none until it replies START.", field="to")
 
 
 def _insert_in_one_statement(message: Message, *, guard: StatementGuard | None = None) -> tuple[list[int], list[int]]:

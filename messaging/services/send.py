@@ -110,6 +110,7 @@ def send_claimed(message: Message, carriers: list, attempt: int, *, made: list |
                       validity_seconds=_remaining_validity(message))
     number = 1 if attempt == 1 else SendAttempt.objects.filter(message_id=message_id).count() + 1
     last_error = None
+    refusals = []  # final for their carrier, not for the message (`fail_over`)
     for carrier in carriers:
         row = carrier.carrier
         if row is not None and row.breaker_state == row.OPEN and not breaker_take_probe(row):
@@ -135,6 +136,10 @@ def send_claimed(message: Message, carriers: list, attempt: int, *, made: list |
         except CarrierRejectedError as error:
             record(error=error, outcome=SendAttempt.REJECTED)
             breaker_record(carrier.name, ok=True)  # it answered: the carrier itself is healthy
+            if error.fail_over:
+                number += 1
+                refusals.append((carrier.name, error))
+                continue
             message_fail(message_id=message_id, error_code=error.code, error_message=error.message,
                          carrier=carrier.name, carrier_status=error.carrier_status)
             return SendOutcome()
@@ -146,6 +151,12 @@ def send_claimed(message: Message, carriers: list, attempt: int, *, made: list |
                                  None if made is None else [*made, accepted_row]))
         return SendOutcome(sent=True)
 
+    if refusals and len(refusals) == len(carriers):
+        # Every carrier refused it for good: a retry would only be refused again.
+        carrier_name, error = refusals[-1]
+        message_fail(message_id=message_id, error_code=error.code, error_message=error.message,
+                     carrier=carrier_name, carrier_status=error.carrier_status)
+        return SendOutcome()
     if attempt < MAX_SEND_ATTEMPTS:
         _retry_later(message_id, attempt)
         return SendOutcome(retry=True)

@@ -2,7 +2,9 @@
 
 `transition` checks the move against the lifecycle (`statuses.py`) and collects the message's event into a
 `BatchWrites`, whose `save` writes the messages, their events and the events' webhooks together: one UPDATE,
-then one statement. A change and its event never exist one without the other.
+then one statement. A change and its event never exist one without the other. A carrier's refusal of an
+unsubscribed recipient (`recipient_opted_out`) opts the number out with it, whichever path failed the message
+(the send's answer or a later report).
 """
 
 from django.db import connection
@@ -11,6 +13,7 @@ from django.utils import timezone
 from messaging import statuses
 from messaging.models import Message, MessageEvent, SendAttempt
 from messaging.representation import message_row
+from messaging.services.opt_outs import RECIPIENT_OPTED_OUT, opt_outs_from_refusals
 from mittis.db import Statement, insert_rows
 from webhooks import services as webhooks
 
@@ -25,6 +28,7 @@ class BatchWrites:
         self.fields: set[str] = set()
         self.events: list[MessageEvent] = []
         self.attempts: dict[int, list[SendAttempt]] = {}  # by message id: every attempt, for the events' JSON
+        self.opted_out: list[Message] = []  # refused by a carrier as unsubscribed
 
     def know_attempts(self, message_id: int, attempts: list[SendAttempt]) -> None:
         """All of a message's attempts, which the caller holds already (a send that just made them)."""
@@ -62,6 +66,8 @@ class BatchWrites:
     def save(self) -> None:
         if self.messages:
             _bulk_set(list(self.messages.values()), sorted(self.fields))
+        if self.opted_out:
+            opt_outs_from_refusals(self.opted_out)
         if not self.events:
             return
         # The events and their webhooks in one statement: the ORM's bulk inserts were a third of a batch's CPU.
@@ -84,6 +90,8 @@ def transition(message: Message, status: str, writes: BatchWrites, *, carrier_st
     message.updated_at = timezone.now()
     writes.changed(message, ["status", "updated_at", *changes])
     writes.event(message, carrier_status=carrier_status)
+    if changes.get("error_code") == RECIPIENT_OPTED_OUT:
+        writes.opted_out.append(message)
 
 
 def webhook_event(event: MessageEvent) -> webhooks.NewEvent:

@@ -73,8 +73,9 @@ _CODES = [
               "and `\"status\": \"enabled\"`, then redeliver or recover."),
     ErrorCode("recipient_opted_out", "invalid_request_error", 422,
               "The recipient has opted out of your messages.",
-              "The number replied STOP (or another opt-out keyword) to one of your senders. Nothing was sent or "
-              "charged. It receives your messages again after it replies START; see `GET /v1/opt_outs`."),
+              "The number replied STOP (or another opt-out keyword) to one of your senders, or a carrier refused "
+              "a message to it because it unsubscribed. Nothing was sent or charged. It receives your messages "
+              "again after it replies START; see `GET /v1/opt_outs`."),
     ErrorCode("message_not_cancelable", "invalid_request_error", 409,
               "This message can no longer be canceled.",
               "Only a `scheduled` message can be canceled (it is then refunded and never sent). A message "

@@ -1,6 +1,7 @@
 """Failover: a carrier that refuses connections is passed over for the next one on the route, every try is
 on the message, a run of failures opens the carrier's breaker and a later success closes it. A carrier
-that may have taken the message is never followed by another."""
+that may have taken the message is never followed by another. A carrier that may not send to the country
+passes the message on too, without a penalty: it answered."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -15,6 +16,7 @@ from rest_framework.test import APIClient
 
 from billing.services import balance_top_up
 from messaging.carriers import twilio
+from messaging.carriers.sandbox import TEMPORARILY_UNAVAILABLE
 from messaging.carriers.registry import BREAKER_COOLDOWN, BREAKER_THRESHOLD
 from messaging.models import Carrier, Message, Route, RouteCarrier, Sender
 from messaging.services import message_send
@@ -25,18 +27,27 @@ ACCOUNT_SID = "AC" + "0" * 32
 
 
 
+# Twilio's answer when the account's geographic permissions leave out the recipient's country
+# (https://www.twilio.com/docs/api/errors/21408).
+REGION_REFUSED = {"code": 21408, "status": 400, "more_info": "https://www.twilio.com/docs/errors/21408",
+                  "message": "Permission to send an SMS has not been enabled for the region indicated by the "
+                             "'To' number: +18045550199."}
+
+
 @pytest.fixture
 def twilio_stand_in():
-    """The outside world: a Twilio-like server that accepts messages, or answers `delay` seconds late."""
-    state = {"delay": 0.0, "received": 0}
+    """The outside world: a Twilio-like server that accepts messages, answers `delay` seconds late, or answers
+    with the error `refuse` (Twilio's JSON error body)."""
+    state = {"delay": 0.0, "received": 0, "refuse": None}
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             state["received"] += 1
             time.sleep(state["delay"])
-            body = json.dumps({"sid": "SM" + f"{state['received']:032x}", "status": "queued"}).encode()
-            self.send_response(201)
+            refused = state["refuse"]
+            body = json.dumps(refused or {"sid": "SM" + f"{state['received']:032x}", "status": "queued"}).encode()
+            self.send_response(refused["status"] if refused else 201)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -149,3 +160,49 @@ def test_a_healed_carrier_behind_a_dispatcher_gets_its_probe_and_its_breaker_clo
     assert tries(live_api.get(f"/v1/messages/{created['id']}").json()) == [("primary", "accepted")]
     assert twilio_stand_in["received"] == 1
     assert Carrier.objects.get(name="primary").breaker_state == "closed"
+
+
+def test_a_carrier_that_may_not_send_to_the_country_passes_the_message_on_without_a_penalty(route, live_api,
+                                                                                            twilio_stand_in):
+    twilio_stand_in["refuse"] = REGION_REFUSED
+    Carrier.objects.filter(name="primary").update(settings={"account_sid": ACCOUNT_SID,
+                                                            "base_url": twilio_stand_in["url"]})
+
+    message = send_through(live_api)
+
+    assert message["status"] == "sent"
+    assert tries(message) == [("primary", "rejected"), ("backup", "accepted")]
+    refused = message["attempts"][0]
+    assert (refused["error_code"], refused["raw_code"]) == ("carrier_rejected", "21408")
+    assert Carrier.objects.get(name="primary").breaker_failures == 0
+
+
+def test_a_message_no_carrier_may_send_to_its_country_fails_at_once_refunded(route, live_api, twilio_stand_in):
+    """Every carrier answered that it never will: the message fails now, not after retries asking them again."""
+    twilio_stand_in["refuse"] = REGION_REFUSED
+    settings = {"account_sid": ACCOUNT_SID, "base_url": twilio_stand_in["url"]}
+    Carrier.objects.filter(name="primary").update(settings=settings)
+    Carrier.objects.filter(name="backup").update(kind="twilio", settings=settings,
+                                                 credentials_encrypted=route.credentials_encrypted)
+    balance = live_api.get("/v1/balance").json()["available"]
+
+    message = send_through(live_api)
+
+    assert tries(message) == [("primary", "rejected"), ("backup", "rejected")]
+    assert (message["status"], message["error_code"], message["retryable"]) == ("failed", "carrier_rejected", False)
+    assert "geographic permissions" in message["error_message"]
+    assert twilio_stand_in["received"] == 2
+    assert live_api.get("/v1/balance").json()["available"] == balance  # refunded: no carrier took it
+
+
+def test_a_refusal_for_the_country_beside_a_temporary_failure_is_retried(route, live_api, twilio_stand_in):
+    twilio_stand_in["refuse"] = REGION_REFUSED
+    Carrier.objects.filter(name="primary").update(settings={"account_sid": ACCOUNT_SID,
+                                                            "base_url": twilio_stand_in["url"]})
+    created = live_api.post("/v1/messages", {**SEED, "to": TEMPORARILY_UNAVAILABLE}, format="json").json()
+
+    message_send(message_id=Message.objects.get(public_id=created["id"]).pk)
+
+    message = live_api.get(f"/v1/messages/{created['id']}").json()
+    assert tries(message) == [("primary", "rejected"), ("backup", "temporary_error")]
+    assert message["status"] == "sending"  # the backup may take it on the retry

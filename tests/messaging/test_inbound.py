@@ -143,7 +143,7 @@ def twilio_post(client, settings, db):
     carrier.save()
 
     def post(path, fields):
-        signature = expected_signature(auth_token="twilio-test-token", url=settings.MITTIS_PUBLIC_URL + path,
+        signature = expected_signature(secret="twilio-test-token", url=settings.MITTIS_PUBLIC_URL + path,
                                        params={name: [value] for name, value in fields.items()})
         return client.post(path, fields, HTTP_X_TWILIO_SIGNATURE=signature)
     return post

@@ -6,7 +6,8 @@
   plus the spec's `x-twilio` "one of" groups).
 - Failures: a local server answering the way Twilio does (its error bodies), a closed port, a full accept
   queue and a silent server decide between rejected, temporary, and "may have been sent".
-- Callbacks: signatures computed by twilio-node, Twilio's own library, and Twilio's published example.
+- Callbacks: signatures computed by twilio-node, Twilio's own library, and Twilio's published example; the
+  HMAC-SHA256 SharedKey signatures by twilio-node and by twilio-python (fixed vectors).
 
 Needs the peers (`npm install` in tests/peers); without node or them, those tests skip and say why.
 """
@@ -32,9 +33,12 @@ import urllib3
 from messaging import statuses
 from messaging.carriers import twilio
 from messaging.carriers.base import CarrierRejectedError, CarrierTemporaryError, OutboundSms
-from messaging.carriers.twilio import TwilioClient, expected_signature, signature_valid
-from messaging.models import Carrier, CarrierReport, Message, Route, RouteCarrier
+from messaging.carriers.twilio import (
+    HMAC_SHA1, HMAC_SHA256, TwilioClient, expected_signature, parse_signature_settings, signature_valid,
+)
+from messaging.models import Carrier, CarrierReport, Message, OptOut, Route, RouteCarrier
 from messaging.services import message_create, message_send
+from mittis.errors import DomainError
 
 PEERS = Path(__file__).resolve().parents[2] / "peers"
 PRISM = PEERS / "node_modules" / ".bin" / "prism"
@@ -495,9 +499,9 @@ def test_twilios_published_example_signature():
     params = {"CallSid": ["CA1234567890ABCDE"], "Caller": ["+12349013030"], "Digits": ["1234"],
               "From": ["+12349013030"], "To": ["+18005551212"]}
 
-    assert expected_signature(auth_token="12345", url=url, params=params) == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
-    assert signature_valid(auth_token="12345", url=url, params=params, signature="0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
-    assert not signature_valid(auth_token="12345", url=url, params={**params, "Digits": ["1235"]},
+    assert expected_signature(secret="12345", url=url, params=params) == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+    assert signature_valid(secret="12345", url=url, params=params, signature="0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+    assert not signature_valid(secret="12345", url=url, params={**params, "Digits": ["1235"]},
                                signature="0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
 
 
@@ -506,8 +510,9 @@ const twilio = require('twilio');
 let input = '';
 process.stdin.on('data', chunk => input += chunk).on('end', () => {
   const out = JSON.parse(input).map(c => ({
-    signature: twilio.getExpectedTwilioSignature(c.token, c.url, c.params),
-    accepts: c.check === undefined ? null : twilio.validateRequest(c.token, c.check, c.url, c.params),
+    signature: twilio.getExpectedTwilioSignature(c.token, c.url, c.params, c.algorithm),
+    accepts: c.check === undefined ? null : twilio.validateRequest(c.token, c.check, c.url, c.params, c.algorithm),
+    algorithm: c.settings === undefined ? null : twilio.getSignatureAlgorithm(c.settings),
   }));
   process.stdout.write(JSON.stringify(out));
 });
@@ -517,7 +522,9 @@ process.stdin.on('data', chunk => input += chunk).on('end', () => {
 @pytest.fixture(scope="module")
 def twilio_node():
     """Signs (and checks) requests with twilio-node, Twilio's own library: `sign([{token, url, params,
-    check?}])`. Params as twilio-node takes them: a string, or a list for a repeated name."""
+    algorithm?, check?, settings?}])`: `algorithm` HMAC_SHA1 (its default) or HMAC_SHA256; `settings`, an
+    X-Twilio-Webhooks-Signature-Settings header, is answered with the algorithm twilio-node reads in it.
+    Params as twilio-node takes them: a string, or a list for a repeated name."""
     if not shutil.which("node") or not (PEERS / "node_modules" / "twilio").exists():
         pytest.skip("twilio-node is not installed: run `npm install` in tests/peers")
 
@@ -545,7 +552,7 @@ SIGNED_CASES = [
 
 
 def test_our_signatures_are_twilio_nodes(twilio_node):
-    ours = [expected_signature(auth_token=AUTH_TOKEN, url=case["url"], params=_lists(case["params"]))
+    ours = [expected_signature(secret=AUTH_TOKEN, url=case["url"], params=_lists(case["params"]))
             for case in SIGNED_CASES]
 
     theirs = twilio_node([{**case, "token": AUTH_TOKEN, "check": signature}
@@ -565,12 +572,68 @@ def test_we_accept_twilios_signature_with_or_without_the_default_port_and_nothin
     ])
 
     for signature in (with_port["signature"], plain["signature"]):
-        assert signature_valid(auth_token=AUTH_TOKEN, url=url, params=_lists(params), signature=signature)
-    assert not signature_valid(auth_token=AUTH_TOKEN, url=url, params=_lists(params),
+        assert signature_valid(secret=AUTH_TOKEN, url=url, params=_lists(params), signature=signature)
+    assert not signature_valid(secret=AUTH_TOKEN, url=url, params=_lists(params),
                                signature=other_token["signature"])
-    assert not signature_valid(auth_token=AUTH_TOKEN, url=url + "x", params=_lists(params),
+    assert not signature_valid(secret=AUTH_TOKEN, url=url + "x", params=_lists(params),
                                signature=plain["signature"])
-    assert not signature_valid(auth_token=AUTH_TOKEN, url=url, params=_lists(params), signature="")
+    assert not signature_valid(secret=AUTH_TOKEN, url=url, params=_lists(params), signature="")
+
+
+# --- HMAC-SHA256: a SharedKey's signature (X-Twilio-Webhooks-Signature-Settings) ------------------------
+SHARED_KEY_ID = "webhooks_sharedkey_01JQ8ZQ3V5W7Y9A1C3E5G7J9KM"
+SHARED_KEY_SECRET = "whsk_2Rj8Qe5Vn1Lp7Ty4Wc9Hb3Xm6Zd0Fa"
+SETTINGS_SHA256 = f"key={SHARED_KEY_ID},algorithm=HMAC_SHA256"
+
+# Made by twilio-python 9.13.0, Twilio's own library: RequestValidator(SHARED_KEY_SECRET).compute_signature(
+# url, params, "HMAC_SHA256"), and its validate() accepts each.
+TWILIO_PYTHON_SHA256 = [
+    (f"{PUBLIC_URL}/carriers/twilio-acme/twilio/status?ref=msg_4Zq8yXbV2nLwR7tKp1sHc9dE",
+     {"MessageSid": SID, "MessageStatus": "delivered", "AccountSid": ACCOUNT_SID, "To": "+18045550199"},
+     "HaFJVJW7fSpsksBbF/57PzlFhIVCTjyrCD6itkibyOU="),
+    (f"{PUBLIC_URL}/carriers/twilio-acme/twilio/inbound",
+     {"Body": "Merci 👍 à demain — 您好", "From": "+33612345678", "To": "+18045550142"},
+     "g1XYp9Irw7O8TRJPMXAw8ucrkB9d1ngHtGwjhyltdbQ="),
+]
+
+
+@pytest.mark.parametrize("url, params, signature", TWILIO_PYTHON_SHA256)
+def test_twilio_pythons_hmac_sha256_signatures_are_accepted_and_nothing_else(url, params, signature):
+    params = _lists(params)
+
+    assert expected_signature(secret=SHARED_KEY_SECRET, url=url, params=params, algorithm=HMAC_SHA256) == signature
+    assert signature_valid(secret=SHARED_KEY_SECRET, url=url, params=params, signature=signature,
+                           algorithm=HMAC_SHA256)
+    assert not signature_valid(secret=SHARED_KEY_SECRET, url=url, params=params, signature=signature)  # as SHA1
+    assert not signature_valid(secret=AUTH_TOKEN, url=url, params=params, signature=signature, algorithm=HMAC_SHA256)
+    assert not signature_valid(secret=SHARED_KEY_SECRET, url=url, params={**params, "To": ["+18045550100"]},
+                               signature=signature, algorithm=HMAC_SHA256)
+
+
+def test_our_hmac_sha256_signatures_are_twilio_nodes(twilio_node):
+    ours = [expected_signature(secret=SHARED_KEY_SECRET, url=case["url"], params=_lists(case["params"]),
+                               algorithm=HMAC_SHA256) for case in SIGNED_CASES]
+
+    theirs = twilio_node([{**case, "token": SHARED_KEY_SECRET, "algorithm": HMAC_SHA256, "check": signature}
+                          for case, signature in zip(SIGNED_CASES, ours)])
+
+    assert [answer["signature"] for answer in theirs] == ours
+    assert all(answer["accepts"] for answer in theirs)
+
+
+@pytest.mark.parametrize("header, key, algorithm", [
+    (SETTINGS_SHA256, SHARED_KEY_ID, HMAC_SHA256),
+    (f" algorithm = hmac_sha256 , key = {SHARED_KEY_ID} ", SHARED_KEY_ID, HMAC_SHA256),
+    (f"key={SHARED_KEY_ID},algorithm=HMAC_SHA1", SHARED_KEY_ID, HMAC_SHA1),
+    (f"key={SHARED_KEY_ID}", SHARED_KEY_ID, HMAC_SHA1),  # no algorithm: SHA1
+    (f"key={SHARED_KEY_ID},algorithm=", SHARED_KEY_ID, HMAC_SHA1),
+    ("key=k,algorithm=HMAC_SHA512", "k", "HMAC_SHA512"),  # refused: not an algorithm we know
+])
+def test_the_signature_settings_header_is_read_as_twilio_node_reads_it(twilio_node, header, key, algorithm):
+    (theirs,) = twilio_node([{"token": "t", "url": PUBLIC_URL, "params": {}, "settings": header}])
+
+    assert parse_signature_settings(header) == (key, algorithm)
+    assert theirs["algorithm"].upper() == algorithm
 
 
 # --- The callback views, end to end --------------------------------------------------------------------
@@ -594,9 +657,13 @@ def routed_to_twilio(twilio_carrier, prism):
 @pytest.fixture
 def post_signed(client, twilio_node):
     """POST form fields to a URL of ours as Twilio would: signed by twilio-node over the public URL."""
-    def post(path, params, *, token=AUTH_TOKEN, tamper=None):
-        (signed,) = twilio_node([{"token": token, "url": PUBLIC_URL + path, "params": params}])
-        return client.post(path, tamper or params, HTTP_X_TWILIO_SIGNATURE=signed["signature"])
+    def post(path, params, *, token=AUTH_TOKEN, tamper=None, algorithm=None, settings=None):
+        (signed,) = twilio_node([{"token": token, "url": PUBLIC_URL + path, "params": params,
+                                  "algorithm": algorithm}])
+        headers = {"HTTP_X_TWILIO_SIGNATURE": signed["signature"]}
+        if settings is not None:
+            headers["HTTP_X_TWILIO_WEBHOOKS_SIGNATURE_SETTINGS"] = settings
+        return client.post(path, tamper or params, **headers)
     return post
 
 
@@ -633,6 +700,54 @@ def test_a_message_sent_through_twilio_is_delivered_by_its_signed_status_callbac
     assert CarrierReport.objects.get().raw["received"]["MessageStatus"] == "delivered"
 
 
+@pytest.fixture
+def shared_key(twilio_carrier):
+    """The carrier knows the SharedKey that a Twilio Webhook Rule signs its callbacks with."""
+    twilio_carrier.credentials = {"auth_token": AUTH_TOKEN, "webhook_shared_keys": {SHARED_KEY_ID: SHARED_KEY_SECRET}}
+    twilio_carrier.save()
+    return twilio_carrier
+
+
+def test_a_callback_signed_with_a_shared_key_and_hmac_sha256_is_applied_and_a_tampered_one_refused(
+        account, shared_key, post_signed):
+    message = message_create(account=account, livemode=False, sender="+18045550142", to="+18045550199", body="hi")
+    Message.objects.filter(pk=message.pk).update(status=statuses.SENT, carrier="twilio-acme", carrier_message_id=SID)
+    path = f"/carriers/twilio-acme/twilio/status?ref={message.public_id}"
+    callback = {"MessageSid": SID, "MessageStatus": "delivered", "AccountSid": ACCOUNT_SID}
+    sha256 = {"token": SHARED_KEY_SECRET, "algorithm": HMAC_SHA256}
+
+    refused = [
+        post_signed(path, callback, **sha256, settings=SETTINGS_SHA256,
+                    tamper={**callback, "MessageStatus": "undelivered"}),
+        post_signed(path, callback, token=AUTH_TOKEN, algorithm=HMAC_SHA256, settings=SETTINGS_SHA256),
+        post_signed(path, callback, **sha256, settings=SETTINGS_SHA256.replace("01JQ", "01XX")),  # another key
+        post_signed(path, callback, **sha256, settings=SETTINGS_SHA256.replace("SHA256", "SHA512")),
+        post_signed(path, callback, **sha256),  # no settings header: the auth token and SHA1 were due
+        post_signed(path, callback, settings=SETTINGS_SHA256),  # the auth token's SHA1 signature
+    ]
+    assert [answer.status_code for answer in refused] == [403] * len(refused)
+    message.refresh_from_db()
+    assert message.status == statuses.SENT and not CarrierReport.objects.exists()
+
+    answer = post_signed(path, callback, **sha256, settings=SETTINGS_SHA256)
+
+    assert answer.status_code == 204
+    message.refresh_from_db()
+    assert message.status == statuses.DELIVERED
+    assert post_signed(path, callback).status_code == 204  # the auth token's SHA1 signatures still pass
+
+
+def test_an_inbound_sms_signed_with_a_shared_key_is_received(account, shared_key, post_signed):
+    fields = {"MessageSid": SID, "From": "+18045550199", "To": "+18045550142", "Body": "STOP"}
+
+    answer = post_signed("/carriers/twilio-acme/twilio/inbound", fields, token=SHARED_KEY_SECRET,
+                         algorithm=HMAC_SHA256, settings=SETTINGS_SHA256)
+
+    assert answer.status_code == 200
+    assert Message.objects.get(direction="inbound").body == "STOP"
+    assert OptOut.objects.get().phone_number == "+18045550199"
+
+
 def test_a_callback_matches_by_our_reference_when_twilios_answer_never_came(account, twilio_carrier, post_signed):
     message = message_create(account=account, livemode=False, sender="+18045550142", to="+18045550199", body="hi")
     Message.objects.filter(pk=message.pk).update(status=statuses.SENDING)  # the submit's answer was lost
@@ -644,6 +759,25 @@ def test_a_callback_matches_by_our_reference_when_twilios_answer_never_came(acco
     message.refresh_from_db()
     assert (message.status, message.carrier, message.carrier_message_id, message.error_code) == (
         statuses.UNDELIVERED, "twilio-acme", SID, "unknown_subscriber")
+
+
+def test_a_failed_callback_for_an_unsubscribed_recipient_opts_it_out(account, twilio_carrier, post_signed):
+    """A Messaging Service takes the message (201, `accepted`) and reports 21610 later, in its callback."""
+    message = message_create(account=account, livemode=False, sender="+18045550142", to="+18045550199", body="hi")
+    Message.objects.filter(pk=message.pk).update(status=statuses.SENT, carrier="twilio-acme", carrier_message_id=SID)
+    path = TwilioClient(twilio_carrier).status_callback_url(message.public_id).removeprefix(PUBLIC_URL)
+
+    answer = post_signed(path, {"MessageSid": SID, "MessageStatus": "failed", "ErrorCode": "21610"})
+
+    assert answer.status_code == 204
+    message.refresh_from_db()
+    assert (message.status, message.error_code) == (statuses.FAILED, "recipient_opted_out")
+    opt_out = OptOut.objects.get()
+    assert (opt_out.account, opt_out.livemode, opt_out.phone_number, opt_out.keyword) == (
+        account, False, "+18045550199", "CARRIER")
+    with pytest.raises(DomainError) as refused:
+        message_create(account=account, livemode=False, sender="+18045550142", to="+18045550199", body="hi")
+    assert refused.value.code == "recipient_opted_out"
 
 
 def test_a_callback_before_the_carrier_has_the_message_changes_nothing(account, twilio_carrier, post_signed):
@@ -658,6 +792,8 @@ def test_an_unsigned_or_misaddressed_callback_is_refused(client, twilio_carrier)
     fields = {"MessageSid": SID, "MessageStatus": "delivered"}
 
     assert client.post("/carriers/twilio-acme/twilio/status?ref=msg_1", fields).status_code == 403
+    assert client.post("/carriers/twilio-acme/twilio/status?ref=msg_1", fields,
+                       HTTP_X_TWILIO_SIGNATURE="sïgnature").status_code == 403
     assert client.post("/carriers/nobody/twilio/status", fields).status_code == 404
     assert client.get("/carriers/twilio-acme/twilio/status").status_code == 405
     assert not CarrierReport.objects.exists()
