@@ -6,7 +6,7 @@ from django.contrib import admin, messages
 from billing.pricing import format_amount
 from messaging.exports import export_create
 from messaging.models import (
-    Carrier, CarrierReport, Export, Message, OptOut, Route, RouteCarrier, Sender, SmppBind,
+    Carrier, CarrierInbound, CarrierReport, Export, Message, OptOut, Route, RouteCarrier, Sender, SmppBind,
 )
 from mittis.errors import DomainError
 
@@ -224,6 +224,42 @@ class CarrierReportAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in CarrierReport._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RoutedFilter(admin.SimpleListFilter):
+    title = "routed to an account"
+    parameter_name = "routed"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No: to a number no active account has")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(message__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(CarrierInbound)
+class CarrierInboundAdmin(admin.ModelAdmin):
+    """Where staff find an inbound message that reached no account (routed: No), and any one as it came."""
+
+    list_display = ["received_at", "carrier", "from_number", "to", "body", "message"]
+    list_select_related = ["message"]
+    list_filter = [RoutedFilter, "carrier"]
+    search_fields = ["=from_number", "=to", "=message__public_id"]
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in CarrierInbound._meta.fields]
 
     def has_add_permission(self, request):
         return False

@@ -167,6 +167,27 @@ class CarrierReport(models.Model):
         indexes = [models.Index(fields=["carrier", "carrier_message_id"], name="report_carrier_ref_idx")]
 
 
+class CarrierInbound(models.Model):
+    """Every inbound message as its carrier handed it: the text as we decoded it beside the PDU or form as it
+    came (an SMPP body's exact octets in hex). One to a number no active account has keeps no message: it is
+    never dropped, and staff find it under the admin's unrouted filter."""
+
+    carrier = models.CharField(max_length=32)
+    from_number = models.CharField("from", max_length=64)
+    to = models.CharField(max_length=64)
+    body = models.TextField(blank=True)
+    raw = models.JSONField(help_text="The message as the carrier sent it.")
+    received_at = models.DateTimeField(auto_now_add=True)
+    message = models.OneToOneField(Message, null=True, blank=True, on_delete=models.CASCADE,
+                                   related_name="carrier_inbound")
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "inbound message as received"
+        verbose_name_plural = "inbound messages as received"
+        indexes = [models.Index(fields=["id"], condition=Q(message__isnull=True), name="inbound_unrouted_idx")]
+
+
 class OptOut(models.Model):
     """A phone number that texted STOP to one of the account's senders, or that a carrier refused a message to
     as unsubscribed (keyword CARRIER): no more messages to it."""
@@ -197,8 +218,8 @@ class Carrier(models.Model):
     kind = models.CharField(max_length=16, choices=KINDS)
     enabled = models.BooleanField(default=True)
     settings = models.JSONField(default=dict, blank=True,
-                                help_text="Not secret. SMPP: host, port, system_id, system_type, window. "
-                                          "Twilio: account_sid, base_url.")
+                                help_text="Not secret. SMPP: host, port, system_id, system_type, window, country "
+                                          "(the ISO code of its national numbers). Twilio: account_sid, base_url.")
     credentials_encrypted = models.TextField(blank=True, editable=False)
     tps = models.PositiveIntegerField(default=10, help_text="Messages per second the carrier accepts from us.")
     breaker_state = models.CharField(max_length=8, default=CLOSED, editable=False)

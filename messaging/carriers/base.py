@@ -7,11 +7,31 @@ neither ever reaches an API response.
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 import logging
+import re
 import time
 
 logger = logging.getLogger(__name__)
+
+# What PostgreSQL cannot store in text or jsonb: NUL, and a lone surrogate (no UTF-8). A carrier's text may
+# hold either: an 8-bit or UCS-2 body, a receipt quoting a message's octets, a form field.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value):
+    """A carrier's text as we store it, whatever it holds: `value` (text, a dataclass of text, or JSON of them)
+    with each NUL and lone surrogate made U+FFFD, the character that stands for one that could not be shown.
+    The exact octets stay where the protocol has them (SMPP's raw hex). The one path from a carrier to a row."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [storable(item) for item in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return replace(value, **{field.name: storable(getattr(value, field.name)) for field in fields(value)})
+    return value
 
 
 @dataclass(frozen=True)
@@ -70,6 +90,7 @@ class Inbox:
 
 class CarrierError(Exception):
     def __init__(self, code: str, message: str, *, carrier_status: str = ""):
+        message, carrier_status = storable(message), storable(carrier_status)  # the attempt records both
         super().__init__(message)
         self.code = code
         self.message = message

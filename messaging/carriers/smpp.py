@@ -17,6 +17,21 @@ hands the message to that process through an `SmppSubmission` row and waits for 
 | enquire_link_interval   | seconds between keep-alives                                          | 30      |
 | response_timeout        | seconds an answer to our PDU may take before the session is dropped  | 10      |
 | reconnect_min/max       | seconds between reconnects, doubling from min to max                 | 1, 60   |
+| country                 | ISO 3166 code (US, GB) the SMSC's national numbers belong to         | ""      |
+
+Inbound addresses (`address_from_smpp`) become E.164 before a sender or an opt-out is looked up. With a
+numbering plan (NPI) of unknown or ISDN:
+
+| TON                  | address                                                           | becomes             |
+|----------------------|-------------------------------------------------------------------|---------------------|
+| any                  | `+` and digits                                                    | itself              |
+| 1 international      | digits                                                            | `+` and the digits  |
+| 2 national           | digits valid as a number of `country`                             | its E.164           |
+| 0 unknown            | digits valid as a number of `country`, else valid with a `+`      | its E.164           |
+
+Anything else stays as sent: a short code, an alphanumeric name, another TON or NPI, a national number that is
+valid nowhere we can tell. An inbound message whose `destination_addr` is then no sender of an active account is
+kept for staff all the same (`message_receive`).
 
 `Carrier.tps` caps the submit_sm PDUs per second (each part of a long message is one PDU).
 
@@ -39,6 +54,7 @@ from messaging.carriers.base import (
     CarrierRejectedError, CarrierTemporaryError, DeliveryReport, OutboundSms, SendResult, SmsClient,
 )
 from messaging.encoding import GSM7, analyze, gsm7_decode, gsm7_encode, split_parts
+from mittis.numbers import valid_e164
 
 # --- Settings -----------------------------------------------------------------------------------
 DEFAULT_WINDOW = 10
@@ -120,24 +136,31 @@ def _utf16_be(text: str) -> bytes:
     return text.encode("utf-16-be")
 
 
-def decode_short_message(data: bytes, data_coding: int) -> str:
-    """Text from an inbound short_message, by its data_coding (SMPP 3.4 5.2.19; values from 0x10 on
-    are GSM 03.38 data coding schemes, 3GPP TS 23.038 4)."""
+def _alphabet(data_coding: int) -> str:
+    """The codec of a data_coding (SMPP 3.4 5.2.19; values from 0x10 on are GSM 03.38 data coding schemes,
+    3GPP TS 23.038 4): "gsm", or a Python codec. Latin-1 (0x03) also stands for 8-bit data and values we do
+    not know: octets we can only show as they are."""
     if data_coding == DATA_CODING_DEFAULT:
-        return gsm7_decode(data)
+        return "gsm"
     if data_coding == DATA_CODING_IA5:
-        return data.decode("ascii", errors="replace")
+        return "ascii"
     if data_coding == DATA_CODING_UCS2:
-        return data.decode("utf-16-be", errors="replace")
+        return "utf-16-be"
     if data_coding & 0xF0 == 0xF0:  # data coding / message class group: bit 2 picks 8-bit data over GSM
-        return data.decode("latin-1") if data_coding & 0x04 else gsm7_decode(data)
+        return "latin-1" if data_coding & 0x04 else "gsm"
     if 0x10 <= data_coding < 0x40:  # general data coding group: bits 3-2 are the alphabet
-        alphabet = (data_coding >> 2) & 0x03
-        if alphabet == 0:
-            return gsm7_decode(data)
-        if alphabet == 2:
-            return data.decode("utf-16-be", errors="replace")
-    return data.decode("latin-1")  # Latin-1 (0x03) and octets we can only show as they are
+        return {0: "gsm", 2: "utf-16-be"}.get((data_coding >> 2) & 0x03, "latin-1")
+    return "latin-1"
+
+
+def decode_short_message(data: bytes, data_coding: int) -> str:
+    """Text from an inbound short_message, by its data_coding. Outside the GSM alphabet, where 0x00 is `@`,
+    trailing NULs are the C string terminator some SMSCs leave in, not text (a `STOP` must read STOP); a NUL
+    within the text stays, for `base.storable` to store."""
+    alphabet = _alphabet(data_coding)
+    if alphabet == "gsm":
+        return gsm7_decode(data)
+    return data.decode(alphabet, errors="replace").rstrip("\x00")
 
 
 def split_udh(short_message: bytes) -> tuple[bytes, bytes]:
@@ -163,7 +186,7 @@ def concatenation_of(udh: bytes) -> tuple[int, int, int] | None:
 
 
 # --- Addresses ------------------------------------------------------------------------------------
-TON_UNKNOWN, TON_INTERNATIONAL, TON_NETWORK_SPECIFIC, TON_ALPHANUMERIC = 0x00, 0x01, 0x03, 0x05
+TON_UNKNOWN, TON_INTERNATIONAL, TON_NATIONAL, TON_NETWORK_SPECIFIC, TON_ALPHANUMERIC = 0x00, 0x01, 0x02, 0x03, 0x05
 NPI_UNKNOWN, NPI_ISDN = 0x00, 0x01
 
 
@@ -176,15 +199,23 @@ def smpp_address(value: str) -> tuple[int, int, str]:
     return TON_ALPHANUMERIC, NPI_UNKNOWN, value
 
 
-def address_from_smpp(address: str, ton: int) -> str:
-    """Our form of an address an SMSC sent: E.164 with its `+` when the TON says international.
-
-    Any other TON is kept as sent: a national number cannot be made E.164 without guessing its country.
-    """
+def address_from_smpp(address: str, ton: int, npi: int = NPI_ISDN, country: str = "") -> str:
+    """Our form of an address an SMSC sent, by the rules of the settings table: E.164 where its TON says it
+    is international, or where it is a valid number of the carrier's `country` (national or unknown TON) or,
+    with an unknown TON, valid once given its `+`. Anything else is kept as sent: a short code, a name, or a
+    national number whose country we do not know."""
     address = address.strip()
-    if ton == TON_INTERNATIONAL and address.isdigit():
-        return "+" + address
-    return address
+    digits = address.removeprefix("+")
+    if not digits.isdigit() or npi not in (NPI_UNKNOWN, NPI_ISDN):
+        return address
+    if address.startswith("+") or ton == TON_INTERNATIONAL:
+        return "+" + digits
+    if ton not in (TON_UNKNOWN, TON_NATIONAL):
+        return address
+    national = valid_e164(digits, country.upper()) if country else None
+    if national or ton == TON_NATIONAL:
+        return national or address
+    return valid_e164("+" + digits) or address
 
 
 # --- command_status -------------------------------------------------------------------------------
@@ -194,6 +225,7 @@ STATUS_NAMES: dict[int, str] = {
 }
 ESME_ROK = 0x00000000
 ESME_RX_T_APPN = 0x00000064  # our answer to a deliver_sm we could not store now: the SMSC retries it
+ESME_RINVCMDLEN = 0x00000002  # our generic_nack to a request whose body does not hold its fields
 ESME_RINVCMDID = 0x00000003
 
 
@@ -263,10 +295,25 @@ ESM_CLASS_DELIVERY_RECEIPT = 0x04
 ESM_CLASS_INTERMEDIATE_NOTIFICATION = 0x20
 _RECEIPT_FIELD = re.compile(r"(?:^|\s)(id|stat|err):(\S*)", re.IGNORECASE)
 _RECEIPT_TEXT = re.compile(r"\stext:", re.IGNORECASE)
+_RECEIPT_FIELD_OCTETS = re.compile(rb"(?:^|\s)(?:id|stat):", re.IGNORECASE)
+_RECEIPT_TEXT_OCTETS = re.compile(rb"\stext:", re.IGNORECASE)
 
 
-def is_delivery_receipt(esm_class: int) -> bool:
-    return esm_class & ESM_CLASS_TYPE_MASK in (ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_INTERMEDIATE_NOTIFICATION)
+def is_delivery_receipt(esm_class: int, *, receipted_message_id: str = "", message_state: int | None = None) -> bool:
+    """A receipt by its esm_class or, whatever that says, by the two TLVs only a receipt carries (5.3.2.12,
+    5.3.2.35), as some SMSCs send them in a data_sm."""
+    return (esm_class & ESM_CLASS_TYPE_MASK in (ESM_CLASS_DELIVERY_RECEIPT, ESM_CLASS_INTERMEDIATE_NOTIFICATION)
+            or bool(receipted_message_id and message_state))
+
+
+def decode_receipt(data: bytes, data_coding: int) -> str:
+    """A receipt's text. Its fields are ASCII (Appendix B); after `text:` come the message's first octets,
+    copied, in the alphabet of the receipt's data_coding (a GSM `@` is 0x00). A receipt with no ASCII field
+    is read in that alphabet whole (an SMSC that wrote it all in UCS-2)."""
+    if not _RECEIPT_FIELD_OCTETS.search(data):
+        return decode_short_message(data, data_coding)
+    text_at = match.end() if (match := _RECEIPT_TEXT_OCTETS.search(data)) else len(data)
+    return data[:text_at].decode("latin-1") + decode_short_message(data[text_at:], data_coding)
 
 
 # 5.3.2.31, "network_error_code": the network type, then that network's own 2-octet error code.

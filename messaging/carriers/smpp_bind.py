@@ -12,11 +12,12 @@ per SMPP carrier (smpp_supervisor.BindSupervisor), each with one socket and one 
   records the SMSC's answer: accepted with its message_id, or rejected / failed with the
   command_status. A throttled part is sent again after a pause, and throttling holds back only what it
   names (smpp_parts.Throttle): one destination for ESME_RMSGQFUL, the session's pace for ESME_RTHROTTLED.
-- It answers every deliver_sm: delivery receipts go to its Inbox's `report` (the services'
-  `message_apply_delivery_report`), anything else is an inbound message for its `inbound`
-  (`message_receive`), concatenated ones once all their parts are in.
-  A deliver_sm we could not store is answered ESME_RX_T_APPN, so the SMSC delivers it again later. A
-  receipt that comes while submits are unanswered waits for their answers: it may be about one of them.
+- It answers every deliver_sm and data_sm alike: delivery receipts go to its Inbox's `report` (the
+  services' `message_apply_delivery_report`), anything else is an inbound message for its `inbound`
+  (`message_receive`), its addresses made E.164 (`address_from_smpp`), concatenated ones once all their
+  parts are in. One we could not store is answered ESME_RX_T_APPN, so the SMSC delivers it again later;
+  one we cannot read gets generic_nack (`smpp_wire.UnknownPdu`). A receipt that comes while submits are
+  unanswered waits for their answers: it may be about one of them.
 - Stopping (SIGTERM) waits for the answers still due, then unbinds, within UNBIND_GRACE.
 
 Receipts: the first part's message_id is the message's carrier_message_id, and every part's id is kept
@@ -39,15 +40,17 @@ from django.utils import timezone
 
 from messaging.carriers.base import Inbox, InboundSms
 from messaging.carriers.smpp import (
-    BIND_BOUND, BIND_CONNECTING, BIND_FAILED, CONNECTION_LOST, ESM_CLASS_TYPE_MASK, ESM_CLASS_UDHI, ESME_RINVCMDID,
-    ESME_ROK, ESME_RX_T_APPN, REGISTERED_DELIVERY_RECEIPT, TEMPORARY_STATUSES, THROTTLING_STATUSES,
-    address_from_smpp, concatenation_of, decode_short_message, is_delivery_receipt, parse_receipt, relative_validity,
-    smpp_address, split_udh, status_description, status_name, submit_parts,
+    BIND_BOUND, BIND_CONNECTING, BIND_FAILED, CONNECTION_LOST, ESM_CLASS_TYPE_MASK, ESM_CLASS_UDHI, ESME_ROK,
+    ESME_RX_T_APPN, REGISTERED_DELIVERY_RECEIPT, TEMPORARY_STATUSES, THROTTLING_STATUSES, address_from_smpp,
+    concatenation_of, decode_receipt, decode_short_message, parse_receipt, relative_validity,
+    setting, smpp_address, split_udh, status_description, status_name, submit_parts,
 )
 from messaging.carriers.smpp_parts import (
     INBOUND_PART_TTL, InboundAssembler, Outbox, ReceiptBook, ReceiptsAfterAnswers,
 )
-from messaging.carriers.smpp_wire import BindConfig, BindRefused, Link, SessionLost, UnknownPdu, pdu_text
+from messaging.carriers.smpp_wire import (
+    BindConfig, BindRefused, Link, SessionLost, UnknownPdu, failure_reason, pdu_is_receipt, pdu_record, pdu_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -246,9 +249,8 @@ class _Session:
                 self._on_deliver(receipt)
         elif command == "enquire_link_resp":
             self.waiting.pop(pdu.sequence, None)
-        elif command == "deliver_sm":
-            receipt = is_delivery_receipt(pdu.esm_class or 0)
-            if not (receipt and self.receipts_after_answers.wait(pdu, self._unanswered_submits())):
+        elif command in ("deliver_sm", "data_sm"):
+            if not (pdu_is_receipt(pdu) and self.receipts_after_answers.wait(pdu, self._unanswered_submits())):
                 self._on_deliver(pdu)
         elif command == "enquire_link":
             self.link.answer(pdu, "enquire_link_resp")
@@ -261,27 +263,28 @@ class _Session:
         elif command == "alert_notification":
             pass  # we never ask for them (no set_dpf)
         elif isinstance(pdu, UnknownPdu) and not pdu.command_id & 0x80000000:
-            response = self.link.make("generic_nack", status=ESME_RINVCMDID)
+            response = self.link.make("generic_nack", status=pdu.nack_status)
             response.sequence = pdu.sequence
             self.link.send(response)
         else:
             logger.warning("carrier=%s ignored %s #%s", self.runner.name, command, pdu.sequence)
 
     def _on_deliver(self, pdu) -> None:
-        status = ESME_ROK
+        """A deliver_sm or a data_sm (SMPP 3.4 4.7), answered alike: a receipt or an inbound message."""
+        command, status = pdu.command, ESME_ROK
         try:
-            if is_delivery_receipt(pdu.esm_class or 0):
+            if pdu_is_receipt(pdu):
                 self.runner.on_receipt(pdu)
             elif not (pdu.esm_class or 0) & ESM_CLASS_TYPE_MASK:
                 self.runner.on_inbound(pdu, time.monotonic())
             else:  # an SME's own acknowledgement: we never ask for those
-                logger.info("carrier=%s ignored deliver_sm with esm_class 0x%02x", self.runner.name, pdu.esm_class)
+                logger.info("carrier=%s ignored %s with esm_class 0x%02x", self.runner.name, command, pdu.esm_class)
         except Exception:
-            logger.exception("carrier=%s could not store deliver_sm #%s; the SMSC will deliver it again",
-                             self.runner.name, pdu.sequence)
+            logger.exception("carrier=%s could not store %s #%s; the SMSC will deliver it again",
+                             self.runner.name, command, pdu.sequence)
             close_old_connections()
             status = ESME_RX_T_APPN
-        self.link.answer(pdu, "deliver_sm_resp", status)
+        self.link.answer(pdu, f"{command}_resp", status)
 
     # Ending --------------------------------------------------------------------------------------
     def _close_gracefully(self) -> None:
@@ -324,6 +327,7 @@ class BindRunner:
         self.inbox = inbox
         self.name = carrier.name
         self.config = BindConfig.of(carrier)
+        self.country = setting(carrier, "country", "")  # where the SMSC's national numbers are
         self.receipts = ReceiptBook(carrier.pk)
         self.inbound = InboundAssembler()
         self._concatenation_reference = random.randrange(256)
@@ -359,10 +363,9 @@ class BindRunner:
                 self._record(BIND_FAILED, f"Bind refused: {status_description(refused.status)} ({refused.status}).")
                 return False
             except OSError as error:
-                logger.warning("carrier=%s cannot bind to %s:%s: %s", self.name, self.config.host, self.config.port,
-                               error or type(error).__name__)
-                self._record(BIND_CONNECTING, f"Cannot bind to {self.config.host}:{self.config.port}: "
-                                              f"{error or type(error).__name__}.")
+                reason = f"Cannot bind to {self.config.host}:{self.config.port}: {failure_reason(error)}."
+                logger.warning("carrier=%s %s", self.name, reason)
+                self._record(BIND_CONNECTING, reason)
                 return False
             logger.info("carrier=%s bound to %s:%s as %s", self.name, self.config.host, self.config.port,
                         self.config.system_id)
@@ -374,8 +377,8 @@ class BindRunner:
                 logger.warning("carrier=%s session lost: %s", self.name, lost)
                 self._record(BIND_CONNECTING, str(lost))
             except OSError as error:
-                logger.warning("carrier=%s connection dropped: %s", self.name, error)
-                self._record(BIND_CONNECTING, f"The connection to the SMSC dropped: {error or type(error).__name__}.")
+                logger.warning("carrier=%s connection dropped: %s", self.name, failure_reason(error))
+                self._record(BIND_CONNECTING, f"The connection to the SMSC dropped: {failure_reason(error)}.")
             except Exception as error:  # the database, or a bug: a new session is the way back
                 logger.exception("carrier=%s session failed", self.name)
                 self._record(BIND_CONNECTING, f"Internal error: {error}")
@@ -427,7 +430,7 @@ class BindRunner:
 
     # Receipts and inbound messages -------------------------------------------------------------
     def on_receipt(self, pdu) -> None:
-        text = (pdu.short_message or pdu.message_payload or b"").decode("latin-1")
+        text = decode_receipt(pdu.short_message or pdu.message_payload or b"", pdu.data_coding or 0)
         state = pdu.message_state if isinstance(pdu.message_state, int) else None
         receipt = parse_receipt(text, receipted_message_id=pdu_text(pdu.receipted_message_id), message_state=state,
                                 network_error_code=pdu.network_error_code)
@@ -438,7 +441,7 @@ class BindRunner:
         if report is None:
             logger.info("carrier=%s part %s delivered; waiting for the other parts", self.name, receipt.message_id)
             return
-        self.inbox.report(carrier=self.name, report=report, raw=_raw(pdu, text=text))
+        self.inbox.report(carrier=self.name, report=report, raw=pdu_record(pdu, text=text))
 
     def on_inbound(self, pdu, now: float) -> None:
         data = pdu.short_message or pdu.message_payload or b""
@@ -446,9 +449,11 @@ class BindRunner:
         if (pdu.esm_class or 0) & ESM_CLASS_UDHI:
             udh, data = split_udh(data)
         text = decode_short_message(data, pdu.data_coding or 0)
-        sender = address_from_smpp(pdu_text(pdu.source_addr), pdu.source_addr_ton or 0)
-        to = address_from_smpp(pdu_text(pdu.destination_addr), pdu.dest_addr_ton or 0)
-        raw = _raw(pdu, text=text)
+        sender = address_from_smpp(pdu_text(pdu.source_addr), pdu.source_addr_ton or 0, pdu.source_addr_npi or 0,
+                                   self.country)
+        to = address_from_smpp(pdu_text(pdu.destination_addr), pdu.dest_addr_ton or 0, pdu.dest_addr_npi or 0,
+                               self.country)
+        raw = pdu_record(pdu, text=text)
         concatenation = concatenation_of(udh) if udh else None
         if concatenation is None and isinstance(pdu.sar_total_segments, int) and pdu.sar_total_segments > 1:
             concatenation = (pdu.sar_msg_ref_num or 0, pdu.sar_total_segments, pdu.sar_segment_seqnum or 0)
@@ -475,17 +480,3 @@ class BindRunner:
         # A deliver_sm carries no id of the SMSC's: the inbound message has none.
         self.inbox.inbound(carrier=self.name, inbound=InboundSms(sender=sender, to=to, body=text), raw=raw)
 
-
-def _raw(pdu, *, text: str) -> dict:
-    """The deliver_sm as JSON, for the record."""
-    raw = {"command": pdu.command, "sequence": pdu.sequence, "source_addr": pdu_text(pdu.source_addr),
-           "source_addr_ton": pdu.source_addr_ton, "destination_addr": pdu_text(pdu.destination_addr),
-           "dest_addr_ton": pdu.dest_addr_ton, "esm_class": pdu.esm_class, "data_coding": pdu.data_coding,
-           "short_message": (pdu.short_message or b"").hex(), "text": text}
-    for name in ("receipted_message_id", "message_state", "network_error_code", "sar_msg_ref_num",
-                 "sar_total_segments", "sar_segment_seqnum"):
-        value = getattr(pdu, name, None)
-        if value is not None:
-            raw[name] = value.hex() if name == "network_error_code" and isinstance(value, bytes) else (
-                pdu_text(value) if isinstance(value, bytes) else value)
-    return raw

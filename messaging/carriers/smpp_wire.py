@@ -15,11 +15,13 @@ from smpplib import command_codes
 from smpplib import consts as smpp_consts
 from smpplib import smpp as smpp_pdus
 from smpplib.client import Client
+from smpplib.exceptions import UnknownCommandError
 from smpplib.ptypes import ostr
 
 from messaging.carriers.smpp import (
     DEFAULT_ENQUIRE_LINK_INTERVAL, DEFAULT_RECONNECT_MAX, DEFAULT_RECONNECT_MIN, DEFAULT_RESPONSE_TIMEOUT,
-    DEFAULT_SUBMIT_TIMEOUT, DEFAULT_WINDOW, ESME_ROK, setting, status_name,
+    DEFAULT_SUBMIT_TIMEOUT, DEFAULT_WINDOW, ESME_RINVCMDID, ESME_RINVCMDLEN, ESME_ROK, is_delivery_receipt, setting,
+    status_name,
 )
 
 logger = logging.getLogger(__name__)
@@ -33,6 +35,14 @@ class BindRefused(Exception):
 
 class SessionLost(Exception):
     """The session is over: dropped, unbound by the SMSC, or unanswered."""
+
+
+def failure_reason(error: OSError) -> str:
+    """Why the connection failed, never blank: the system's words, then the exception and its errno
+    ("Connection refused (ConnectionRefusedError, errno 111)")."""
+    words = (error.strerror or str(error)).strip().rstrip(".") or "no reason given"
+    errno = f", errno {error.errno}" if error.errno else ""
+    return f"{words} ({type(error).__name__}{errno})"
 
 
 @dataclass(frozen=True)
@@ -69,24 +79,69 @@ class BindConfig:
 MAX_PDU_LENGTH = 65536
 
 
-class _DeliverSM(smpp_command.DeliverSM):
-    """smpplib's deliver_sm, tolerant of TLVs it knows but does not expect in a deliver_sm (it would
-    raise KeyError) and of a receipted_message_id sent without its NUL (it would lose a character)."""
-
-    params = {
+def _tolerant_params(request) -> dict:
+    """smpplib's parameters of `request`, tolerant of TLVs it knows but does not expect in it (it would raise
+    KeyError) and of a receipted_message_id sent without its NUL (it would lose a character)."""
+    return {
         **{name: smpp_command.Param(type=ostr, max=65535) for name in smpp_consts.OPTIONAL_PARAMS},
-        **smpp_command.DeliverSM.params,
+        **request.params,
         "receipted_message_id": smpp_command.Param(type=ostr, max=65),
     }
 
 
+class _DeliverSM(smpp_command.DeliverSM):
+    params = _tolerant_params(smpp_command.DeliverSM)
+
+
+class _DataSM(smpp_command.DataSM):
+    params = _tolerant_params(smpp_command.DataSM)
+    short_message = None  # a data_sm's user data is in message_payload alone: read like a deliver_sm's
+
+
+_REQUESTS = {"deliver_sm": _DeliverSM, "data_sm": _DataSM}
+
+# The mandatory fields of the requests an SMSC sends us with a body (SMPP 3.4 4.6.1, 4.7.1, 4.12.1), in order:
+# "c" a C-Octet String (up to its NUL), a number its size in octets, "sm" sm_length and that many octets. Whole
+# TLVs follow, to the last octet. smpplib reads a body cut short without complaint, leaving fields unset.
+_MANDATORY_FIELDS = {
+    "deliver_sm": ("c", 1, 1, "c", 1, 1, "c", 1, 1, 1, "c", "c", 1, 1, 1, 1, "sm"),
+    "data_sm": ("c", 1, 1, "c", 1, 1, "c", 1, 1, 1),
+    "alert_notification": (1, 1, "c", 1, 1, "c"),
+}
+
+
+def body_fits(command: str, body: bytes) -> bool:
+    """Whether `body` holds each mandatory field of `command` (one of _MANDATORY_FIELDS) and whole TLVs after
+    them, ending where the PDU ends."""
+    position = 0
+    for field in _MANDATORY_FIELDS[command]:
+        if field == "c":
+            end = body.find(b"\x00", position)
+            if end < 0:
+                return False
+            position = end + 1
+        elif field == "sm":
+            if position >= len(body):
+                return False
+            position += 1 + body[position]
+        else:
+            position += field
+        if position > len(body):
+            return False
+    while position + 4 <= len(body):
+        position += 4 + int.from_bytes(body[position + 2:position + 4], "big")
+    return position == len(body)
+
+
 @dataclass
 class UnknownPdu:
-    """A PDU smpplib cannot parse: answered generic_nack when it is a request."""
+    """A PDU we cannot read, answered generic_nack when it is a request: `nack_status` ESME_RINVCMDID for a
+    command we do not know, ESME_RINVCMDLEN for a known one whose body does not hold its fields."""
 
     command_id: int
     status: int
     sequence: int
+    nack_status: int = ESME_RINVCMDID
     command: str = "unknown"
 
 
@@ -94,14 +149,21 @@ def parse_pdu(raw: bytes, client: Client):
     command_id, status, sequence = struct.unpack(">LLL", raw[4:16])
     try:
         command = command_codes.get_command_name(command_id)
-        if command == "deliver_sm":
-            pdu = _DeliverSM(command, client=client, sequence=sequence, allow_unknown_opt_params=True)
+    except UnknownCommandError:
+        logger.warning("Unknown PDU 0x%08x #%s: %s", command_id, sequence, raw.hex())
+        return UnknownPdu(command_id, status, sequence)
+    if command in _MANDATORY_FIELDS and not body_fits(command, raw[16:]):
+        logger.warning("Malformed %s #%s: %s", command, sequence, raw.hex())
+        return UnknownPdu(command_id, status, sequence, nack_status=ESME_RINVCMDLEN)
+    try:
+        if command in _REQUESTS:
+            pdu = _REQUESTS[command](command, client=client, sequence=sequence, allow_unknown_opt_params=True)
         else:
             pdu = smpp_pdus.make_pdu(command, client=client, sequence=sequence, allow_unknown_opt_params=True)
         pdu.parse(raw)
-    except Exception:  # unknown command, or a body smpplib cannot read
-        logger.warning("Unparsable PDU 0x%08x #%s: %s", command_id, sequence, raw.hex(), exc_info=True)
-        return UnknownPdu(command_id, status, sequence)
+    except Exception:  # a body smpplib cannot read
+        logger.warning("Unparsable %s #%s: %s", command, sequence, raw.hex(), exc_info=True)
+        return UnknownPdu(command_id, status, sequence, nack_status=ESME_RINVCMDLEN)
     return pdu
 
 
@@ -191,3 +253,25 @@ class Link:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+
+
+def pdu_is_receipt(pdu) -> bool:
+    """A deliver_sm or data_sm that reports on a message we sent, by its esm_class or its receipt TLVs."""
+    return is_delivery_receipt(pdu.esm_class or 0, receipted_message_id=pdu_text(pdu.receipted_message_id),
+                               message_state=pdu.message_state)
+
+
+def pdu_record(pdu, *, text: str) -> dict:
+    """The deliver_sm or data_sm as JSON, for the record: the user data's exact octets in hex, beside the text."""
+    raw = {"command": pdu.command, "sequence": pdu.sequence, "source_addr": pdu_text(pdu.source_addr),
+           "source_addr_ton": pdu.source_addr_ton, "source_addr_npi": pdu.source_addr_npi,
+           "destination_addr": pdu_text(pdu.destination_addr), "dest_addr_ton": pdu.dest_addr_ton,
+           "dest_addr_npi": pdu.dest_addr_npi, "esm_class": pdu.esm_class, "data_coding": pdu.data_coding,
+           "short_message": (pdu.short_message or b"").hex(), "text": text}
+    for name in ("message_payload", "receipted_message_id", "message_state", "network_error_code",
+                 "sar_msg_ref_num", "sar_total_segments", "sar_segment_seqnum"):
+        value = getattr(pdu, name, None)
+        if value is not None:
+            raw[name] = value.hex() if name in ("message_payload", "network_error_code") and isinstance(
+                value, bytes) else (pdu_text(value) if isinstance(value, bytes) else value)
+    return raw

@@ -7,9 +7,9 @@ from django.db import transaction
 
 from billing.pricing import country_for
 from messaging import statuses
-from messaging.carriers.base import InboundSms
+from messaging.carriers.base import InboundSms, storable
 from messaging.encoding import analyze
-from messaging.models import Message, OptOut, Sender
+from messaging.models import CarrierInbound, Message, OptOut, Sender
 from messaging.services.accept import message_create
 from messaging.services.transitions import BatchWrites
 from mittis.errors import DomainError
@@ -25,11 +25,17 @@ HELP_KEYWORDS = {"HELP", "INFO"}
 def message_receive(*, carrier: str, inbound: InboundSms, raw: dict | None = None) -> Message | None:
     """A message from a phone to one of an account's senders: stored `received` with a
     `message.inbound` event. STOP-words opt the phone out, START-words back in, HELP gets the
-    account's reply. A message to a number no account has is logged and dropped."""
+    account's reply. Each is also kept as it came (CarrierInbound); one to a number no active account
+    has is kept there alone, for staff, and None is returned. Its text may hold anything: a NUL reads
+    U+FFFD (`storable`). Precondition: `inbound.to` is in our form (E.164, a short code, a name)."""
+    inbound, raw = storable(inbound), storable(raw or {})
     sender = (Sender.objects.select_related("account").filter(value=inbound.to, account__is_active=True)
               .order_by("id").first())
+    as_received = CarrierInbound(carrier=carrier, from_number=inbound.sender[:64], to=inbound.to[:64],
+                                 body=inbound.body, raw=raw)
     if sender is None:
-        logger.warning("carrier=%s inbound message to unknown number %s dropped", carrier, inbound.to)
+        logger.warning("carrier=%s inbound message to unknown number %s kept unrouted", carrier, inbound.to)
+        as_received.save(force_insert=True)
         return None
     account = sender.account
     livemode = carrier != "sandbox"
@@ -46,6 +52,8 @@ def message_receive(*, carrier: str, inbound: InboundSms, raw: dict | None = Non
         writes.know_attempts(message.pk, [])
         writes.event(message, sequence=1)
         writes.save()
+        as_received.message = message
+        as_received.save(force_insert=True)
         if keyword in OPT_OUT_KEYWORDS:
             OptOut.objects.get_or_create(account=account, livemode=livemode, phone_number=message.from_number,
                                          defaults={"sender": inbound.to, "keyword": keyword})

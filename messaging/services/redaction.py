@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from messaging import exports, statuses
-from messaging.models import CarrierReport, Message, MessageEvent, SmppSubmission
+from messaging.models import CarrierInbound, CarrierReport, Message, MessageEvent, SmppSubmission
 from mittis.accounts.models import Account
 from mittis.errors import DomainError
 from mittis.signals import object_redacted
@@ -16,9 +16,9 @@ from webhooks import services as webhooks
 
 def message_redact(*, message: Message) -> Message:
     """Remove a final message's body everywhere we keep it: the message, its events, the webhook
-    payloads kept for retries, carrier reports, SMPP hand-overs, export files (re-written by a task once
-    committed), and (through `object_redacted`) what other parts of Mittis kept, such as stored idempotent
-    answers."""
+    payloads kept for retries, carrier reports, an inbound message as received, SMPP hand-overs, export
+    files (re-written by a task once committed), and (through `object_redacted`) what other parts of
+    Mittis kept, such as stored idempotent answers."""
     with transaction.atomic():
         message = Message.objects.select_for_update().get(pk=message.pk)
         if message.redacted_at:
@@ -46,6 +46,7 @@ def _redact_locked(message: Message) -> list[int]:
         report.raw = {"report": report.raw.get("report", {}), "received": "redacted"}
         report.save(update_fields=["raw"])
     SmppSubmission.objects.filter(reference=message.public_id).update(body="")
+    CarrierInbound.objects.filter(message=message).update(body="", raw="redacted")
     object_redacted.send(sender=Message, account_id=message.account_id, livemode=message.livemode,
                          object_id=message.public_id, created_at=message.created_at,
                          changes={"body": None, "redacted_at": stamp})

@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from messaging import statuses
-from messaging.carriers.base import DeliveryReport
+from messaging.carriers.base import DeliveryReport, storable
 from messaging.models import CarrierReport, Message
 from messaging.services.transitions import BatchWrites, transition
 from mittis.celery import enqueue
@@ -49,7 +49,8 @@ def messages_apply_delivery_reports(*, carrier: str, reports: list[DeliveryRepor
     us, and now we know its id), else by the carrier's id (`_match`). Returns, per report, its message or
     None (kept for a later match). `attempts`: by carrier message id, known ones."""
     raws = raws or [{} for _ in reports]
-    return _apply(carrier, [_Incoming(report, raw) for report, raw in zip(reports, raws)], attempts or {})
+    return _apply(carrier, [_Incoming(storable(report), storable(raw)) for report, raw in zip(reports, raws)],
+                  attempts or {})
 
 
 def messages_apply_waiting_reports(sent: set[tuple[str, str]]) -> None:

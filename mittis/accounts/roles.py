@@ -58,6 +58,7 @@ CONSOLE = {
     "webhooks.deliveryattempt": _everyone(_READ, _READ),
     "messaging.message": _everyone("view cancel_scheduled", "view cancel_scheduled"),
     "messaging.carrierreport": _everyone(_READ, _READ),
+    "messaging.carrierinbound": _everyone(_READ, _READ),  # as it came: unrouted ones are kept, never edited
     "messaging.sender": _everyone(_READ, _CONFIGURE),
     "messaging.carrier": _everyone(_READ, _CONFIGURE + " close_breaker disable_carriers enable_carriers"),
     "messaging.route": _everyone(_READ, _CONFIGURE),

@@ -18,7 +18,9 @@ import pytest
 
 from billing.models import Balance, LedgerEntry, Price
 from billing.services import balance_top_up
-from messaging.models import Carrier, CarrierReport, Export, Message, OptOut, Route, RouteCarrier, Sender
+from messaging.models import (
+    Carrier, CarrierInbound, CarrierReport, Export, Message, OptOut, Route, RouteCarrier, Sender,
+)
 from messaging.services import message_create, message_send
 from mittis.accounts import roles
 from mittis.accounts.models import ApiKey
@@ -81,6 +83,8 @@ def one_of_each(account, settings):
         Sender.objects.first(), message, carrier, route,
         CarrierReport.objects.create(carrier="sandbox", carrier_message_id="c-1", status="delivered", raw={},
                                      message=message),
+        CarrierInbound.objects.create(carrier="smsc-1", from_number=SEED["to"], to="+18005550100", body="STOP",
+                                      raw={}),  # to a number no account has
         OptOut.objects.create(account=account, livemode=True, phone_number="+18045550100", sender=SEED["from"],
                               keyword="STOP"),
         Export.objects.create(account=account, livemode=True, type=Export.MESSAGES, format=Export.CSV,

@@ -86,6 +86,18 @@ def test_an_undelivered_report_carries_its_error(sent):
     assert Message.objects.get(pk=sent.pk).events.last().type == "message.failed"
 
 
+def test_a_report_holding_text_postgresql_cannot_store_is_recorded_with_replacement_characters(sent):
+    message_apply_delivery_report(carrier="sandbox", report=report(sent, statuses.UNDELIVERED, "UNDELIV\x00",
+                                                                   error_message="Bad\x00 handset"),
+                                  raw={"text": "id:1 stat:UNDELIV text:help\x00acme", "\x00": "\ud800"})
+
+    sent.refresh_from_db()
+    assert (sent.status, sent.error_message) == (statuses.UNDELIVERED, "Bad\ufffd handset")
+    assert sent.events.get(type="message.failed").carrier_status == "UNDELIV\ufffd"
+    assert CarrierReport.objects.get().raw["received"] == {"text": "id:1 stat:UNDELIV text:help\ufffdacme",
+                                                           "\ufffd": "\ufffd"}
+
+
 # --- One carrier id, several messages (an SMSC that restarted begins its ids again) -----------------------
 def accepted_as(account, carrier_message_id: str, *, carrier="smsc") -> Message:
     message = message_create(account=account, livemode=False, sender="+18045550142", to="+18045550199", body="hi")

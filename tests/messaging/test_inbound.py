@@ -2,14 +2,18 @@
 
 from decimal import Decimal
 
+from django.contrib.auth.models import Group, User
+from django.urls import reverse
 import pytest
 from rest_framework.test import APIClient
 
 from billing.models import LedgerEntry
 from billing.services import balance_top_up
 from messaging.carriers.base import InboundSms
-from messaging.models import Message, OptOut
+from messaging.carriers.twilio import expected_signature
+from messaging.models import Carrier, CarrierInbound, Message, OptOut
 from messaging.services import message_receive
+from mittis.accounts import roles
 from tests.conftest import SEED
 from tests.factories import api_key_for
 from webhooks.models import Event
@@ -42,9 +46,36 @@ def test_an_inbound_message_is_received_with_its_event(live_api, account):
     assert event.object_id == message.public_id and event.account_id == account.pk and event.livemode
 
 
-def test_a_message_to_a_number_no_account_has_is_dropped(account):
-    assert receive("hello", to="+18045550000") is None
-    assert not Message.objects.exists()
+def test_a_message_to_a_number_no_account_has_is_kept_and_shown_to_staff(account, client):
+    assert receive("STOP", to="+18045550000") is None
+
+    assert not Message.objects.exists() and not OptOut.objects.exists()
+    kept = CarrierInbound.objects.get()
+    assert (kept.carrier, kept.from_number, kept.to, kept.body, kept.message) == (
+        "twilio-main", PHONE, "+18045550000", "STOP", None)
+    support = User.objects.create_user("support-person", is_staff=True)
+    support.groups.add(Group.objects.get(name=roles.SUPPORT))
+    client.force_login(support)
+    listed = client.get(reverse("admin:messaging_carrierinbound_changelist") + "?routed=no")
+    assert listed.status_code == 200 and list(listed.context["cl"].result_list) == [kept]
+    assert client.get(reverse("admin:messaging_carrierinbound_changelist") + "?routed=yes").context[
+        "cl"].result_list.count() == 0
+
+
+def test_every_inbound_message_is_kept_as_it_came_beside_the_message(account):
+    message = message_receive(carrier="twilio-main", inbound=InboundSms(sender=PHONE, to=SEED["from"], body="Hi"),
+                              raw={"Body": "Hi", "MessageSid": "SM123"})
+
+    assert message.carrier_inbound.raw == {"Body": "Hi", "MessageSid": "SM123"}
+
+
+@pytest.mark.parametrize("body", ["Hi\x00A", "Hi\ud800A"], ids=["nul", "lone-surrogate"])
+def test_a_body_postgresql_cannot_store_is_received_with_the_replacement_character(account, body):
+    message = message_receive(carrier="twilio-main", inbound=InboundSms(sender=PHONE, to=SEED["from"], body=body),
+                              raw={"Body": body})
+
+    message.refresh_from_db()
+    assert message.body == "Hi\ufffdA" and message.carrier_inbound.raw == {"Body": "Hi\ufffdA"}
 
 
 @pytest.mark.parametrize("keyword", ["STOP", "stop", " Stop ", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT",
@@ -101,3 +132,27 @@ def test_help_without_a_configured_reply_sends_nothing(live_api):
     receive("HELP")
 
     assert not Message.objects.filter(direction="outbound").exists()
+
+
+@pytest.fixture
+def twilio_post(client, settings, db):
+    """POST form fields to a Twilio carrier's callback URL, signed as Twilio signs them."""
+    settings.MITTIS_PUBLIC_URL = "https://mittis.example.com"
+    carrier = Carrier(name="twilio-acme", kind=Carrier.TWILIO, settings={"account_sid": "AC" + "0" * 32})
+    carrier.credentials = {"auth_token": "twilio-test-token"}
+    carrier.save()
+
+    def post(path, fields):
+        signature = expected_signature(secret="twilio-test-token", url=settings.MITTIS_PUBLIC_URL + path,
+                                       params={name: [value] for name, value in fields.items()})
+        return client.post(path, fields, HTTP_X_TWILIO_SIGNATURE=signature)
+    return post
+
+
+def test_a_twilio_inbound_body_holding_a_nul_is_received(account, twilio_post):
+    answer = twilio_post("/carriers/twilio-acme/twilio/inbound", {
+        "MessageSid": "SM" + "1" * 32, "From": PHONE, "To": SEED["from"], "Body": "Hi\x00A"})
+
+    assert answer.status_code == 200
+    message = Message.objects.get(direction="inbound")
+    assert message.body == "Hi\ufffdA" and message.carrier_inbound.raw["Body"] == "Hi\ufffdA"

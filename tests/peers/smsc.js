@@ -25,6 +25,12 @@
 //   GET  /delivers  every deliver_sm sent (receipts and inbound) and the command_status of its resp
 //   GET  /state     bound sessions, enquire_links answered
 //   POST /deliver   {from, to, text} or {from, to, hex, data_coding, esm_class}: an inbound deliver_sm
+//   POST /pdu       {command: "deliver_sm" | "data_sm", ...fields}: any such PDU, fields (and TLVs) as node-smpp
+//                   names them; a value {hex} is sent as those octets (short_message, message_payload)
+//   POST /raw       {hex}: bytes written to the session as they are (a truncated or malformed PDU); its answer
+//                   is the one whose sequence_number its header holds
+//   GET  /pdus      every PDU sent by /pdu and /raw, with the command and command_status of its answer as
+//                   node-smpp decoded them
 //   POST /drop      destroys every session (a network drop)
 //   POST /reset     forgets what was recorded
 //
@@ -72,6 +78,7 @@ delete smpp.commands.submit_sm.params.short_message.filter;
 let submits = [];
 let binds = [];
 let delivers = [];
+let pdus = [];
 let enquireLinks = 0;
 let nextId = 0x10000;
 const throttled = new Set();
@@ -305,6 +312,45 @@ const server = smpp.createServer((session) => {
   session.on('submit_sm', (pdu) => onSubmit(session, pdu));
 });
 
+// Any PDU an SMSC may send, and any bytes: for the tests of what Mittis answers to each.
+function withOctets(fields) {
+  const decoded = {};
+  for (const [key, value] of Object.entries(fields)) {
+    decoded[key] = value && typeof value === 'object' && 'hex' in value ? Buffer.from(value.hex, 'hex') : value;
+  }
+  return decoded;
+}
+
+function recordAnswer(session, sequence, record) {
+  const listener = (pdu) => {
+    if (!pdu.isResponse() || pdu.sequence_number !== sequence) return;
+    session.removeListener('pdu', listener);
+    record.resp_command = pdu.command;
+    record.resp_status = pdu.command_status;
+  };
+  session.on('pdu', listener);
+}
+
+function sendPdu(session, body) {
+  const { command, ...fields } = body;
+  const pdu = new smpp.PDU(command, withOctets(fields));
+  const record = { kind: 'pdu', command, fields, resp_command: null, resp_status: null };
+  session.send(pdu);
+  record.sequence_number = pdu.sequence_number;
+  recordAnswer(session, pdu.sequence_number, record);
+  pdus.push(record);
+  return record;
+}
+
+function sendRaw(session, hex) {
+  const octets = Buffer.from(hex, 'hex');
+  const record = { kind: 'raw', hex, sequence_number: octets.readUInt32BE(12), resp_command: null, resp_status: null };
+  recordAnswer(session, record.sequence_number, record);
+  session.socket.write(octets);
+  pdus.push(record);
+  return record;
+}
+
 function readJson(request) {
   return new Promise((resolve, reject) => {
     const chunks = [];
@@ -333,7 +379,7 @@ const control = http.createServer(async (request, response) => {
       return reply(200, { bound: [...sessions].filter((s) => s.bound).length, enquire_links: enquireLinks });
     }
     if (route === 'POST /reset') {
-      submits = []; binds = []; delivers = []; enquireLinks = 0; throttled.clear();
+      submits = []; binds = []; delivers = []; pdus = []; enquireLinks = 0; throttled.clear();
       resetOutboundEdges();
       return reply(200, {});
     }
@@ -357,6 +403,14 @@ const control = http.createServer(async (request, response) => {
         dest_addr_ton: to.ton, dest_addr_npi: to.npi, destination_addr: to.addr,
         esm_class: body.esm_class || 0, data_coding: encoded.data_coding, short_message: encoded.octets,
       }, record);
+      return reply(200, { sequence_number: record.sequence_number });
+    }
+    if (route === 'GET /pdus') return reply(200, pdus);
+    if (route === 'POST /pdu' || route === 'POST /raw') {
+      const body = await readJson(request);
+      const session = boundSession(null);
+      if (!session) return reply(409, { error: 'no bound session' });
+      const record = route === 'POST /pdu' ? sendPdu(session, body) : sendRaw(session, body.hex);
       return reply(200, { sequence_number: record.sequence_number });
     }
     const edge = await outboundEdgeControl(route, request);

@@ -14,11 +14,11 @@ from smpplib.client import Client
 from messaging import statuses
 from messaging.carriers.smpp import (
     COMMAND_STATUS_ERRORS, RECEIPT_STATES, address_from_smpp, command_status_error, concatenation_of,
-    concatenation_udh, decode_short_message, delivery_report, is_delivery_receipt, parse_receipt, smpp_address,
-    split_udh, status_name, submit_parts,
+    concatenation_udh, decode_receipt, decode_short_message, delivery_report, is_delivery_receipt, parse_receipt,
+    smpp_address, split_udh, status_name, submit_parts,
 )
 from messaging.carriers.smpp_parts import InboundAssembler, Outbox, ReceiptBook
-from messaging.carriers.smpp_wire import BindConfig, BindRefused, Link, UnknownPdu, parse_pdu
+from messaging.carriers.smpp_wire import BindConfig, BindRefused, Link, UnknownPdu, failure_reason, parse_pdu
 from messaging.encoding import gsm7_decode, gsm7_encode, split_parts
 from messaging.models import Carrier, SmppSubmission
 
@@ -90,6 +90,10 @@ def test_concatenation_udh_and_its_reading():
     (b"Hi", 0xF5, "Hi"),  # message class group, 8-bit data
     ("Да".encode("utf-16-be"), 0x18, "Да"),  # general data coding group, UCS-2
     (gsm7_encode("@"), 0x10, "@"),
+    (b"STOP\x00", 0x03, "STOP"),  # the C string terminator some SMSCs leave in is no text
+    ("STOP\x00".encode("utf-16-be"), 0x08, "STOP"),
+    (b"Hi\x00A", 0x03, "Hi\x00A"),  # within the text it stays, for storable to store
+    (gsm7_encode("Hi @"), 0x00, "Hi @"),  # in the GSM alphabet 0x00 is @
 ])
 def test_inbound_text_is_decoded_by_its_data_coding(data, data_coding, text):
     assert decode_short_message(data, data_coding) == text
@@ -104,15 +108,29 @@ def test_our_addresses_in_smpp(value, address):
     assert smpp_address(value) == address
 
 
-@pytest.mark.parametrize("address, ton, ours", [
-    ("18045550199", 1, "+18045550199"),
-    ("+18045550199", 1, "+18045550199"),
-    ("8045550199", 2, "8045550199"),  # national: its country is not ours to guess
-    ("12345", 3, "12345"),
-    ("Mittis", 5, "Mittis"),
+@pytest.mark.parametrize("address, ton, npi, country, ours", [
+    ("18045550199", 1, 1, "", "+18045550199"),
+    ("+18045550199", 1, 1, "", "+18045550199"),
+    ("+18045550199", 0, 1, "", "+18045550199"),
+    ("18045550199", 0, 1, "", "+18045550199"),  # unknown TON: valid with its +
+    ("18045550199", 0, 0, "", "+18045550199"),
+    ("8045550199", 2, 1, "", "8045550199"),  # national, no country: not ours to guess
+    ("8045550199", 2, 1, "US", "+18045550199"),
+    ("8045550199", 0, 1, "us", "+18045550199"),  # unknown TON: valid in the carrier's country
+    ("07400123456", 2, 1, "GB", "+447400123456"),
+    ("07400123456", 0, 1, "GB", "+447400123456"),
+    ("00447400123456", 2, 1, "GB", "+447400123456"),  # dialled with the country's international prefix
+    ("447400123456", 0, 1, "GB", "+447400123456"),
+    ("8045550199", 0, 1, "", "8045550199"),  # valid nowhere we can tell
+    ("12345", 0, 1, "US", "12345"),  # a short code, whatever its TON
+    ("12345", 3, 0, "US", "12345"),
+    ("18045550199", 9, 1, "US", "18045550199"),  # another TON
+    ("18045550199", 1, 9, "US", "18045550199"),  # a private numbering plan
+    ("Mittis", 5, 0, "US", "Mittis"),
+    ("8045550199", 2, 1, "XX", "8045550199"),  # a country phonenumbers does not know
 ])
-def test_addresses_from_smpp(address, ton, ours):
-    assert address_from_smpp(address, ton) == ours
+def test_addresses_from_smpp(address, ton, npi, country, ours):
+    assert address_from_smpp(address, ton, npi, country) == ours
 
 
 def test_the_assembler_joins_parts_in_any_order_and_lets_an_incomplete_message_go_after_its_ttl():
@@ -170,6 +188,27 @@ def test_receipt_states_map_to_our_statuses(stat, err, status, error_code, carri
 ])
 def test_which_deliver_sm_is_a_receipt(esm_class, receipt):
     assert is_delivery_receipt(esm_class) is receipt
+
+
+def test_a_pdu_with_both_receipt_tlvs_is_a_receipt_whatever_its_esm_class():
+    assert is_delivery_receipt(0x00, receipted_message_id="A1", message_state=2)
+    assert not is_delivery_receipt(0x00, receipted_message_id="A1")
+    assert not is_delivery_receipt(0x00, message_state=2)
+
+
+HEAD = b"id:A1 sub:001 dlvrd:001 submit date:2612070900 done date:2612070901 stat:DELIVRD err:000 text:"
+
+
+@pytest.mark.parametrize("data, data_coding, text", [
+    (HEAD + gsm7_encode("help@acme"), 0x00, HEAD.decode() + "help@acme"),
+    (HEAD + "Hello".encode("utf-16-be"), 0x08, HEAD.decode() + "Hello"),
+    (HEAD + "Hé".encode("utf-16-be")[:3], 0x08, HEAD.decode() + "H\ufffd"),  # cut mid-character
+    (HEAD + b"id_\x5f", 0x03, HEAD.decode() + "id__"),
+    ((HEAD.decode() + "Hello").encode("utf-16-be"), 0x08, HEAD.decode() + "Hello"),  # all of it in UCS-2
+    (b"id:x_1 stat:DELIVRD", 0x00, "id:x_1 stat:DELIVRD"),  # the fields stay ASCII: _ is no GSM \xa7
+])
+def test_a_receipts_fields_are_ascii_and_its_quoted_text_in_its_data_coding(data, data_coding, text):
+    assert decode_receipt(data, data_coding) == text
 
 
 def receipt(message_id, stat):
@@ -351,7 +390,46 @@ def test_a_pdu_smpplib_cannot_read_is_kept_as_unknown(client):
 
     pdu = parse_pdu(raw, client)
 
-    assert isinstance(pdu, UnknownPdu) and (pdu.command_id, pdu.sequence) == (0x111, 5)
+    assert isinstance(pdu, UnknownPdu) and (pdu.command_id, pdu.sequence, pdu.nack_status) == (0x111, 5, 0x03)
+
+
+@pytest.mark.parametrize("command_id, body, readable", [
+    (0x05, deliver_sm(b"STOP")[16:], True),
+    (0x05, deliver_sm(b"STOP", tlv(0x0424, b"more"))[16:], True),
+    (0x05, deliver_sm(b"STOP")[16:-5], False),  # sm_length past the end
+    (0x05, deliver_sm(b"STOP")[16:40], False),  # cut inside the addresses
+    (0x05, deliver_sm(b"STOP", b"\x04\x24\x00")[16:], False),  # a TLV header cut short
+    (0x05, deliver_sm(b"STOP", tlv(0x0424, b"more"))[16:-1], False),  # a TLV cut short
+    (0x103, b"\x00\x01\x01123\x00\x01\x01456\x00\x00\x00\x00" + tlv(0x0424, b"Hi"), True),  # data_sm
+    (0x103, b"\x00\x01\x01123\x00\x01\x01456\x00\x00\x00", False),  # its data_coding missing
+    (0x102, b"\x01\x01123\x00\x01\x01456\x00", True),  # alert_notification
+    (0x102, b"\x01\x01123\x00\x01\x01", False),
+])
+def test_a_request_whose_body_does_not_hold_its_fields_is_nacked_invalid_length(client, command_id, body, readable):
+    pdu = parse_pdu(struct.pack(">LLLL", 16 + len(body), command_id, 0, 7) + body, client)
+
+    assert isinstance(pdu, UnknownPdu) is not readable
+    if not readable:
+        assert (pdu.command_id, pdu.sequence, pdu.nack_status) == (command_id, 7, 0x02)
+
+
+def test_a_data_sm_is_read_like_a_deliver_sm(client):
+    body = (b"\x00\x01\x0118045550199\x00\x01\x0118045550142\x00\x04\x00\x00" + tlv(0x0424, b"hi")
+            + tlv(0x001E, b"A1") + tlv(0x0427, b"\x02"))
+
+    pdu = parse_pdu(struct.pack(">LLLL", 16 + len(body), 0x103, 0, 8) + body, client)
+
+    assert (pdu.command, pdu.esm_class, pdu.short_message, pdu.message_payload) == ("data_sm", 0x04, None, b"hi")
+    assert (pdu.receipted_message_id, pdu.message_state, pdu.source_addr) == (b"A1", 2, b"18045550199")
+
+
+@pytest.mark.parametrize("error, reason", [
+    (ConnectionRefusedError(111, "Connection refused"), "Connection refused (ConnectionRefusedError, errno 111)"),
+    (ConnectionError("The SMSC closed the connection."), "The SMSC closed the connection (ConnectionError)"),
+    (TimeoutError(), "no reason given (TimeoutError)"),
+])
+def test_a_connection_failure_always_has_a_reason(error, reason):
+    assert failure_reason(error) == reason
 
 
 # --- The link: our socket, smpplib's PDUs --------------------------------------------------------
