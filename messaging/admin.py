@@ -8,6 +8,7 @@ from messaging.exports import export_create
 from messaging.models import (
     Carrier, CarrierInbound, CarrierReport, Export, Message, OptOut, Route, RouteCarrier, Sender, SmppBind,
 )
+from mittis.accounts.admin import RecordAdmin
 from mittis.errors import DomainError
 
 
@@ -216,23 +217,11 @@ class RouteAdmin(admin.ModelAdmin):
 
 
 @admin.register(CarrierReport)
-class CarrierReportAdmin(admin.ModelAdmin):
+class CarrierReportAdmin(RecordAdmin):
     list_display = ["carrier", "carrier_message_id", "status", "message", "received_at"]
     list_filter = ["carrier", "status"]
     search_fields = ["=carrier_message_id", "=message__public_id"]
     show_full_result_count = False
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in CarrierReport._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class RoutedFilter(admin.SimpleListFilter):
@@ -249,7 +238,7 @@ class RoutedFilter(admin.SimpleListFilter):
 
 
 @admin.register(CarrierInbound)
-class CarrierInboundAdmin(admin.ModelAdmin):
+class CarrierInboundAdmin(RecordAdmin):
     """Where staff find an inbound message that reached no account (routed: No), and any one as it came."""
 
     list_display = ["received_at", "carrier", "from_number", "to", "body", "message"]
@@ -257,18 +246,6 @@ class CarrierInboundAdmin(admin.ModelAdmin):
     list_filter = [RoutedFilter, "carrier"]
     search_fields = ["=from_number", "=to", "=message__public_id"]
     show_full_result_count = False
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in CarrierInbound._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(OptOut)

@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html
 
+from mittis.accounts.admin import RecordAdmin
 from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from webhooks.services import deliveries_sweep, endpoint_recover_request, endpoint_update, event_redeliver
 
@@ -158,22 +159,10 @@ class DeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(admin.ModelAdmin):
+class DeliveryAttemptAdmin(RecordAdmin):
     list_display = ["public_id", "endpoint", "url", "number", "attempted_at", "succeeded", "response_status",
                     "latency_ms", "error"]
     list_filter = ["succeeded"]
     list_select_related = ["endpoint"]
     search_fields = ["=public_id", "=endpoint__public_id", "=delivery__event__public_id"]
     show_full_result_count = False
-
-    def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in DeliveryAttempt._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -4,6 +4,23 @@ from mittis.accounts.models import Account, ApiKey
 from mittis.accounts.services import api_key_create, api_key_revoke
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """A record kept as it came (a carrier's report or inbound message, a webhook attempt): the roles that may
+    view it read every field; nobody adds, edits or deletes one."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class ApiKeyInline(admin.TabularInline):
     model = ApiKey
     fields = ["public_id", "prefix", "name", "livemode", "created_at", "last_used_at", "revoked_at"]
