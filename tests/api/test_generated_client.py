@@ -3,9 +3,19 @@ it is given in (a generated model sends its defaults), and a client generated wi
 sends, reads, lists and previews a message against the real server, with nothing patched or set by hand."""
 
 from collections.abc import Iterator
+import importlib
+import os
+from pathlib import Path
+import subprocess
+import sys
+import urllib.request
 
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 import pytest
+
+from tests.conftest import SEED
+from tests.factories import AccountFactory, SenderFactory, api_key_for
+from tests.test_serving import web_server
 
 # Maps whose keys are names (a property, a status code, a media type...), not keywords: a property named
 # `default` or a `default` response is not a schema's default.
@@ -76,3 +86,61 @@ def test_a_property_named_default_and_a_default_response_are_not_defaults():
                     "default": {"type": "string"}}}}}}
 
     assert list(schema_defaults(document)) == []
+
+
+# --- a generated client against the real server ------------------------------------------------------
+GENERATOR = Path(sys.executable).parent / "openapi-python-client"
+
+
+@pytest.fixture
+def server_key(transactional_db):
+    """A test key of an account that owns SEED's sender, committed where the server sees it."""
+    account = AccountFactory()
+    SenderFactory(account=account, value=SEED["from"])
+    return api_key_for(account)
+
+
+@pytest.fixture
+def generated_client(tmp_path, monkeypatch):
+    """`generate(url)`: the package openapi-python-client generates from the schema at `url`, imported."""
+    def generate(url: str):
+        schema = tmp_path / "openapi.json"
+        schema.write_bytes(urllib.request.urlopen(url, timeout=10).read())
+        package = tmp_path / "mittis_client"
+        # The generator formats its output with ruff, which is installed beside it.
+        ran = subprocess.run([GENERATOR, "generate", "--path", schema, "--output-path", package, "--meta", "none"],
+                             capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "PATH": f"{GENERATOR.parent}{os.pathsep}{os.environ['PATH']}"})
+        assert ran.returncode == 0 and "Warning" not in ran.stdout + ran.stderr, ran.stdout + ran.stderr
+        monkeypatch.syspath_prepend(tmp_path)
+        return importlib.import_module("mittis_client")
+
+    yield generate
+    for name in [name for name in sys.modules if name.split(".")[0] == "mittis_client"]:
+        del sys.modules[name]
+
+
+def test_a_generated_client_sends_reads_lists_and_previews_a_message(server_key, generated_client):
+    with web_server(WEB_CONCURRENCY="1") as (_, port):
+        base_url = f"http://127.0.0.1:{port}"
+        mittis_client = generated_client(f"{base_url}/openapi.json")
+        from mittis_client.api.messages import messages_create, messages_list, messages_preview, messages_retrieve
+        from mittis_client.models import Message, MessageCreateRequest, MessageList, MessagePreview
+
+        with mittis_client.AuthenticatedClient(base_url=base_url, token=server_key,
+                                               raise_on_unexpected_status=True) as client:
+            request = MessageCreateRequest(from_=SEED["from"], to=SEED["to"], body=SEED["body"])
+            preview = messages_preview.sync_detailed(client=client, body=request)
+            sent = messages_create.sync_detailed(client=client, body=request)
+            assert sent.status_code == 201, sent.content
+            read = messages_retrieve.sync_detailed(client=client, id=sent.parsed.id)
+            listed = messages_list.sync_detailed(client=client, to=SEED["to"])
+
+    assert [preview.status_code, read.status_code, listed.status_code] == [200, 200, 200]
+    assert isinstance(preview.parsed, MessagePreview) and isinstance(sent.parsed, Message)
+    assert (preview.parsed.segments, preview.parsed.price) == (1, "0.008")
+    message = sent.parsed
+    assert message.id.startswith("msg_") and message.status.value == "queued" and message.price == "0.008"
+    assert (message.from_, message.to, message.body, message.status_callback) == (*SEED.values(), None)
+    assert isinstance(read.parsed, Message) and read.parsed.id == message.id
+    assert isinstance(listed.parsed, MessageList) and [m.id for m in listed.parsed.data] == [message.id]
