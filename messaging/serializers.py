@@ -146,7 +146,7 @@ class MessageCreateSerializer(StrictSerializer):
         help_text="Seconds (1-36,000; 4 hours by default) the message may wait for a carrier, from `send_at` or "
                   "now. Past it the message is `expired` and refunded rather than sent late.")
     status_callback = serializers.URLField(
-        required=False, max_length=2048, default="",
+        required=False, max_length=2048, default=None,
         help_text="A URL that gets this message's events, signed with your callback secret "
                   "(`GET /v1/callback_secret`), besides your webhook endpoints.")
 

@@ -183,7 +183,7 @@ Every error has one shape, whatever its origin:
 ```json
 {"error": {"type": "invalid_request_error", "code": "invalid_phone_number",
            "message": "'to' must be a phone number in E.164 format, like +18045550199.",
-           "field": "to", "doc_url": "/docs/errors#invalid_phone_number", "request_id": "req_…",
+           "field": "to", "doc_url": "http://127.0.0.1:8000/docs/errors#invalid_phone_number", "request_id": "req_…",
            "errors": [{"code": "invalid_phone_number", "message": "…", "field": "to"}]}}
 ```
 Every response carries a `Request-Id` header equal to `request_id`. The codes (also at [/docs/errors](/docs/errors)):

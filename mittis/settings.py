@@ -233,7 +233,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
+    "REDOC_DIST": "/docs/redoc",  # the sidecar's Redoc, served by mittis.api.docs.redoc_bundle
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["mittis.api.schema.only_public_api"],
     "POSTPROCESSING_HOOKS": [

@@ -13,6 +13,7 @@ urlpatterns = [
     path("carriers/", include("messaging.carrier_urls")),
     path("openapi.json", docs.OpenApiView.as_view(), name="openapi"),
     path("docs", SpectacularRedocView.as_view(url_name="openapi", template_name="docs/redoc.html"), name="docs"),
+    path("docs/redoc/bundles/redoc.standalone.js", docs.redoc_bundle, name="docs-redoc"),
     path("docs/errors", docs.error_catalogue, name="docs-errors"),
     path("docs/operations", docs.operations_guide, name="docs-operations"),
     path("healthz", docs.health, name="health"),

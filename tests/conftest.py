@@ -1,5 +1,6 @@
 from contextlib import contextmanager
 import os
+import shutil
 import uuid
 
 from django.conf import settings as django_settings
@@ -12,6 +13,7 @@ from mittis.ops.localhost import free_port  # noqa: F401 (the tests' import of i
 from tests.factories import AccountFactory, SenderFactory, api_key_for
 
 SEED = {"from": "+18045550142", "to": "+18045550199", "body": "Your technician is 15 minutes out."}
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 # The tests use the real broker (`make test` starts one). A queue of its own per run keeps these tests'
 # tasks apart from anything else on that broker.
@@ -113,6 +115,27 @@ def broker_down():
         celery_app.conf.broker_transport_options = options
         kombu.pools.reset()
         celery_app._pool = celery_app.amqp._producer_pool = None
+
+
+def chromium(*flags: str, performance_log: bool = False):
+    """Debian's Chromium, headless, driven by Selenium (the test is skipped without it); `performance_log` keeps
+    the DevTools network events for `driver.get_log("performance")`."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("needs Debian's chromium and chromium-driver (`.ci/run` installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1000", *flags):
+        options.add_argument(flag)
+    if performance_log:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(5)
+    return driver
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ def sender_create(*, account: Account, value: str) -> Sender:
 
 
 def message_create(*, account: Account, livemode: bool, sender: str, to: str, body: str,
-                   metadata: dict | None = None, status_callback: str = "", send_at: datetime | None = None,
+                   metadata: dict | None = None, status_callback: str | None = None, send_at: datetime | None = None,
                    validity_period: int | None = None, guard: StatementGuard | None = None) -> Message:
     """Accept an outbound message: price it, charge it, store it `queued` with its event, and send
     after commit; with `send_at`, store it `scheduled` for the dispatcher. Without the balance to pay
@@ -49,7 +49,7 @@ def message_create(*, account: Account, livemode: bool, sender: str, to: str, bo
         status=statuses.SCHEDULED if send_at else statuses.QUEUED,
         from_number=sender, to=to, body=body, encoding=quote.encoding, segments=quote.segments,
         country=quote.country, price=quote.price, currency=quote.currency, metadata=metadata or {},
-        status_callback=status_callback, send_at=send_at,
+        status_callback=status_callback or "", send_at=send_at,
         expires_at=starts + timedelta(seconds=validity_period or settings.MITTIS_DEFAULT_VALIDITY_PERIOD),
     )
     message.event_sequence = 0 if send_at else 1  # its `message.queued` event, written with it

@@ -1,19 +1,33 @@
 import functools
+from pathlib import Path
 import re
 import threading
 
 from django.conf import settings
+from django.contrib.staticfiles import finders
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.safestring import mark_safe
+from django.views.decorators.cache import cache_control
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from drf_spectacular.settings import spectacular_settings
 from drf_spectacular.views import SpectacularJSONAPIView
 from markdown_it import MarkdownIt
 
 from mittis.api.catalogue import ERROR_CODES, ERROR_TYPES
+from mittis.api.errors import doc_url
 
 # The operations guide, kept as Markdown beside the code (README.md links it) and served at /docs/operations.
 OPERATIONS_GUIDE = settings.BASE_DIR / "docs" / "operations.md"
+# The docs pages' one Markdown renderer. Raw HTML in the Markdown is escaped, not passed through, and links
+# with a script's scheme (`javascript:`) are not made links.
+MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
+# Redoc credits Redocly in its sidebar with a logo it always loads from a CDN (no option turns it off): offline,
+# a failed request on every visit. /docs loads the sidecar's bundle from `redoc_bundle` instead (REDOC_DIST),
+# with that URL replaced by an empty inline image; the credit's text stays.
+REDOC_BUNDLE = "drf_spectacular_sidecar/redoc/bundles/redoc.standalone.js"
+REDOC_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+NO_IMAGE = b"data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'/%3E"
 
 
 class OpenApiView(SpectacularJSONAPIView):
@@ -45,9 +59,27 @@ class OpenApiView(SpectacularJSONAPIView):
                 f'inline; filename="{spectacular_settings.TITLE}.json"')
 
 
+@cache_control(public=True, max_age=3600)
+def redoc_bundle(request):
+    """/docs/redoc/bundles/redoc.standalone.js (REDOC_DIST's layout): Redoc, fetching nothing from elsewhere."""
+    return HttpResponse(redoc_bundle_bytes(), content_type="text/javascript; charset=utf-8")
+
+
+@functools.cache
+def redoc_bundle_bytes() -> bytes:
+    return Path(finders.find(REDOC_BUNDLE)).read_bytes().replace(REDOC_LOGO, NO_IMAGE)
+
+
 def error_catalogue(request):
     """/docs/errors: every error code, anchored so that an error's doc_url lands on it."""
-    return render(request, "docs/errors.html", {"codes": ERROR_CODES.values(), "types": ERROR_TYPES})
+    return render(request, "docs/errors.html", {"codes": catalogue_rows(), "types": ERROR_TYPES,
+                                                "example_doc_url": doc_url("invalid_phone_number")})
+
+
+@functools.cache
+def catalogue_rows() -> list[tuple]:
+    """(entry, its description as HTML): the descriptions are Markdown, as in the schema's catalogue."""
+    return [(entry, mark_safe(MARKDOWN.renderInline(entry.description))) for entry in ERROR_CODES.values()]
 
 
 def operations_guide(request):
@@ -57,10 +89,8 @@ def operations_guide(request):
 
 @functools.lru_cache(maxsize=4)
 def markdown_page(path, mtime_ns: int) -> dict:
-    """Rendered once per version of the file (`mtime_ns` is the cache key). Raw HTML in the Markdown is
-    escaped, not passed through."""
-    md = MarkdownIt("commonmark", {"html": False}).enable("table")
-    tokens = md.parse(path.read_text())
+    """Rendered once per version of the file (`mtime_ns` is the cache key)."""
+    tokens = MARKDOWN.parse(path.read_text())
     title, contents, anchors = "", [], set()
     for opening, inline in zip(tokens, tokens[1:]):
         if opening.type != "heading_open":
@@ -75,7 +105,7 @@ def markdown_page(path, mtime_ns: int) -> dict:
             title = text
         elif opening.tag == "h2":
             contents.append((anchor, text))
-    return {"title": title, "contents": contents, "html": md.renderer.render(tokens, md.options, {})}
+    return {"title": title, "contents": contents, "html": MARKDOWN.renderer.render(tokens, MARKDOWN.options, {})}
 
 
 def health(request):

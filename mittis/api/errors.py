@@ -8,6 +8,7 @@ import logging
 import re
 import sys
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
@@ -73,11 +74,17 @@ def error_payload(request: HttpRequest | None, errors: list[FieldError]) -> tupl
         "code": first.code,
         "message": first.message,
         "field": first.field,
-        "doc_url": f"/docs/errors#{first.code}",
+        "doc_url": doc_url(first.code),
         "request_id": getattr(request, "request_id", None),
         "errors": [{"code": e.code, "message": e.message, "field": e.field} for e in errors],
     }
     return entry.status, {"error": body}
+
+
+def doc_url(code: str) -> str:
+    """The code's entry in the catalogue at /docs/errors: absolute (as Stripe's), so that it works wherever
+    the error is read, a log or a support ticket."""
+    return f"{settings.MITTIS_PUBLIC_URL}/docs/errors#{code}"
 
 
 def error_response(request: HttpRequest | None, code: str, message: str | None = None,

@@ -34,7 +34,7 @@ class ErrorBodySerializer(serializers.Serializer):
     code = serializers.ChoiceField(choices=sorted(ERROR_CODES), help_text="Stable; listed in /docs/errors.")
     message = serializers.CharField(help_text="For people; may change.")
     field = serializers.CharField(allow_null=True, help_text="The parameter at fault (`metadata.order_id`), or null.")
-    doc_url = serializers.CharField()
+    doc_url = serializers.CharField(help_text="The code's entry in the error catalogue (/docs/errors), absolute.")
     request_id = serializers.CharField(help_text="Equals the `Request-Id` header.")
     errors = ErrorDetailSerializer(many=True, help_text="Every error when there are several; the first leads.")
 

@@ -6,7 +6,6 @@ Screenshots of the dashboard and of a message page are saved under var/screensho
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-import shutil
 import threading
 
 from django.conf import settings as django_settings
@@ -16,32 +15,20 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from billing.services import balance_top_up
 from messaging.services import message_create, message_send
+from tests.conftest import chromium
 from tests.factories import AccountFactory, SenderFactory
 from webhooks.models import Delivery
 from webhooks.services import delivery_attempt, endpoint_create
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 SCREENSHOTS = Path(django_settings.BASE_DIR) / "var" / "screenshots"
 RECIPIENT = "+18045550177"
 
 
 @pytest.fixture
 def browser():
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("needs Debian's chromium and chromium-driver (`.ci/run` installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,1000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.implicitly_wait(5)
+    driver = chromium()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     yield driver
     driver.quit()

@@ -72,6 +72,25 @@ def test_docs_and_the_error_catalogue_are_served(client, db):
         assert f'id="{code}"'.encode() in catalogue.content
 
 
+def test_the_error_catalogue_renders_its_markdown_and_shows_an_absolute_doc_url(client, db):
+    page = client.get("/docs/errors").content.decode()
+
+    for entry in ERROR_CODES.values():
+        meaning = re.search(rf'<tr id="{entry.code}">.*?<td>((?:(?!</td>).)*)</td>\s*</tr>', page, re.S).group(1)
+        assert "`" not in meaning and meaning.count("<code>") == entry.description.count("`") // 2, entry.code
+    assert '<code>+18045550199</code>' in page
+    assert f'"doc_url": "{settings.MITTIS_PUBLIC_URL}/docs/errors#invalid_phone_number"' in page
+
+
+def test_the_docs_markdown_escapes_html_and_script_links():
+    from mittis.api.docs import MARKDOWN
+
+    rendered = MARKDOWN.renderInline("`a` <script>alert(1)</script> [b](javascript:alert(1)) [c](/docs) *d*")
+
+    assert rendered == ('<code>a</code> &lt;script&gt;alert(1)&lt;/script&gt; [b](javascript:alert(1)) '
+                        '<a href="/docs">c</a> <em>d</em>')
+
+
 def test_the_docs_page_loads_its_assets_locally(client, db):
     docs = client.get("/docs").content.decode()
 
@@ -175,7 +194,8 @@ def test_the_operations_guide_is_served_with_its_headings(client, db):
     assert {"Commands", "Production", "Settings", "Scale-out", "make bench", "make load", "Tests", "Layout"} <= set(headings)
     for heading in headings:
         assert re.search(rf'<h[123] id="[a-z0-9-]+">{re.escape(html.escape(heading, quote=False))}</h[123]>', page), heading
-    assert "<script" not in page and "<link" not in page  # nothing fetched: the page works offline
+    # Nothing fetched, so the page works offline; its icon is inline, so not even /favicon.ico is asked for.
+    assert "<script" not in page and re.findall(r"<link[^>]*>", page) == ['<link rel="icon" href="data:,">']
     assert "<table>" in page
 
 

@@ -4,6 +4,7 @@ import ast
 from pathlib import Path
 import re
 
+from django.conf import settings as django_settings
 from django.test import Client
 import pytest
 
@@ -20,7 +21,7 @@ def assert_error_shape(response, status, code, error_type):
     error = response.json()["error"]
     assert (error["code"], error["type"]) == (code, error_type)
     assert error["request_id"] == response["Request-Id"]
-    assert error["doc_url"] == f"/docs/errors#{code}"
+    assert error["doc_url"] == f"{django_settings.MITTIS_PUBLIC_URL}/docs/errors#{code}"
     assert code in ERROR_CODES
     return error
 
@@ -77,9 +78,10 @@ def test_every_catalogue_code_has_a_known_type_and_an_error_status():
         assert entry.type in ERROR_TYPES and 400 <= entry.status <= 599, entry
 
 
-def test_a_domain_error_renders_as_its_catalogue_entry(rf):
+def test_a_domain_error_renders_as_its_catalogue_entry_with_an_absolute_doc_url(rf, settings):
     from mittis.api.errors import exception_handler
 
+    settings.MITTIS_PUBLIC_URL = "https://sms.example.com"
     request = rf.get("/v1/messages")
     request.request_id = "req_1"
     response = exception_handler(DomainError("insufficient_funds", field="to"), {"request": request})
@@ -87,7 +89,8 @@ def test_a_domain_error_renders_as_its_catalogue_entry(rf):
     assert response.status_code == 402
     assert response.data["error"] | {"errors": None} == {
         "type": "billing_error", "code": "insufficient_funds", "message": ERROR_CODES["insufficient_funds"].message,
-        "field": "to", "doc_url": "/docs/errors#insufficient_funds", "request_id": "req_1", "errors": None}
+        "field": "to", "doc_url": "https://sms.example.com/docs/errors#insufficient_funds",
+        "request_id": "req_1", "errors": None}
 
 
 def test_every_code_a_domain_error_is_raised_with_is_in_the_catalogue():

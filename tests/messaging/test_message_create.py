@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 import json
 import re
 
+from django.conf import settings as django_settings
 import pytest
 
 from messaging.models import Message, MessageEvent
@@ -77,7 +78,7 @@ def _error(response):
     assert response["Content-Type"] == "application/json"
     error = response.json()["error"]
     assert error["request_id"] == response["Request-Id"]
-    assert error["doc_url"] == f"/docs/errors#{error['code']}"
+    assert error["doc_url"] == f"{django_settings.MITTIS_PUBLIC_URL}/docs/errors#{error['code']}"
     assert error["errors"][0] == {"code": error["code"], "message": error["message"], "field": error["field"]}
     return error
 

@@ -1,5 +1,6 @@
 """GET /v1/messages/{id}, the filtered paginated list, and a message's events; tenants stay apart."""
 
+from django.conf import settings as django_settings
 import pytest
 from rest_framework.test import APIClient
 
@@ -50,7 +51,7 @@ def test_an_unknown_id_gets_404_in_the_error_shape(api):
     assert response.status_code == 404
     assert response.json()["error"] | {"request_id": None, "message": None} == {
         "type": "not_found_error", "code": "resource_missing", "field": "id", "message": None,
-        "doc_url": "/docs/errors#resource_missing", "request_id": None,
+        "doc_url": f"{django_settings.MITTIS_PUBLIC_URL}/docs/errors#resource_missing", "request_id": None,
         "errors": response.json()["error"]["errors"],
     }
 
