@@ -1,3 +1,4 @@
+from functools import cache
 import gc
 import logging
 import os
@@ -33,6 +34,30 @@ def enqueue(name: str, *, args: tuple = (), kwargs: dict | None = None, countdow
     except Exception:
         logger.warning("Could not enqueue %s%r%r; a sweep will", name, args, kwargs or {}, exc_info=True)
         return False
+
+
+class SweepsAtDebug(logging.Filter):
+    """Celery's "received" and "succeeded" lines of beat's sweeps, at DEBUG: they run every few seconds and
+    almost always find nothing. A sweep that found something (it returns how many) keeps its INFO line.
+    Celery passes each line's task in the record's `data` for handlers and filters like this one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        data = getattr(record, "data", None)
+        if record.levelno != logging.INFO or not isinstance(data, dict) or data.get("name") not in _sweeps():
+            return True
+        if data.get("return_value", "0") not in ("0", "None"):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+@cache
+def _sweeps() -> frozenset[str]:
+    return frozenset(entry["task"] for entry in app.conf.beat_schedule.values())
+
+
+for _name in ("celery.worker.strategy", "celery.app.trace"):  # the "received" line; the "succeeded" line
+    logging.getLogger(_name).addFilter(SweepsAtDebug())
 
 
 @worker_init.connect
