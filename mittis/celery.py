@@ -37,18 +37,26 @@ def enqueue(name: str, *, args: tuple = (), kwargs: dict | None = None, countdow
 
 
 class SweepsAtDebug(logging.Filter):
-    """Celery's "received" and "succeeded" lines of beat's sweeps, at DEBUG: they run every few seconds and
-    almost always find nothing. A sweep that found something (it returns how many) keeps its INFO line.
-    Celery passes each line's task in the record's `data` for handlers and filters like this one."""
+    """Beat's and the worker's lines about beat's sweeps, at DEBUG: the sweeps run every few seconds and almost
+    always find nothing. A sweep that found something (it returns how many) keeps its INFO "succeeded" line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        data = getattr(record, "data", None)
-        if record.levelno != logging.INFO or not isinstance(data, dict) or data.get("name") not in _sweeps():
+        if record.levelno != logging.INFO or _task(record) not in _sweeps():
             return True
-        if data.get("return_value", "0") not in ("0", "None"):
+        if getattr(record, "data", {}).get("return_value", "0") not in ("0", "None"):
             return True
         record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
         return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def _task(record: logging.LogRecord) -> str | None:
+    """The task of a worker's "received" or "succeeded" line (Celery passes it in the record's `data`, for
+    handlers and filters), or of beat's "Sending due task" line (its last argument)."""
+    if isinstance(getattr(record, "data", None), dict):
+        return record.data.get("name")
+    if record.name == "celery.beat" and isinstance(record.args, tuple) and record.args:
+        return record.args[-1]
+    return None
 
 
 @cache
@@ -56,7 +64,7 @@ def _sweeps() -> frozenset[str]:
     return frozenset(entry["task"] for entry in app.conf.beat_schedule.values())
 
 
-for _name in ("celery.worker.strategy", "celery.app.trace"):  # the "received" line; the "succeeded" line
+for _name in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
     logging.getLogger(_name).addFilter(SweepsAtDebug())
 
 

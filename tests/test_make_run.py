@@ -142,7 +142,7 @@ def test_the_key_and_next_steps_are_printed_last_once_the_servers_are_up(run):
     base = f"http://127.0.0.1:{run.port}"
 
     block = "\n".join(lines[-12:])
-    assert f"Mittis is up on {base}" in block and f"{base}/docs" in block
+    assert f"Mittis is running on {base}" in block and f"{base}/docs" in block
     assert f"export MITTIS_API_KEY={run.key}" in block
     assert f"curl {base}/v1/messages" in block
     assert ":8000" not in block or run.port == 8000

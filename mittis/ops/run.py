@@ -9,6 +9,7 @@ Ctrl-C (or SIGTERM) stops everything and exits 0; a process that dies stops the 
 
 import argparse
 from contextlib import contextmanager
+import errno
 import os
 import signal
 import socket
@@ -26,7 +27,7 @@ PROCFILE = "Procfile.dev"
 DEMO_ACCOUNT, DEMO_SENDER = "Demo", "+18045550142"
 STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 NEXT_STEPS = """
-  Mittis is up on {base}: the API reference is at {base}/docs. Ctrl-C stops it all.
+  Mittis is running on {base} (API reference: {base}/docs). Ctrl-C stops it all.
 
   Your test API key (a new one on every start):
 
@@ -48,13 +49,20 @@ def port_in_use(port: int) -> bool:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
-        except OSError:
-            return True
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return True
+            raise
     return False
 
 
 def check_port(port: int) -> None:
-    if port_in_use(port):
+    try:
+        busy = port_in_use(port)
+    except (OSError, OverflowError) as error:  # a privileged port, or no port at all
+        reason = getattr(error, "strerror", None) or str(error)
+        raise SystemExit(f"Port {port} cannot be served: {reason.rstrip('.')}.")
+    if busy:
         free = next(other for other in range(port + 1, 65536) if not port_in_use(other))
         raise SystemExit(f"Port {port} is in use (another make run?). Stop it, or run make run PORT={free}.")
 
