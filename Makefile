@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed
 EMBEDDED := $(BIN)/python -m mittis.embedded
 
 PEERS := tests/peers/node_modules/.installed
+# `make run PORT=8001` serves there: the URLs it prints and MITTIS_PUBLIC_URL follow.
+PORT ?= 8000
 
-.PHONY: run serve test bench load install migrate bootstrap clean
+.PHONY: run serve test bench load install migrate clean
 
 # One environment for every target: requirements-dev.txt is the runtime (requirements.txt) plus what only
 # the tests need, so `make run` and `make test` are each one command on a fresh machine. Production
@@ -29,22 +31,19 @@ $(PEERS): tests/peers/package-lock.json
 		cd tests/peers && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	else echo "npm not found: the SMPP and Twilio peer tests will be skipped"; fi
 
-# `migrate`, `bootstrap` and `serve` run inside `make run`, with its servers' URLs set.
+# `migrate` and `serve` run inside `make run`, with its servers' URLs set.
 migrate: install
 	$(BIN)/python manage.py migrate --noinput --verbosity 0
 
-# A demo account with the sender of the README's curl and a fresh test key, printed last.
-# The key is printed, never written to a file.
-bootstrap: migrate
-	@key=$$($(BIN)/python manage.py createapikey --account Demo --sender +18045550142 --name "make run") && \
-	printf '\n  Mittis is starting on http://127.0.0.1:8000  (API reference: http://127.0.0.1:8000/docs)\n' && \
-	printf '  Your test API key (new on every start):\n\n    export MITTIS_API_KEY=%s\n\n' "$$key"
-
+# A busy port stops it at once, before a server starts or a key is made.
 run: install
+	@$(BIN)/python -m mittis.ops.run --check $(PORT)
 	$(EMBEDDED) --name dev -- $(MAKE) --no-print-directory serve
 
-serve: bootstrap
-	$(BIN)/honcho start -f Procfile.dev
+# Procfile.dev with honcho; once it is up, a new test key of the Demo account (the sender of the README's
+# curl) and the next steps, printed last and never written to a file (mittis/ops/run.py).
+serve: migrate
+	$(BIN)/python -m mittis.ops.run $(PORT)
 
 test: install $(PEERS)
 	$(EMBEDDED) --name test -- $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,3 +1,4 @@
+from functools import cache
 import gc
 import logging
 import os
@@ -33,6 +34,38 @@ def enqueue(name: str, *, args: tuple = (), kwargs: dict | None = None, countdow
     except Exception:
         logger.warning("Could not enqueue %s%r%r; a sweep will", name, args, kwargs or {}, exc_info=True)
         return False
+
+
+class SweepsAtDebug(logging.Filter):
+    """Beat's and the worker's lines about beat's sweeps, at DEBUG: the sweeps run every few seconds and almost
+    always find nothing. A sweep that found something (it returns how many) keeps its INFO "succeeded" line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or _task(record) not in _sweeps():
+            return True
+        if getattr(record, "data", {}).get("return_value", "0") not in ("0", "None"):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def _task(record: logging.LogRecord) -> str | None:
+    """The task of a worker's "received" or "succeeded" line (Celery passes it in the record's `data`, for
+    handlers and filters), or of beat's "Sending due task" line (its last argument)."""
+    if isinstance(getattr(record, "data", None), dict):
+        return record.data.get("name")
+    if record.name == "celery.beat" and isinstance(record.args, tuple) and record.args:
+        return record.args[-1]
+    return None
+
+
+@cache
+def _sweeps() -> frozenset[str]:
+    return frozenset(entry["task"] for entry in app.conf.beat_schedule.values())
+
+
+for _name in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
+    logging.getLogger(_name).addFilter(SweepsAtDebug())
 
 
 @worker_init.connect

@@ -29,6 +29,7 @@ def web_command(*options: str, procfile: str = "Procfile") -> list[str]:
     for line in (ROOT / procfile).read_text().splitlines():
         if line.startswith("web:"):
             command = shlex.split(line.removeprefix("web:"))
+            command = command[1:] if command[0] == "exec" else command  # honcho's shell becomes the program
             if Path(command[0]).name.startswith("python"):
                 command[0] = sys.executable
             return [*command, *options]
