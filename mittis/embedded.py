@@ -249,7 +249,8 @@ def main(argv: list[str]) -> int:
         previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGQUIT)}
         signal.signal(signal.SIGTERM, lambda *_: child.terminate())
         try:
-            return child.wait()
+            code = child.wait()
+            return 128 - code if code < 0 else code  # killed by a signal: the shell's 128 + N, not make's 256 - N
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
