@@ -212,6 +212,16 @@ class MessageSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     livemode = serializers.BooleanField()
+    # One per status with a time (statuses.TIMED), in its order; a message sent, then delivered, has both.
+    sent_at = serializers.DateTimeField(allow_null=True, help_text="When a carrier accepted the message, else null.")
+    delivered_at = serializers.DateTimeField(allow_null=True,
+                                             help_text="When the carrier reported it delivered, else null.")
+    undelivered_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the carrier reported it undelivered (or no report came in time), else null.")
+    failed_at = serializers.DateTimeField(allow_null=True, help_text="When it failed, else null.")
+    canceled_at = serializers.DateTimeField(allow_null=True, help_text="When it was canceled, else null.")
+    expired_at = serializers.DateTimeField(
+        allow_null=True, help_text="When it expired (not handed to a carrier within its validity period), else null.")
 
     def get_fields(self):
         # `from` is a Python keyword; renamed in place, so the documented order stays the declared one.

@@ -45,6 +45,17 @@ EVENT_TYPES: dict[str, str] = {
 }
 
 
+# The statuses whose moment the message object shows, each as `<status>_at` (a model field and an API field):
+# stamped by `transition` when the message enters the status, null until then.
+TIMED = (SENT, DELIVERED, UNDELIVERED, FAILED, CANCELED, EXPIRED)
+TIME_FIELDS = [f"{status}_at" for status in TIMED]
+
+
+def time_field(status: str) -> str | None:
+    """The field that records when a message entered `status`, or None for a status whose time is not kept."""
+    return f"{status}_at" if status in TIMED else None
+
+
 def is_final(status: str) -> bool:
     return status in FINAL
 

@@ -19,6 +19,8 @@ one `401 invalid_api_key`.
 ## Objects
 Ids are prefixed random strings (`msg_…`, `evt_…`); every object has `"object": "<type>"`. Timestamps are
 UTC ISO 8601 with a `Z`, to the second. Money is a decimal string (`"0.008"`) with a `currency`.
+A message says when it reached each status that has a time: `sent_at`, `delivered_at`, `undelivered_at`,
+`failed_at`, `canceled_at`, `expired_at`, each null until it happens (a message sent, then delivered, has both).
 
 ## Lists
 `{"object": "list", "url": …, "data": [...], "has_more": …}`, newest first; `limit` 1-100 (default 20),
@@ -130,7 +132,8 @@ and `sequence` orders one message's events (1, 2, 3...), whatever order they arr
 ```json
 {"object": "event", "id": "evt_8GxT2bP4nQw7Lr1sKz9mYc3d", "type": "message.delivered",
  "created_at": "2026-06-12T14:03:25Z", "livemode": false, "sequence": 3,
- "data": {"object": "message", "id": "msg_4Zq8yXbV2nLwR7tKp1sHc9dE", "status": "delivered", "…": "…"}}
+ "data": {"object": "message", "id": "msg_4Zq8yXbV2nLwR7tKp1sHc9dE", "status": "delivered",
+          "sent_at": "2026-06-12T14:03:23Z", "delivered_at": "2026-06-12T14:03:25Z", "…": "…"}}
 ```
 
 **Verify the signature.** Requests are signed by the [Standard Webhooks](https://www.standardwebhooks.com/)

@@ -78,7 +78,8 @@ class BatchWrites:
 
 
 def transition(message: Message, status: str, writes: BatchWrites, *, carrier_status: str = "", **changes) -> None:
-    """Move `message` to `status` with `changes` to its fields, and collect its event into `writes`.
+    """Move `message` to `status` with `changes` to its fields, stamp the status's `<status>_at` (the one
+    place that sets those), and collect its event into `writes`.
 
     Precondition: the caller holds the message's row lock, inside the transaction that calls `writes.save()`.
     """
@@ -88,7 +89,10 @@ def transition(message: Message, status: str, writes: BatchWrites, *, carrier_st
     for name, value in changes.items():
         setattr(message, name, value)
     message.updated_at = timezone.now()
-    writes.changed(message, ["status", "updated_at", *changes])
+    stamped = statuses.time_field(status)
+    if stamped:
+        setattr(message, stamped, message.updated_at)
+    writes.changed(message, ["status", "updated_at", *changes, *([stamped] if stamped else [])])
     writes.event(message, carrier_status=carrier_status)
     if changes.get("error_code") == RECIPIENT_OPTED_OUT:
         writes.opted_out.append(message)
