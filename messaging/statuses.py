@@ -34,6 +34,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 # The webhook event type each status change announces (`message.failed` covers every failure).
 EVENT_TYPES: dict[str, str] = {
+    SCHEDULED: "message.scheduled",
     QUEUED: "message.queued",
     SENT: "message.sent",
     DELIVERED: "message.delivered",

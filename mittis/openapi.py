@@ -27,9 +27,9 @@ A message says when it reached each status that has a time: `sent_at`, `delivere
 `starting_after` / `ending_before` take an object id.
 
 ## Scheduling, cancelling, expiry and redaction
-- `send_at` (60 s to 35 days ahead) makes a `scheduled` message, charged now and sent at its time;
-  `POST /v1/messages/{id}/cancel` cancels it (refunded, `message.canceled`); anything else is
-  `409 message_not_cancelable`.
+- `send_at` (60 s to 35 days ahead) makes a `scheduled` message (`message.scheduled`), charged now and sent
+  at its time (`message.queued`); `POST /v1/messages/{id}/cancel` cancels it (refunded, `message.canceled`);
+  anything else is `409 message_not_cancelable`.
 - `validity_period` (1-36,000 s, 4 hours by default, counted from `send_at` or now): a message not handed to
   a carrier within it becomes `expired` (refunded, `message.failed`) instead of going out late. Carriers
   whose protocol has a validity period are told what is left of it.
@@ -120,7 +120,8 @@ curl https://…/v1/webhook_endpoints -H "Authorization: Bearer $MITTIS_API_KEY"
 
 | event | when |
 |---|---|
-| `message.queued` | the message was accepted (`201`) |
+| `message.scheduled` | a message with `send_at` was accepted (`201`); `message.queued` follows at its time |
+| `message.queued` | the message was accepted (`201`), or a scheduled one's time came |
 | `message.sent` | a carrier accepted it |
 | `message.delivered` | the handset received it |
 | `message.failed` | it failed, was undelivered or expired: `data.status` says which, `data.error_code` why |

@@ -4,10 +4,12 @@ from datetime import datetime, timedelta
 import json
 import re
 
+from django.utils import timezone
 import pytest
 
 from messaging.models import Message, MessageEvent
 from tests.conftest import SEED
+from webhooks.models import Event
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -21,6 +23,7 @@ def test_seed_request_answers_201_in_the_contract_shape(send):
         "object", "id", "status", "direction", "from", "to", "body", "encoding", "segments", "price",
         "currency", "metadata", "status_callback", "error_code", "error_message", "retryable", "attempts",
         "send_at", "expires_at", "redacted_at", "created_at", "updated_at", "livemode",
+        "sent_at", "delivered_at", "undelivered_at", "failed_at", "canceled_at", "expired_at",
     ]
     assert body["object"] == "message"
     assert re.fullmatch(r"msg_[A-Za-z0-9]{24}", body["id"])
@@ -30,7 +33,8 @@ def test_seed_request_answers_201_in_the_contract_shape(send):
         "encoding": "GSM-7", "segments": 1, "price": "0.008", "currency": "USD", "metadata": {},
         "status_callback": None, "error_code": None, "error_message": None, "retryable": None, "attempts": [],
         "send_at": None, "expires_at": None, "redacted_at": None, "created_at": None, "updated_at": None,
-        "livemode": False,
+        "livemode": False, "sent_at": None, "delivered_at": None, "undelivered_at": None, "failed_at": None,
+        "canceled_at": None, "expired_at": None,
     }
     assert TIMESTAMP.match(body["created_at"]) and TIMESTAMP.match(body["updated_at"])
     # Four hours to reach a carrier, by default.
@@ -47,6 +51,17 @@ def test_accepting_records_the_queued_event_and_enqueues_the_send_after_commit(s
     event = MessageEvent.objects.get(message=message)
     assert (event.type, event.sequence, event.data["status"]) == ("message.queued", 1, "queued")
     assert len(callbacks) == 1  # the send task, published only once the message is committed
+
+
+def test_accepting_a_scheduled_message_records_the_scheduled_event_and_its_webhook(send):
+    later = (timezone.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    answer = send(send_at=later).json()
+
+    event = MessageEvent.objects.get(message__public_id=answer["id"])
+    assert (event.type, event.status, event.sequence, event.data) == ("message.scheduled", "scheduled", 1, answer)
+    webhook = Event.objects.get(public_id=event.public_id)
+    assert (webhook.type, webhook.sequence, json.loads(webhook.payload)["data"]) == ("message.scheduled", 1, answer)
 
 
 @pytest.mark.parametrize("body, encoding, segments, price", [

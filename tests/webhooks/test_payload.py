@@ -1,12 +1,17 @@
-"""The product page's webhook example is true of a real payload: a message sent through the sandbox carrier by the
-real pipeline (a worker on the configured broker, a real receiver), its `message.delivered` webhook verified with
-the third-party `standardwebhooks` package and read as the page's code reads it."""
+"""What webhook payloads say, through the real pipeline (the sandbox carrier, a worker on the configured broker,
+a real receiver, signatures verified by the third-party `standardwebhooks` package): the product page's example
+is true of a real `message.delivered`, and a scheduled message announces itself."""
 
+from datetime import timedelta
 import json
 import re
 
+from django.utils import timezone
 import pytest
 from standardwebhooks import Webhook
+
+from messaging import statuses
+from webhooks.serializers import EVENT_TYPES
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -43,3 +48,23 @@ def test_a_delivered_webhook_is_the_product_pages_example_with_a_real_delivered_
     # The earlier events carry only what had happened by then.
     sent = json.loads(receiver.events("message.sent")[0].body)["data"]
     assert (sent["sent_at"], sent["delivered_at"]) == (data["sent_at"], None)
+
+
+def test_a_message_accepted_with_send_at_sends_message_scheduled_to_an_endpoint_subscribed_to_it(
+        worker, api, send, receiver, endpoint):
+    endpoint_id, secret = endpoint
+    subscribed = api.patch(f"/v1/webhook_endpoints/{endpoint_id}", {"enabled_events": ["message.scheduled"]},
+                           format="json")
+    assert subscribed.json()["enabled_events"] == ["message.scheduled"]
+    send()  # queued: not this endpoint's
+    send_at = (timezone.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = send(send_at=send_at).json()
+
+    [request] = receiver.wait_for(1)
+    payload = Webhook(secret).verify(request.body, request.headers)
+    assert (payload["type"], payload["sequence"], payload["data"]) == ("message.scheduled", 1, created)
+    assert payload["data"]["status"] == "scheduled" and payload["data"]["send_at"] == send_at
+
+
+def test_every_type_a_message_event_has_is_one_an_endpoint_can_subscribe_to_and_the_reverse():
+    assert sorted(set(statuses.EVENT_TYPES.values())) == sorted(EVENT_TYPES)
