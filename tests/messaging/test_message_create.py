@@ -131,6 +131,26 @@ def test_malformed_fields_get_a_400_naming_the_field(send, overrides, code, fiel
     assert Message.objects.count() == 0
 
 
+E164_FORMAT = "must be a phone number in E.164 format, like +18045550199"
+NO_SUCH_NUMBER = "is not a valid phone number: it is in E.164 format, but no such number exists."
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("to", "+10000000000", f"'to' (+10000000000) {NO_SUCH_NUMBER}"),  # E.164-shaped, in no numbering plan
+    ("to", "+1804555019", f"'to' (+1804555019) {NO_SUCH_NUMBER}"),  # a digit short of a US number
+    ("to", "+99912345678", f"'to' (+99912345678) {NO_SUCH_NUMBER}"),  # no country has +999
+    ("from", "+10000000000", f"'from' (+10000000000) {NO_SUCH_NUMBER}"),
+    ("to", "8045550199", f"'to' {E164_FORMAT}."),
+    ("to", "+1 804 555 0199", f"'to' {E164_FORMAT}."),
+    ("from", "+1-804-555-0142", f"'from' {E164_FORMAT}, or an alphanumeric sender id."),
+])
+def test_a_number_in_e164_format_that_does_not_exist_is_told_apart_from_one_not_in_the_format(send, field, value,
+                                                                                              says):
+    error = _error(send(**{field: value}))
+
+    assert (error["code"], error["field"], error["message"]) == ("invalid_phone_number", field, says)
+
+
 def test_a_missing_field_is_named(api):
     response = api.post("/v1/messages", {"from": SEED["from"], "body": "hi"}, format="json")
 
