@@ -85,6 +85,8 @@ def transition(message: Message, status: str, writes: BatchWrites, *, carrier_st
     """
     if not statuses.can_transition(message.status, status):
         raise ValueError(f"{message.public_id}: {message.status} -> {status} is not allowed")
+    if not changes.keys().isdisjoint(statuses.TIME_FIELDS):
+        raise ValueError(f"{message.public_id}: the `<status>_at` times are transition's to stamp, not a caller's")
     message.status = status
     for name, value in changes.items():
         setattr(message, name, value)

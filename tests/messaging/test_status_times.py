@@ -17,6 +17,7 @@ from messaging.services import (
     messages_close_stuck,
 )
 from messaging.services.send import claim_attempt
+from messaging.services.transitions import BatchWrites, transition
 
 START = datetime(2026, 12, 1, 9, 0, 0, tzinfo=dt_timezone.utc)
 STEP = timedelta(minutes=1)
@@ -108,3 +109,11 @@ def test_every_event_carries_the_times_reached_by_then(account, settings, django
         ("message.sent", {"sent_at": at(1), "delivered_at": None}),
         ("message.delivered", {"sent_at": at(1), "delivered_at": at(2)}),
     ]
+
+
+def test_no_caller_sets_a_status_time_of_its_own(account):
+    message = message_create(account=account, livemode=False, sender="+18045550142", to="+18045550199",
+                             body="Your technician is 15 minutes out.")
+
+    with pytest.raises(ValueError, match="transition's to stamp"):
+        transition(message, statuses.CANCELED, BatchWrites(), canceled_at=START)
