@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from billing.pricing import format_amount
+from messaging import statuses
 from messaging.exports import export_create
 from messaging.models import (
     Carrier, CarrierInbound, CarrierReport, Export, Message, OptOut, Route, RouteCarrier, Sender, SmppBind,
@@ -45,7 +46,7 @@ class MessageAdmin(admin.ModelAdmin):
         ("Timeline", {"fields": ["timeline"]}),
         ("Pricing", {"fields": ["encoding", "segments", "price", "currency"]}),
         ("Carrier", {"fields": ["carrier", "carrier_message_id", "send_attempts", "error_code", "error_message"]}),
-        ("Times", {"fields": ["created_at", "updated_at", "send_at", "expires_at", "sent_at", "delivered_at",
+        ("Times", {"fields": ["created_at", "updated_at", "send_at", "expires_at", *statuses.TIME_FIELDS,
                               "redacted_at"]}),
         ("Metadata", {"fields": ["metadata", "status_callback"]}),
     ]

@@ -19,7 +19,7 @@ from messaging.models import Message, SendAttempt
 # The model fields the builder reads. `id` and `message_id` pair a message's attempts with it.
 MESSAGE_FIELDS = ("id", "public_id", "status", "direction", "from_number", "to", "body", "encoding", "segments",
                   "price", "currency", "metadata", "status_callback", "error_code", "error_message", "send_at",
-                  "expires_at", "redacted_at", "created_at", "updated_at", "livemode")
+                  "expires_at", "redacted_at", "created_at", "updated_at", "livemode", *statuses.TIME_FIELDS)
 ATTEMPT_FIELDS = ("message_id", "carrier", "started_at", "latency_ms", "outcome", "carrier_message_id", "raw_code",
                   "error_code")
 
@@ -46,6 +46,8 @@ def message_json(message: Mapping, attempts: Iterable[Mapping]) -> dict:
         "send_at": _when(message["send_at"]), "expires_at": _when(message["expires_at"]),
         "redacted_at": _when(message["redacted_at"]), "created_at": _when(message["created_at"]),
         "updated_at": _when(message["updated_at"]), "livemode": message["livemode"],
+        # Last, so that CSV exports gain columns without moving the ones before them.
+        **{name: _when(message[name]) for name in statuses.TIME_FIELDS},
     }
 
 

@@ -24,11 +24,27 @@ ALPHANUMERIC_SENDER_MAX = 11
 E164_EXAMPLE = "+18045550199"
 
 
+def e164_shaped(value: str) -> bool:
+    """`+` and 7-15 digits: E.164's form, whether or not such a number exists."""
+    return value.startswith("+") and value[1:].isascii() and value[1:].isdigit() and 8 <= len(value) <= 16
+
+
 def parse_e164(value: str) -> str | None:
     """The number if `value` is a valid E.164 number (`+` and digits only), else None."""
-    if not (value.startswith("+") and value[1:].isascii() and value[1:].isdigit() and 8 <= len(value) <= 16):
-        return None
-    return valid_e164(value)
+    return valid_e164(value) if e164_shaped(value) else None
+
+
+def phone_number(field: str, value: str, *, or_else: str = "") -> str:
+    """`value` as a valid E.164 number, else `invalid_phone_number` saying which it is not: in E.164 format, or
+    (in that format) a number that exists, such as +10000000000, which no numbering plan has."""
+    number = parse_e164(value)
+    if number is not None:
+        return number
+    if e164_shaped(value):
+        message = f"'{field}' ({value}) is not a valid phone number: it is in E.164 format, but no such number exists."
+    else:
+        message = f"'{field}' must be a phone number in E.164 format, like {E164_EXAMPLE}{or_else}."
+    raise serializers.ValidationError(message, code="invalid_phone_number")
 
 
 def is_alphanumeric_sender(value: str) -> bool:
@@ -49,26 +65,14 @@ class PhoneNumberField(StrictCharField):
         return self.to_internal_value(data) if data == "" else super().run_validation(data)
 
     def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        number = parse_e164(value)
-        if number is None:
-            raise serializers.ValidationError(
-                f"'{self.field_name}' must be a phone number in E.164 format, like {E164_EXAMPLE}.",
-                code="invalid_phone_number",
-            )
-        return number
+        return phone_number(self.field_name, super().to_internal_value(data))
 
 
 class SenderField(StrictCharField):
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
         if value.startswith("+"):
-            number = parse_e164(value)
-            if number is None:
-                raise serializers.ValidationError(
-                    f"'from' must be a phone number in E.164 format, like {E164_EXAMPLE}, "
-                    "or an alphanumeric sender id.", code="invalid_phone_number")
-            return number
+            return phone_number("from", value, or_else=", or an alphanumeric sender id")
         if not is_alphanumeric_sender(value):
             raise serializers.ValidationError(
                 "'from' must be an E.164 phone number or a sender id of 1-11 letters, digits and spaces "
@@ -212,6 +216,16 @@ class MessageSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     livemode = serializers.BooleanField()
+    # One per status with a time (statuses.TIMED), in its order; a message sent, then delivered, has both.
+    sent_at = serializers.DateTimeField(allow_null=True, help_text="When a carrier accepted the message, else null.")
+    delivered_at = serializers.DateTimeField(allow_null=True,
+                                             help_text="When the carrier reported it delivered, else null.")
+    undelivered_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the carrier reported it undelivered (or no report came in time), else null.")
+    failed_at = serializers.DateTimeField(allow_null=True, help_text="When it failed, else null.")
+    canceled_at = serializers.DateTimeField(allow_null=True, help_text="When it was canceled, else null.")
+    expired_at = serializers.DateTimeField(
+        allow_null=True, help_text="When it expired (not handed to a carrier within its validity period), else null.")
 
     def get_fields(self):
         # `from` is a Python keyword; renamed in place, so the documented order stays the declared one.

@@ -34,6 +34,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 # The webhook event type each status change announces (`message.failed` covers every failure).
 EVENT_TYPES: dict[str, str] = {
+    SCHEDULED: "message.scheduled",
     QUEUED: "message.queued",
     SENT: "message.sent",
     DELIVERED: "message.delivered",
@@ -43,6 +44,17 @@ EVENT_TYPES: dict[str, str] = {
     CANCELED: "message.canceled",
     RECEIVED: "message.inbound",
 }
+
+
+# The statuses whose moment the message object shows, each as `<status>_at` (a model field and an API field):
+# stamped by `transition` when the message enters the status, null until then.
+TIMED = (SENT, DELIVERED, UNDELIVERED, FAILED, CANCELED, EXPIRED)
+TIME_FIELDS = [f"{status}_at" for status in TIMED]
+
+
+def time_field(status: str) -> str | None:
+    """The field that records when a message entered `status`, or None for a status whose time is not kept."""
+    return f"{status}_at" if status in TIMED else None
 
 
 def is_final(status: str) -> bool:

@@ -19,15 +19,17 @@ one `401 invalid_api_key`.
 ## Objects
 Ids are prefixed random strings (`msg_…`, `evt_…`); every object has `"object": "<type>"`. Timestamps are
 UTC ISO 8601 with a `Z`, to the second. Money is a decimal string (`"0.008"`) with a `currency`.
+A message says when it reached each status that has a time: `sent_at`, `delivered_at`, `undelivered_at`,
+`failed_at`, `canceled_at`, `expired_at`, each null until it happens (a message sent, then delivered, has both).
 
 ## Lists
 `{"object": "list", "url": …, "data": [...], "has_more": …}`, newest first; `limit` 1-100 (default 20),
 `starting_after` / `ending_before` take an object id.
 
 ## Scheduling, cancelling, expiry and redaction
-- `send_at` (60 s to 35 days ahead) makes a `scheduled` message, charged now and sent at its time;
-  `POST /v1/messages/{id}/cancel` cancels it (refunded, `message.canceled`); anything else is
-  `409 message_not_cancelable`.
+- `send_at` (60 s to 35 days ahead) makes a `scheduled` message (`message.scheduled`), charged now and sent
+  at its time (`message.queued`); `POST /v1/messages/{id}/cancel` cancels it (refunded, `message.canceled`);
+  anything else is `409 message_not_cancelable`.
 - `validity_period` (1-36,000 s, 4 hours by default, counted from `send_at` or now): a message not handed to
   a carrier within it becomes `expired` (refunded, `message.failed`) instead of going out late. Carriers
   whose protocol has a validity period are told what is left of it.
@@ -118,7 +120,8 @@ curl https://…/v1/webhook_endpoints -H "Authorization: Bearer $MITTIS_API_KEY"
 
 | event | when |
 |---|---|
-| `message.queued` | the message was accepted (`201`) |
+| `message.scheduled` | a message with `send_at` was accepted (`201`); `message.queued` follows at its time |
+| `message.queued` | the message was accepted (`201`), or a scheduled one's time came |
 | `message.sent` | a carrier accepted it |
 | `message.delivered` | the handset received it |
 | `message.failed` | it failed, was undelivered or expired: `data.status` says which, `data.error_code` why |
@@ -130,7 +133,8 @@ and `sequence` orders one message's events (1, 2, 3...), whatever order they arr
 ```json
 {"object": "event", "id": "evt_8GxT2bP4nQw7Lr1sKz9mYc3d", "type": "message.delivered",
  "created_at": "2026-06-12T14:03:25Z", "livemode": false, "sequence": 3,
- "data": {"object": "message", "id": "msg_4Zq8yXbV2nLwR7tKp1sHc9dE", "status": "delivered", "…": "…"}}
+ "data": {"object": "message", "id": "msg_4Zq8yXbV2nLwR7tKp1sHc9dE", "status": "delivered",
+          "sent_at": "2026-06-12T14:03:23Z", "delivered_at": "2026-06-12T14:03:25Z", "…": "…"}}
 ```
 
 **Verify the signature.** Requests are signed by the [Standard Webhooks](https://www.standardwebhooks.com/)

@@ -8,8 +8,8 @@ from mittis.api.serializers import StrictCharField, StrictSerializer, TimestampF
 from webhooks.models import DeliveryAttempt, Event, WebhookEndpoint
 
 # Every event type the API publishes (the contract's list), and "*" for all of them.
-EVENT_TYPES = ["message.queued", "message.sent", "message.delivered", "message.failed", "message.canceled",
-               "message.inbound"]
+EVENT_TYPES = ["message.scheduled", "message.queued", "message.sent", "message.delivered", "message.failed",
+               "message.canceled", "message.inbound"]
 
 
 class EnabledEventsField(serializers.ListField):

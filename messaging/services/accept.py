@@ -36,8 +36,8 @@ def message_create(*, account: Account, livemode: bool, sender: str, to: str, bo
                    metadata: dict | None = None, status_callback: str | None = None, send_at: datetime | None = None,
                    validity_period: int | None = None, guard: StatementGuard | None = None) -> Message:
     """Accept an outbound message: price it, charge it, store it `queued` with its event, and send
-    after commit; with `send_at`, store it `scheduled` for the dispatcher. Without the balance to pay
-    for it, nothing is stored (402 insufficient_funds).
+    after commit; with `send_at`, store it `scheduled` (with its `message.scheduled` event) for the
+    dispatcher. Without the balance to pay for it, nothing is stored (402 insufficient_funds).
 
     `guard`: what the caller adds to the statement (a keyed request's idempotency key), told the outcome."""
     if status_callback:
@@ -52,7 +52,7 @@ def message_create(*, account: Account, livemode: bool, sender: str, to: str, bo
         status_callback=status_callback or "", send_at=send_at,
         expires_at=starts + timedelta(seconds=validity_period or settings.MITTIS_DEFAULT_VALIDITY_PERIOD),
     )
-    message.event_sequence = 0 if send_at else 1  # its `message.queued` event, written with it
+    message.event_sequence = 1  # its first event (`message.queued` or `message.scheduled`), written with it
     endpoint_ids, callbacks = _insert_in_one_statement(message, guard=guard)
     # After commit, one Redis round trip marks the dispatcher and the webhook flushes.
     webhooks.deliveries_scheduled(endpoint_ids, callbacks, also=[] if send_at else [dispatch_mark_request()])
@@ -70,7 +70,7 @@ def _opted_out(to: str) -> DomainError:
 
 
 def _insert_in_one_statement(message: Message, *, guard: StatementGuard | None = None) -> tuple[list[int], list[int]]:
-    """The checks, the message, its `message.queued` event and webhook deliveries, and its charge, in one
+    """The checks, the message, its first event and webhook deliveries, and its charge, in one
     statement: the ORM's statement-by-statement cost was most of accepting a message. Every write is
     conditional on the checks (and in live mode on the debit), so a refusal has written nothing. The
     debit locks the balance row until commit, which follows this statement at once.
@@ -97,15 +97,12 @@ def _insert_in_one_statement(message: Message, *, guard: StatementGuard | None =
     message_part = statement.add("m", *insert_select(
         message, where=condition + (f" AND EXISTS (SELECT 1 FROM {debit})" if debit and not debit_last else "")))
     representation = message_row(message, attempts=())
-    if message.status == statuses.QUEUED:
-        event = MessageEvent(type=statuses.EVENT_TYPES[message.status], status=message.status, sequence=1,
-                             data=representation)
-        statement.add("message_event", *insert_select(event, sql_values={"message_id": "m.id"}, source=message_part))
-        event.message = message
-        webhooks.events_publish(statement, [webhook_event(event)], only_if=f"EXISTS (SELECT 1 FROM {message_part})")
-        published = webhooks.published_deliveries(statement)
-    else:
-        published = "ARRAY[]::bigint[], ARRAY[]::bigint[]"
+    event = MessageEvent(type=statuses.EVENT_TYPES[message.status], status=message.status, sequence=1,
+                         data=representation)
+    statement.add("message_event", *insert_select(event, sql_values={"message_id": "m.id"}, source=message_part))
+    event.message = message
+    webhooks.events_publish(statement, [webhook_event(event)], only_if=f"EXISTS (SELECT 1 FROM {message_part})")
+    published = webhooks.published_deliveries(statement)
     if guard is not None:
         guard.record(statement, status=201, data=representation, source=message_part)
     # The select list runs its parts in order: the message's, its deliveries', then (last) the debit's.

@@ -7,7 +7,6 @@ import logging
 
 from django.db import connection, transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from messaging import statuses
 from messaging.carriers.base import DeliveryReport, storable
@@ -140,17 +139,13 @@ def _apply_report_locked(message: Message, carrier: str, report: DeliveryReport,
     """The status change a report makes, if any. Precondition: the caller holds the message's row lock."""
     if message.status == statuses.SENDING and report.status in (statuses.DELIVERED, statuses.UNDELIVERED):
         # The report overtook the submit's answer: the message was sent first.
-        transition(message, statuses.SENT, writes, sent_at=timezone.now())
+        transition(message, statuses.SENT, writes)
     if not statuses.can_transition(message.status, report.status):
         logger.info("carrier=%s report %s ignored for %s in status %s", carrier, report.status,
                     message.public_id, message.status)
         return
     changes = {"carrier_status": report.carrier_status}
-    if report.status == statuses.DELIVERED:
-        changes["delivered_at"] = timezone.now()
-    elif report.status == statuses.SENT:
-        changes["sent_at"] = timezone.now()
-    else:
+    if report.status not in (statuses.DELIVERED, statuses.SENT):
         changes.update(error_code=report.error_code or "unknown_error",
                        error_message=report.error_message or "The carrier did not deliver the message.")
     transition(message, report.status, writes, **changes)

@@ -252,7 +252,7 @@ def carriers_accepted(accepted: list[Accepted]) -> None:
     with transaction.atomic():
         locked = Message.objects.select_for_update().filter(pk__in=[item.message.pk for item in accepted])
         locked = {message.pk: message for message in locked.order_by("pk")}
-        writes, now = BatchWrites(), timezone.now()
+        writes = BatchWrites()
         for item in accepted:
             message = item.message = locked[item.message.pk]
             if item.attempts is not None:
@@ -263,7 +263,7 @@ def carriers_accepted(accepted: list[Accepted]) -> None:
             message.carrier, message.carrier_message_id = item.carrier, item.result.carrier_message_id
             writes.changed(message, ["carrier", "carrier_message_id"])
             if message.status == statuses.SENDING:
-                transition(message, statuses.SENT, writes, sent_at=now)
+                transition(message, statuses.SENT, writes)
         writes.save()
         scheduled: dict[tuple[str, float], list[Accepted]] = {}
         for item in accepted:

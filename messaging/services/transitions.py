@@ -78,17 +78,23 @@ class BatchWrites:
 
 
 def transition(message: Message, status: str, writes: BatchWrites, *, carrier_status: str = "", **changes) -> None:
-    """Move `message` to `status` with `changes` to its fields, and collect its event into `writes`.
+    """Move `message` to `status` with `changes` to its fields, stamp the status's `<status>_at` (the one
+    place that sets those), and collect its event into `writes`.
 
     Precondition: the caller holds the message's row lock, inside the transaction that calls `writes.save()`.
     """
     if not statuses.can_transition(message.status, status):
         raise ValueError(f"{message.public_id}: {message.status} -> {status} is not allowed")
+    if not changes.keys().isdisjoint(statuses.TIME_FIELDS):
+        raise ValueError(f"{message.public_id}: the `<status>_at` times are transition's to stamp, not a caller's")
     message.status = status
     for name, value in changes.items():
         setattr(message, name, value)
     message.updated_at = timezone.now()
-    writes.changed(message, ["status", "updated_at", *changes])
+    stamped = statuses.time_field(status)
+    if stamped:
+        setattr(message, stamped, message.updated_at)
+    writes.changed(message, ["status", "updated_at", *changes, *([stamped] if stamped else [])])
     writes.event(message, carrier_status=carrier_status)
     if changes.get("error_code") == RECIPIENT_OPTED_OUT:
         writes.opted_out.append(message)

@@ -36,7 +36,9 @@ _CODES = [
     ErrorCode("invalid_phone_number", "invalid_request_error", 400,
               "The phone number is not a valid E.164 number.",
               "`to` (or `from`) must be a valid phone number in E.164 format: a `+`, the country code and "
-              "the national number, without spaces or punctuation, like `+18045550199`."),
+              "the national number, without spaces or punctuation, like `+18045550199`. A number in that format "
+              "that does not exist (`+10000000000`: no numbering plan has it) gets this code too, and a message "
+              "that says so."),
     ErrorCode("unknown_sender", "invalid_request_error", 400,
               "The sender is not registered to your account.",
               "`from` must be a phone number or alphanumeric sender id registered to your account."),

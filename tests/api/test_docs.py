@@ -13,6 +13,7 @@ import pytest
 
 from mittis.api.catalogue import ERROR_CODES
 from tests.conftest import SEED
+from webhooks.serializers import EVENT_TYPES
 
 
 @pytest.fixture
@@ -135,8 +136,7 @@ def test_the_docs_have_a_webhooks_guide_whose_python_verifies_a_real_signature(s
 
     description = schema["info"]["description"]
     assert "## Webhooks" in description
-    for event_type in ["message.queued", "message.sent", "message.delivered", "message.failed",
-                       "message.canceled", "message.inbound"]:
+    for event_type in EVENT_TYPES:
         assert f"`{event_type}`" in description
     snippet = re.search(r"```python\n(.*?)```", description, re.S).group(1)
     assert len([line for line in snippet.splitlines() if line.strip()]) <= 6

@@ -77,7 +77,7 @@ def test_a_scheduled_message_is_charged_now_and_goes_out_at_its_time(live_api, a
     assert (created["status"], created["send_at"]) == ("scheduled", iso(send_at))
     assert created["expires_at"] == iso(send_at + timedelta(hours=4))  # validity counts from send_at
     assert balance(account) == Decimal("0.992")
-    assert events(live_api, created["id"]) == []  # nothing is announced until it is queued
+    assert events(live_api, created["id"]) == ["message.scheduled"]  # announced as accepted, as a send is
 
     clock.move_to(send_at - timedelta(seconds=5))
     assert tasks.dispatch_scheduled() == 0
@@ -88,7 +88,7 @@ def test_a_scheduled_message_is_charged_now_and_goes_out_at_its_time(live_api, a
 
     message = live_api.get(f"/v1/messages/{created['id']}").json()
     assert message["status"] == "sent" and message["attempts"][0]["attempted_at"] == iso(send_at + timedelta(seconds=3))
-    assert events(live_api, created["id"]) == ["message.queued", "message.sent"]
+    assert events(live_api, created["id"]) == ["message.scheduled", "message.queued", "message.sent"]
     assert tasks.dispatch_scheduled() == 0  # once
 
 
@@ -101,7 +101,7 @@ def test_a_canceled_message_is_refunded_and_never_sent(live_api, account, clock)
     assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
     assert balance(account) == Decimal("1")
     assert LedgerEntry.objects.get(type="refund").message_id == created["id"]
-    assert events(live_api, created["id"]) == ["message.canceled"]
+    assert events(live_api, created["id"]) == ["message.scheduled", "message.canceled"]
     clock.move_to(send_at + timedelta(minutes=1))
     assert tasks.dispatch_scheduled() == 0
     again = live_api.post(f"/v1/messages/{created['id']}/cancel")

@@ -5,10 +5,12 @@ import json
 import re
 
 from django.conf import settings as django_settings
+from django.utils import timezone
 import pytest
 
 from messaging.models import Message, MessageEvent
 from tests.conftest import SEED
+from webhooks.models import Event
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -22,6 +24,7 @@ def test_seed_request_answers_201_in_the_contract_shape(send):
         "object", "id", "status", "direction", "from", "to", "body", "encoding", "segments", "price",
         "currency", "metadata", "status_callback", "error_code", "error_message", "retryable", "attempts",
         "send_at", "expires_at", "redacted_at", "created_at", "updated_at", "livemode",
+        "sent_at", "delivered_at", "undelivered_at", "failed_at", "canceled_at", "expired_at",
     ]
     assert body["object"] == "message"
     assert re.fullmatch(r"msg_[A-Za-z0-9]{24}", body["id"])
@@ -31,7 +34,8 @@ def test_seed_request_answers_201_in_the_contract_shape(send):
         "encoding": "GSM-7", "segments": 1, "price": "0.008", "currency": "USD", "metadata": {},
         "status_callback": None, "error_code": None, "error_message": None, "retryable": None, "attempts": [],
         "send_at": None, "expires_at": None, "redacted_at": None, "created_at": None, "updated_at": None,
-        "livemode": False,
+        "livemode": False, "sent_at": None, "delivered_at": None, "undelivered_at": None, "failed_at": None,
+        "canceled_at": None, "expired_at": None,
     }
     assert TIMESTAMP.match(body["created_at"]) and TIMESTAMP.match(body["updated_at"])
     # Four hours to reach a carrier, by default.
@@ -48,6 +52,17 @@ def test_accepting_records_the_queued_event_and_enqueues_the_send_after_commit(s
     event = MessageEvent.objects.get(message=message)
     assert (event.type, event.sequence, event.data["status"]) == ("message.queued", 1, "queued")
     assert len(callbacks) == 1  # the send task, published only once the message is committed
+
+
+def test_accepting_a_scheduled_message_records_the_scheduled_event_and_its_webhook(send):
+    later = (timezone.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    answer = send(send_at=later).json()
+
+    event = MessageEvent.objects.get(message__public_id=answer["id"])
+    assert (event.type, event.status, event.sequence, event.data) == ("message.scheduled", "scheduled", 1, answer)
+    webhook = Event.objects.get(public_id=event.public_id)
+    assert (webhook.type, webhook.sequence, json.loads(webhook.payload)["data"]) == ("message.scheduled", 1, answer)
 
 
 @pytest.mark.parametrize("body, encoding, segments, price", [
@@ -115,6 +130,26 @@ def test_malformed_fields_get_a_400_naming_the_field(send, overrides, code, fiel
     error = _error(response)
     assert (error["type"], error["code"], error["field"]) == ("invalid_request_error", code, field)
     assert Message.objects.count() == 0
+
+
+E164_FORMAT = "must be a phone number in E.164 format, like +18045550199"
+NO_SUCH_NUMBER = "is not a valid phone number: it is in E.164 format, but no such number exists."
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("to", "+10000000000", f"'to' (+10000000000) {NO_SUCH_NUMBER}"),  # E.164-shaped, in no numbering plan
+    ("to", "+1804555019", f"'to' (+1804555019) {NO_SUCH_NUMBER}"),  # a digit short of a US number
+    ("to", "+99912345678", f"'to' (+99912345678) {NO_SUCH_NUMBER}"),  # no country has +999
+    ("from", "+10000000000", f"'from' (+10000000000) {NO_SUCH_NUMBER}"),
+    ("to", "8045550199", f"'to' {E164_FORMAT}."),
+    ("to", "+1 804 555 0199", f"'to' {E164_FORMAT}."),
+    ("from", "+1-804-555-0142", f"'from' {E164_FORMAT}, or an alphanumeric sender id."),
+])
+def test_a_number_in_e164_format_that_does_not_exist_is_told_apart_from_one_not_in_the_format(send, field, value,
+                                                                                              says):
+    error = _error(send(**{field: value}))
+
+    assert (error["code"], error["field"], error["message"]) == ("invalid_phone_number", field, says)
 
 
 def test_a_missing_field_is_named(api):

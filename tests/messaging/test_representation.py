@@ -50,10 +50,18 @@ def failed(status: str) -> bool:
     return statuses.EVENT_TYPES.get(status) == "message.failed"
 
 
+# The statuses with a time that a message in each status went through, on its usual path.
+PASSED = {statuses.SENT: [statuses.SENT], statuses.DELIVERED: [statuses.SENT, statuses.DELIVERED],
+          statuses.UNDELIVERED: [statuses.SENT, statuses.UNDELIVERED], statuses.FAILED: [statuses.FAILED],
+          statuses.CANCELED: [statuses.CANCELED], statuses.EXPIRED: [statuses.EXPIRED]}
+
+
 def store(account, *, status: str, direction: str, attempts: bool, redacted: bool) -> Message:
     outbound = direction == Message.OUTBOUND
     ours, theirs = "+18045550142", "+18045550199"
     now = timezone.now()
+    passed = PASSED.get(status, [])
+    times = {statuses.time_field(s): now - timedelta(seconds=len(passed) - n) for n, s in enumerate(passed)}
     message = Message.objects.create(
         account=account, livemode=False, direction=direction, status=status,
         from_number=ours if outbound else theirs, to=theirs if outbound else ours,
@@ -65,7 +73,7 @@ def store(account, *, status: str, direction: str, attempts: bool, redacted: boo
         error_message="Out of coverage" if failed(status) else "",
         # A whole second: Python's isoformat leaves the fraction out, unlike the other timestamps'.
         send_at=now.replace(microsecond=0) + timedelta(hours=1) if status == statuses.SCHEDULED else None,
-        expires_at=now + timedelta(hours=4) if outbound else None, redacted_at=now if redacted else None)
+        expires_at=now + timedelta(hours=4) if outbound else None, redacted_at=now if redacted else None, **times)
     if attempts:
         SendAttempt.objects.bulk_create([
             SendAttempt(message=message, number=1, carrier="sandbox", started_at=now, latency_ms=2_000,
@@ -92,9 +100,10 @@ def test_the_message_object_is_the_served_schemas_in_every_state(account, valida
     assert (obj["status"], obj["direction"], len(obj["attempts"])) == (status, direction, 2 if attempts else 0)
     assert (obj["body"] is None) == redacted
     assert (obj["retryable"] is not None) == failed(status)
+    assert [name for name in statuses.TIME_FIELDS if obj[name]] == [statuses.time_field(s) for s in PASSED.get(status, [])]
 
 
-@pytest.mark.parametrize("change", [{"sent_at": None}, {"created_at": "2026-06-12T14:03:22.123456+00:00"},
+@pytest.mark.parametrize("change", [{"seen_at": None}, {"created_at": "2026-06-12T14:03:22.123456+00:00"},
                                     {"status": "lost"}, {"body": 1}])
 def test_the_schema_check_refuses_what_the_schema_does_not_declare(account, validate_message, change):
     message = store(account, status=statuses.QUEUED, direction=Message.OUTBOUND, attempts=False, redacted=False)

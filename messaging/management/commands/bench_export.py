@@ -80,6 +80,7 @@ class Command(BaseCommand):
                     body=f"Your order {offset + n} shipped, tracking 1Z{n:010d} — thanks, \"Acme\"",
                     encoding="UCS-2", segments=1, country="US", price=Decimal("0.008"), currency="USD",
                     metadata={"order": str(offset + n)}, expires_at=now + timedelta(hours=4), carrier="sandbox",
+                    sent_at=now, delivered_at=now,  # as `transition` stamps a delivered message: each row formats them
                 ) for n in range(size)], batch_size=size)
 
 
