@@ -13,6 +13,7 @@ from webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from webhooks.services.attempts import deliver_enqueue, record_attempt
 from webhooks.services.endpoints import callback_secret_get, signing_secrets
 from webhooks.services.flush import CLAIM_FOR, endpoint_flush_request
+from webhooks.services.payloads import payload_in
 
 
 def delivery_attempt(*, delivery_id: int) -> DeliveryAttempt | None:
@@ -25,17 +26,17 @@ def delivery_attempt(*, delivery_id: int) -> DeliveryAttempt | None:
                .update(locked_until=now + CLAIM_FOR))
     if not claimed:
         return None
-    delivery = Delivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+    delivery = Delivery.objects.select_related("event__account", "endpoint").get(pk=delivery_id)
     endpoint = delivery.endpoint
     if endpoint is not None and endpoint.status != WebhookEndpoint.ENABLED:
         Delivery.objects.filter(pk=delivery_id).update(status=Delivery.FAILED, locked_until=None)
         return None
     holder = endpoint or callback_secret_get(account_id=delivery.event.account_id, livemode=delivery.event.livemode)
+    body = payload_in(delivery.event.payload, (endpoint or delivery.event.account).api_version)
     headers = signing.headers(secrets=signing_secrets(holder), msg_id=delivery.event.public_id,
-                              timestamp=int(time.time()), body=delivery.event.payload)
+                              timestamp=int(time.time()), body=body)
     # No transaction is open here: the receiver may take its full timeout.
-    result = transport.post(delivery.url, body=delivery.event.payload.encode(), headers=headers,
-                            timeout=settings.MITTIS_WEBHOOK_TIMEOUT)
+    result = transport.post(delivery.url, body=body.encode(), headers=headers, timeout=settings.MITTIS_WEBHOOK_TIMEOUT)
     attempt = record_attempt(delivery, result, attempted_at=now)
     if attempt.succeeded and endpoint is not None:
         endpoint_flush_request(endpoint.pk)  # it answers again: send what waited behind this delivery
