@@ -28,7 +28,8 @@ class EnabledEventsField(serializers.ListField):
 # The schema lists the versions there are; the service checks a value against the registry (400 api_version_invalid).
 @extend_schema_field({"type": "string", "enum": list(versions.known()), "example": versions.current()})
 class ApiVersionField(StrictCharField):
-    pass
+    def __init__(self, **kwargs):
+        super().__init__(allow_blank=True, **kwargs)  # "" is no version either: the service's one refusal
 
 
 class EndpointCreateSerializer(StrictSerializer):

@@ -12,6 +12,6 @@ class VersionedJSONRenderer(JSONRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         version = getattr((renderer_context or {}).get("request"), "api_version", None)
-        if version is not None and data is not None:
+        if version is not None and version != versions.current() and data is not None:
             data = versions.downgrade(data, version)
         return super().render(data, accepted_media_type, renderer_context)
