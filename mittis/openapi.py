@@ -23,7 +23,8 @@ choose one; without the header a request is answered in your account's version, 
 created. Every answer names the version it was rendered in, in its `Mittis-Version` header (an idempotent replay:
 the first answer's); an unknown version is `400 api_version_invalid`. A webhook endpoint has an `api_version` of
 its own (your account's when it is created; `PATCH` it to move), and its payloads are rendered in it;
-`status_callback` requests are rendered in your account's. New fields, enum values, event types and endpoints
+`status_callback` requests are rendered in your account's; each webhook request names its version in
+`Mittis-Version` too. New fields, enum values, event types and endpoints
 come without a new version: ignore what you do not know. The versions and their changes:
 [/docs/changelog](/docs/changelog); what is breaking and how long a version lives: [/docs/versioning](/docs/versioning).
 

@@ -1,10 +1,13 @@
 """An event's body as each receiver gets it: in the API version the receiver is pinned to (an endpoint's
-`api_version`; the account's for a message's `status_callback` URL). Events are stored once, in the newest
-shape; a receiver on the current version gets the stored bytes as they are, parsed and transformed by nothing."""
+`api_version`; the account's for a message's `status_callback` URL), signed, with that version named in a
+`Mittis-Version` header as the API's answers name theirs. Events are stored once, in the newest shape; a receiver on
+the current version gets the stored bytes as they are, parsed and transformed by nothing."""
 
 import json
+import time
 
 from mittis import versions
+from webhooks import signing
 
 
 def payload_json(payload: dict) -> str:
@@ -17,3 +20,10 @@ def payload_in(payload: str, version: str) -> str:
     if version == versions.current():
         return payload
     return payload_json(versions.downgrade(json.loads(payload), version))
+
+
+def delivery_request(*, payload: str, version: str, secrets: list[str], event_id: str) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one delivery of an event: its payload in `version`, signed now."""
+    body = payload_in(payload, version)
+    headers = signing.headers(secrets=secrets, msg_id=event_id, timestamp=int(time.time()), body=body)
+    return body.encode(), {**headers, "Mittis-Version": version}

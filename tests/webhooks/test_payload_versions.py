@@ -46,6 +46,8 @@ def test_each_endpoint_gets_its_payloads_in_its_own_version(worker, body_renamed
     assert new["data"]["body"] == SEED["body"] and "text" not in new["data"]
     assert {k: v for k, v in old["data"].items() if k != "text"} == {k: v for k, v in new["data"].items() if k != "body"}
     assert arrived["/hooks/new"].body == Event.objects.get(public_id=new["id"]).payload  # stored as the newest shape
+    assert (arrived["/hooks/old"].headers["mittis-version"], arrived["/hooks/new"].headers["mittis-version"]) == (
+        FIRST, NEXT_VERSION)
 
 
 def test_a_status_callback_gets_its_payloads_in_the_accounts_version(worker, body_renamed, api, account, send,
@@ -59,6 +61,7 @@ def test_a_status_callback_gets_its_payloads_in_the_accounts_version(worker, bod
     queued = Webhook(secret).verify(receiver.requests[0].body, receiver.requests[0].headers)
     assert (queued["type"], queued["data"]["id"]) == ("message.queued", message["id"])
     assert queued["data"]["text"] == SEED["body"] and "body" not in queued["data"]
+    assert receiver.requests[0].headers["mittis-version"] == FIRST
 
 
 def test_in_the_current_version_the_stored_payload_is_sent_untouched(worker, body_renamed, api, account, send,
