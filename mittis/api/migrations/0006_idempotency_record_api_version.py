@@ -1,5 +1,7 @@
 from django.db import migrations, models
 
+import mittis.versions
+
 
 class Migration(migrations.Migration):
     """A database default, the first version: rows written before it (and by processes not yet upgraded, during a
@@ -13,6 +15,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="idempotencyrecord",
             name="api_version",
-            field=models.CharField(db_default="2026-12-07", max_length=10),
+            field=models.CharField(db_default="2026-12-07", default=mittis.versions.current, max_length=10),
         ),
     ]
