@@ -27,6 +27,7 @@ from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
 
+from mittis import versions
 from mittis.api.catalogue import ERROR_CODES
 from mittis.ids import new_public_id
 from mittis.wsgi import application as django_application
@@ -74,21 +75,21 @@ class WSGIInThreads:
             return
         refused = self._refused_head(scope)
         if refused:
-            return await _send_error(send, refused)
+            return await _send_error(send, refused, scope=scope)
         length, chunked = _framing(scope)
         if length is not None and length > self.max_body:
-            return await _send_error(send, "request_too_large", close=True)
+            return await _send_error(send, "request_too_large", scope=scope, close=True)
         body = b""
         if length or chunked:  # HTTP/1.1: a request with neither has no body to wait for
             try:
                 async with asyncio.timeout(self.body_timeout):
                     body = await self._read_body(receive)
             except TimeoutError:
-                return await _send_error(send, "request_timeout", close=True)
+                return await _send_error(send, "request_timeout", scope=scope, close=True)
             except _ClientGone:
                 return
             if body is None:
-                return await _send_error(send, "request_too_large", close=True)
+                return await _send_error(send, "request_too_large", scope=scope, close=True)
 
         loop = asyncio.get_running_loop()
         answer = await loop.run_in_executor(self.executor(), self._run, self._environ(scope, body), loop, send)
@@ -226,13 +227,19 @@ def _framing(scope) -> tuple[int | None, bool]:
     return length, chunked
 
 
-async def _send_error(send, code: str, *, close: bool = False) -> None:
-    """An answer in the API's error shape (mittis.api.errors), with its Request-Id, from outside Django."""
+async def _send_error(send, code: str, *, scope, close: bool = False) -> None:
+    """An answer in the API's error shape (mittis.api.errors), with its Request-Id, from outside Django; under /v1
+    with its Mittis-Version too, as mittis.api.versioning names it before authentication: the header's version
+    if it is one, else the current one."""
     from mittis.api.errors import FieldError, error_payload  # DRF's: importable once Django is set up
 
     request_id = new_public_id("req")
     status, body = error_payload(SimpleNamespace(request_id=request_id), [FieldError(code, ERROR_CODES[code].message)])
     headers = [(b"content-type", b"application/json"), (b"request-id", request_id.encode())]
+    if scope["path"].startswith("/v1/"):
+        asked = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"mittis-version"), "")
+        version = asked if versions.is_known(asked) else versions.current()
+        headers.append((b"mittis-version", version.encode()))
     if close:  # the rest of the request was never read: the connection cannot carry another
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -6,6 +6,7 @@ catalogue, so it sits above the apps, as urls.py does: `mittis.api` never import
 
 from messaging.errors import catalogue_markdown
 from messaging.exports import MESSAGE_COLUMNS
+from mittis import versions
 from mittis.api.schema import error_catalogue_markdown
 
 API_DESCRIPTION = """
@@ -15,6 +16,17 @@ Send an SMS with one POST and follow it to `delivered`. Every endpoint is under 
 `Authorization: Bearer <key>`. Keys start `mk_live_` (live) or `mk_test_` (test mode: a full sandbox,
 never charged, never reaching a real phone). A missing key is `401 missing_api_key`; an unknown or revoked
 one `401 invalid_api_key`.
+
+## Versions
+`/v1` is the path; within it, dated versions choose the shapes. Send `Mittis-Version: CURRENT_API_VERSION` to
+choose one; without the header a request is answered in your account's version, pinned when the account was
+created. Every answer names the version it was rendered in, in its `Mittis-Version` header (an idempotent replay:
+the first answer's); an unknown version is `400 api_version_invalid`. A webhook endpoint has an `api_version` of
+its own (your account's when it is created; `PATCH` it to move), and its payloads are rendered in it;
+`status_callback` requests are rendered in your account's; each webhook request names its version in
+`Mittis-Version` too. New fields, enum values, event types and endpoints
+come without a new version: ignore what you do not know. The versions and their changes:
+[/docs/changelog](/docs/changelog); what is breaking and how long a version lives: [/docs/versioning](/docs/versioning).
 
 ## Objects
 Ids are prefixed random strings (`msg_…`, `evt_…`); every object has `"object": "<type>"`. Timestamps are
@@ -198,6 +210,7 @@ Every response carries a `Request-Id` header equal to `request_id`. The codes (a
 def describe_api(result, generator, request, public):
     """The overview, with messaging's failure codes and export columns, then the error catalogue."""
     description = (API_DESCRIPTION.strip().replace("MESSAGE_ERROR_CATALOGUE", catalogue_markdown())
-                   .replace("MESSAGE_EXPORT_COLUMNS", ", ".join(f"`{c}`" for c in MESSAGE_COLUMNS)))
+                   .replace("MESSAGE_EXPORT_COLUMNS", ", ".join(f"`{c}`" for c in MESSAGE_COLUMNS))
+                   .replace("CURRENT_API_VERSION", versions.current()))
     result["info"]["description"] = description + "\n\n" + error_catalogue_markdown()
     return result

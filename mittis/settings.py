@@ -88,6 +88,7 @@ MIDDLEWARE = [
     "mittis.api.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "mittis.api.versioning.ApiVersionMiddleware",  # around the rate limiter: a 429 names its version too
     "mittis.api.middleware.RateLimitMiddleware",  # before any work, after static files
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -218,7 +219,7 @@ LOGGING = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["mittis.accounts.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["mittis.api.renderers.VersionedJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["mittis.api.parsers.ApiJSONParser"],
     "EXCEPTION_HANDLER": "mittis.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

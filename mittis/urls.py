@@ -16,6 +16,8 @@ urlpatterns = [
     path("docs/redoc/bundles/redoc.standalone.js", docs.redoc_bundle, name="docs-redoc"),
     path("docs/errors", docs.error_catalogue, name="docs-errors"),
     path("docs/operations", docs.operations_guide, name="docs-operations"),
+    path("docs/changelog", docs.changelog, name="docs-changelog"),
+    path("docs/versioning", docs.versioning_policy, name="docs-versioning"),
     path("healthz", docs.health, name="health"),
     path("admin/", admin.site.urls),
     path("", RedirectView.as_view(url="/docs", permanent=False)),

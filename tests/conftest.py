@@ -8,6 +8,7 @@ import kombu.pools
 import pytest
 from rest_framework.test import APIClient
 
+from mittis import versions
 from mittis.celery import app as celery_app
 from mittis.ops.localhost import free_port  # noqa: F401 (the tests' import of it)
 from tests.factories import AccountFactory, SenderFactory, api_key_for
@@ -52,6 +53,26 @@ def send(api):
         body = {**SEED, **overrides}
         return (client or api).post("/v1/messages", body, format="json")
     return _send
+
+
+# A version of the tests' own, after the first: none exists yet (mittis/versions.py).
+NEXT_VERSION = "2027-03-01"
+
+
+def _renamed(mapping: dict, old: str, new: str) -> dict:
+    return {(new if key == old else key): value for key, value in mapping.items()}
+
+
+@pytest.fixture
+def body_renamed(monkeypatch):
+    """A breaking change registered for the test: from NEXT_VERSION on, a message's `text` is called `body`. Older
+    versions read `text` in answers, events and payloads, and send it to POST /v1/messages and its preview."""
+    upgrade = lambda request: _renamed(request, "text", "body")  # noqa: E731
+    change = versions.VersionChange(
+        NEXT_VERSION, "Messages: `text` is renamed `body`.", downgrades={"message": lambda m: _renamed(m, "body", "text")},
+        upgrades={"POST /v1/messages": upgrade, "POST /v1/messages/preview": upgrade})
+    monkeypatch.setattr(versions, "_registry", versions.Registry([*versions.CHANGES, change]))
+    return change
 
 
 @pytest.fixture(autouse=True)

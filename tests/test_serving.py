@@ -20,6 +20,7 @@ from django.db import connection
 import pytest
 
 from messaging.models import Message
+from mittis import versions
 from mittis.asgi import BODY_TIMEOUT, MAX_HEADER_BYTES, MAX_TARGET_BYTES
 from mittis.ops.localhost import child_pids, stop_group, wait_for_http, web_command
 from mittis.serve import HEAD_BUFFER_BYTES, HEADER_TIMEOUT
@@ -206,6 +207,7 @@ def test_its_own_refusals_are_in_the_error_shape_where_it_answers_them(productio
         error = json.loads(answer_body)["error"]
         assert (answer_status, error["code"]) == (status, code)
         assert answer_headers["Request-Id"] == error["request_id"]
+        assert answer_headers["Mittis-Version"] == versions.current()  # answered before anyone is authenticated
 
     # Past the buffer granian reads a request's head into, and for a request it cannot parse, granian answers
     # itself: the status alone, without a body (docs/operations.md says so).

@@ -35,9 +35,10 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     list_filter = ["status", "livemode"]
     list_select_related = ["account"]
     search_fields = ["=public_id", "=account__public_id", "url"]
-    fields = ["public_id", "account", "livemode", "url", "description", "enabled_events", "status",
+    fields = ["public_id", "account", "livemode", "url", "description", "enabled_events", "api_version", "status",
               "disabled_reason", "failing_since", "previous_secret_expires_at", "created_at", "updated_at"]
-    readonly_fields = ["public_id", "account", "livemode", "url", "enabled_events", "failing_since",
+    # The customer chooses an endpoint's version (its receiver's code follows it): staff read it.
+    readonly_fields = ["public_id", "account", "livemode", "url", "enabled_events", "api_version", "failing_since",
                        "previous_secret_expires_at", "created_at", "updated_at"]
 
     actions = ["recover_last_day", "disable_endpoints", "enable_endpoints"]

@@ -10,6 +10,7 @@ import hashlib
 from django.db import models
 from django.db.models import Q
 
+from mittis import versions
 from mittis.accounts.models import Account
 from mittis.ids import public_id_default
 
@@ -27,6 +28,9 @@ class WebhookEndpoint(models.Model):
     enabled_events = models.JSONField(default=list, help_text='Event types, or ["*"] for all.')
     status = models.CharField(max_length=10, choices=STATUSES, default=ENABLED)
     disabled_reason = models.CharField(max_length=200, blank=True)
+    # The API version its payloads are rendered in: the account's when it was created, unless the customer chose.
+    # The first version in rows written by code that predates versions.
+    api_version = models.CharField(max_length=10, db_default=versions.FIRST_VERSION, validators=[versions.validate])
     # Encrypted with mittis.crypto; the previous secret keeps signing until it expires (rotation).
     secret_encrypted = models.TextField(editable=False)
     previous_secret_encrypted = models.TextField(blank=True, editable=False)

@@ -3,6 +3,7 @@ import json
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from mittis import versions
 from mittis.api.pagination import ListParamsSerializer
 from mittis.api.serializers import StrictCharField, StrictSerializer, TimestampField
 from webhooks.models import DeliveryAttempt, Event, WebhookEndpoint
@@ -24,10 +25,19 @@ class EnabledEventsField(serializers.ListField):
         return [WebhookEndpoint.ALL_EVENTS] if WebhookEndpoint.ALL_EVENTS in events else sorted(set(events))
 
 
+# The schema lists the versions there are; the service checks a value against the registry (400 api_version_invalid).
+@extend_schema_field({"type": "string", "enum": list(versions.known()), "example": versions.current()})
+class ApiVersionField(StrictCharField):
+    def __init__(self, **kwargs):
+        super().__init__(allow_blank=True, **kwargs)  # "" is no version either: the service's one refusal
+
+
 class EndpointCreateSerializer(StrictSerializer):
     url = serializers.URLField(max_length=2048, help_text="https:// (http:// only in test mode).")
     description = StrictCharField(required=False, allow_blank=True, max_length=500, default="")
     enabled_events = EnabledEventsField(required=False, default=lambda: [WebhookEndpoint.ALL_EVENTS])
+    api_version = ApiVersionField(required=False, help_text="The API version its payloads are rendered in; "
+                                                            "your account's version when omitted.")
 
 
 class EndpointUpdateSerializer(StrictSerializer):
@@ -35,6 +45,7 @@ class EndpointUpdateSerializer(StrictSerializer):
     description = StrictCharField(required=False, allow_blank=True, max_length=500)
     enabled_events = EnabledEventsField(required=False)
     status = serializers.ChoiceField(choices=[WebhookEndpoint.ENABLED, WebhookEndpoint.DISABLED], required=False)
+    api_version = ApiVersionField(required=False, help_text="The API version its payloads are rendered in from now on.")
 
 
 class EndpointSerializer(serializers.Serializer):
@@ -45,6 +56,7 @@ class EndpointSerializer(serializers.Serializer):
     enabled_events = serializers.ListField(child=serializers.CharField())
     status = serializers.CharField()
     disabled_reason = serializers.SerializerMethodField(help_text="Why the endpoint was disabled, else null.")
+    api_version = serializers.CharField(help_text="The API version its payloads are rendered in (`YYYY-MM-DD`).")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     livemode = serializers.BooleanField()

@@ -1,5 +1,7 @@
+from django import forms
 from django.contrib import admin, messages
 
+from mittis import versions
 from mittis.accounts.models import Account, ApiKey
 from mittis.accounts.services import api_key_create, api_key_revoke
 
@@ -33,16 +35,31 @@ class ApiKeyInline(admin.TabularInline):
         return False  # keys are created on their own page, where the secret is shown once
 
 
+def _version_choices() -> list[tuple[str, str]]:
+    """Every known version, newest first; read when a form is made, so a new version is offered at once."""
+    newest = versions.current()
+    return [(v, f"{v} (current)" if v == newest else v) for v in reversed(versions.known())]
+
+
+class AccountForm(forms.ModelForm):
+    api_version = forms.ChoiceField(
+        choices=_version_choices, label="API version",
+        help_text="Requests without a Mittis-Version header, and status_callback requests, are answered in it. "
+                  "Its webhook endpoints keep their own. The versions and their changes: /docs/changelog.")
+
+
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
-    list_display = ["public_id", "name", "is_active", "created_at"]
-    list_filter = ["is_active"]
+    form = AccountForm
+    list_display = ["public_id", "name", "is_active", "api_version", "created_at"]
+    list_filter = ["is_active", "api_version"]  # who is still on an old version
     search_fields = ["=public_id", "name"]
     readonly_fields = ["public_id", "created_at"]
     fieldsets = [
         (None, {"fields": ["public_id", "name", "is_active", "help_reply", "retention_days", "created_at"]}),
         ("Rate limit", {"fields": ["rate_limit", "rate_limit_window"],
                         "description": "Per API key. Blank fields take the defaults from settings."}),
+        ("API version", {"fields": ["api_version"]}),
     ]
     inlines = [ApiKeyInline]
 

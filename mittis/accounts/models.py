@@ -1,5 +1,6 @@
 from django.db import models
 
+from mittis import versions
 from mittis.ids import public_id_default
 
 
@@ -19,6 +20,13 @@ class Account(models.Model):
     help_reply = models.CharField(
         max_length=320, blank=True,
         help_text="Sent to whoever texts HELP or INFO to one of the account's senders.")
+    # Pinned at creation to the newest version: a request without a Mittis-Version header is answered in it,
+    # and so are its messages' status_callback requests (mittis/versions.py). Rows written by code that predates
+    # versions (those before the column, a process not yet upgraded in a rolling deploy) get the first version.
+    api_version = models.CharField(
+        max_length=10, default=versions.current, db_default=versions.FIRST_VERSION, validators=[versions.validate],
+        help_text="The API version of requests without a Mittis-Version header, and of status_callback "
+                  "requests. Its webhook endpoints keep their own.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -65,6 +65,11 @@ _CODES = [
               "The Idempotency-Key header is invalid.",
               "`Idempotency-Key` must be 1 to 255 printable ASCII characters (a UUID is ideal), optionally "
               "as a quoted string. `field` is the header's name. Nothing was done."),
+    ErrorCode("api_version_invalid", "invalid_request_error", 400,
+              "The API version is not one of Mittis's versions.",
+              "`Mittis-Version` (or a webhook endpoint's `api_version`) must name a version of the API: a date "
+              "written `YYYY-MM-DD`, one of those listed at `/docs/changelog`. `field` names the header or the "
+              "field. Nothing was done."),
     ErrorCode("url_invalid", "invalid_request_error", 400,
               "This URL cannot receive webhooks.",
               "Webhooks go only to `https://` URLs (`http://` too in test mode) whose host resolves to public "

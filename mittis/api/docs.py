@@ -14,11 +14,14 @@ from drf_spectacular.settings import spectacular_settings
 from drf_spectacular.views import SpectacularJSONAPIView
 from markdown_it import MarkdownIt
 
+from mittis import versions
 from mittis.api.catalogue import ERROR_CODES, ERROR_TYPES
 from mittis.api.errors import doc_url
 
-# The operations guide, kept as Markdown beside the code (README.md links it) and served at /docs/operations.
+# The operations guide and the versioning policy, kept as Markdown beside the code (README.md links them) and
+# served at /docs/operations and /docs/versioning.
 OPERATIONS_GUIDE = settings.BASE_DIR / "docs" / "operations.md"
+VERSIONING_POLICY = settings.BASE_DIR / "docs" / "versioning.md"
 # The docs pages' one Markdown renderer. Raw HTML in the Markdown is escaped, not passed through, and links
 # with a script's scheme (`javascript:`) are not made links.
 MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
@@ -85,6 +88,20 @@ def catalogue_rows() -> list[tuple]:
 def operations_guide(request):
     """/docs/operations: docs/operations.md as HTML, with an anchor per heading and a contents list."""
     return render(request, "docs/guide.html", markdown_page(OPERATIONS_GUIDE, OPERATIONS_GUIDE.stat().st_mtime_ns))
+
+
+def versioning_policy(request):
+    """/docs/versioning: docs/versioning.md, as the operations guide is served."""
+    return render(request, "docs/guide.html", markdown_page(VERSIONING_POLICY, VERSIONING_POLICY.stat().st_mtime_ns))
+
+
+def changelog(request):
+    """/docs/changelog: every version, newest first, with the changes it brought, from the registry
+    (mittis/versions.py), each anchored by its date."""
+    entries = [{"version": version, "current": version == versions.current(),
+                "changes": [MARKDOWN.renderInline(change.description) for change in changes]}
+               for version, changes in versions.history()]
+    return render(request, "docs/changelog.html", {"versions": entries, "first": versions.FIRST_VERSION})
 
 
 @functools.lru_cache(maxsize=4)

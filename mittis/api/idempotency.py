@@ -15,6 +15,9 @@ Stored answers are sealed with the keys that encrypt secrets (`mittis.crypto.sea
 mode and key): an answer may hold a webhook secret (`whsec_…`, which a client that lost the first answer needs
 from the replay) or a message body. Each record names the object its answer is (`object_id`), so a redaction
 finds the answers to rewrite without decrypting the others.
+
+A replay is the stored answer as it was: in the API version it was rendered in, which its `Mittis-Version` names,
+whatever version the repeat asks for.
 """
 
 import contextlib
@@ -31,12 +34,12 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 import http_sf
-from rest_framework.renderers import JSONRenderer
-
 from mittis import crypto
 from mittis.accounts.authentication import api_key_for_request
 from mittis.api.errors import error_response
 from mittis.api.models import IdempotencyRecord
+from mittis.api.renderers import VersionedJSONRenderer
+from mittis.api.versioning import HEADER as VERSION_HEADER
 from mittis.db import StatementUndone, insert, insert_select, quoted_table
 
 HEADER = "Idempotency-Key"
@@ -191,7 +194,8 @@ def _record(request, scope: dict, request_fingerprint: str, response: HttpRespon
         request_id=getattr(request, "request_id", ""), response_status=response.status_code,
         response_content_type=response.get("Content-Type", "application/json"),
         response_body=crypto.seal(response.content, context=_context(**scope)),
-        object_id=_object_id(getattr(response, "data", None)), created_at=timezone.now()))
+        object_id=_object_id(getattr(response, "data", None)), api_version=request.api_version,
+        created_at=timezone.now()))
 
 
 def _object_id(answer) -> str:
@@ -259,7 +263,7 @@ def _lock_and_find_sql() -> str:
 
 
 STATEMENT_PREFIX = "WITH idempotency_key AS ("
-_RENDERER = JSONRenderer()
+_RENDERER = VersionedJSONRenderer()
 
 
 @dataclass(eq=False)
@@ -291,17 +295,17 @@ class KeyInStatement:
 
     def record(self, statement, *, status: int, data: dict, source: str) -> None:
         """The key's record, one row per row of `source` (the part whose rows mean the request was done), holding
-        the answer rendered as the API renders JSON: the very bytes the first answer and every replay give,
-        sealed here (in Python: the statement gets it as a parameter)."""
+        the answer rendered as the API renders JSON (in the request's version): the very bytes the first answer
+        and every replay give, sealed here (in Python: the statement gets it as a parameter)."""
         request = self.request
-        body, content_type = _RENDERER.render(data), _RENDERER.media_type
+        body, content_type = _RENDERER.render(data, renderer_context={"request": request}), _RENDERER.media_type
         self._answer = (status, body, content_type)
         statement.add("idempotency_record", *insert_select(IdempotencyRecord(
             **self.scope, fingerprint=self.fingerprint, method=request.method,
             path=request.get_full_path()[:2000], request_id=getattr(request, "request_id", ""),
             response_status=status, response_content_type=content_type,
             response_body=crypto.seal(body, context=_context(**self.scope)), object_id=_object_id(data),
-            created_at=timezone.now()), source=source))
+            api_version=request.api_version, created_at=timezone.now()), source=source))
 
     def ran(self, *, free: bool, done: bool) -> None:
         """What the statement answered: whether the key was free, whether the writes (and the record) were made."""
@@ -339,8 +343,9 @@ def _replay(request, record: IdempotencyRecord, request_fingerprint: str) -> Htt
     response = HttpResponse(stored_answer(record), status=record.response_status,
                             content_type=record.response_content_type)
     response["Idempotent-Replayed"] = "true"
-    # The answer is the original, so it keeps the original's id (its error body names it too).
+    # The answer is the original, so it keeps the original's id (its error body names it too) and its version.
     response["Request-Id"] = record.request_id
+    response[VERSION_HEADER] = record.api_version
     return response
 
 

@@ -1,5 +1,6 @@
 from django.db import models
 
+from mittis import versions
 from mittis.accounts.models import Account
 
 
@@ -31,6 +32,9 @@ class IdempotencyRecord(models.Model):
     # without decrypting every answer of the account. NULL: written before this column (plaintext; looked inside).
     # No index: a redaction looks through one account's day of rows, and every keyed POST would pay for one.
     object_id = models.CharField(max_length=100, null=True, blank=True)
+    # The API version the answer was rendered in, named again by its replays. The first version in rows written by
+    # code that predates versions (it rendered only that one); the current one, which the code builds, when unset.
+    api_version = models.CharField(max_length=10, default=versions.current, db_default=versions.FIRST_VERSION)
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

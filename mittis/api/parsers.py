@@ -1,8 +1,13 @@
-"""The one request parser: JSON, refused cleanly (400 `invalid_json`) when too deep to parse, and with a 400
-naming the field when a string or key spells a lone surrogate."""
+"""The one request parser: JSON, refused cleanly (400 `invalid_json`) when too deep to parse, with a 400
+naming the field when a string or key spells a lone surrogate, and brought to the newest shape from the
+request's API version."""
+
+import re
 
 from rest_framework.exceptions import ErrorDetail, ParseError, ValidationError
 from rest_framework.parsers import JSONParser
+
+from mittis import versions
 
 
 class ApiJSONParser(JSONParser):
@@ -12,7 +17,24 @@ class ApiJSONParser(JSONParser):
         except RecursionError:  # thousands of nested arrays: the JSON decoder gives up, and so do we
             raise ParseError("JSON parse error - the body is nested too deeply.")
         _refuse_lone_surrogates(data)
+        return _upgraded(data, (parser_context or {}).get("request"))
+
+
+def _upgraded(data, request):
+    """The body in the newest shape, from its request's version (`request.api_version`, mittis.api.versioning)."""
+    version = getattr(request, "api_version", None)
+    if version is None or version == versions.current():
         return data
+    return versions.upgrade(data, operation=operation(request), version=version)
+
+
+_CONVERTER = re.compile(r"<(?:[^:>]+:)?([^>]+)>")
+
+
+def operation(request) -> str:
+    """The request's operation as the schema names it: `"POST /v1/messages/{id}/cancel"`."""
+    route = request.resolver_match.route if request.resolver_match is not None else request.path.lstrip("/")
+    return f"{request.method} /" + _CONVERTER.sub(r"{\1}", route)
 
 
 def _refuse_lone_surrogates(data) -> None:

@@ -6,7 +6,9 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
+from mittis import versions
 from mittis.api.catalogue import ERROR_CODES, ERROR_TYPES
+from mittis.api.versioning import HEADER as VERSION_HEADER
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -82,6 +84,8 @@ RESPONSE_HEADERS = {
     "X-RateLimit-Limit": {"description": "Requests allowed per window.", "schema": _INTEGER},
     "X-RateLimit-Remaining": {"description": "Requests left in this window.", "schema": _INTEGER},
     "X-RateLimit-Reset": {"description": "When the window resets, in epoch seconds.", "schema": _INTEGER},
+    VERSION_HEADER: {"description": "The API version this answer is rendered in (see /docs/changelog).",
+                     "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}},
 }
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 255},
@@ -91,22 +95,38 @@ IDEMPOTENCY_KEY = {
 }
 
 
+def version_parameter() -> dict:
+    """`Mittis-Version`, listing the versions there are when the schema is built."""
+    return {
+        "name": VERSION_HEADER, "in": "header", "required": False,
+        "schema": {"type": "string", "enum": list(reversed(versions.known()))},
+        "description": "The API version to answer in (and to read the request body in). Without it, your "
+                       "account's version. Every answer names its version in the `Mittis-Version` header.",
+        "example": versions.current(),
+    }
+
+
 def describe_every_operation(result, generator, request, public):
-    """The limit headers, 429 and 503 on every operation, and on every POST the idempotency key and its errors."""
+    """The version, the limit headers, 429 and 503 on every operation, and on every POST the idempotency key and
+    its errors."""
     components = result.setdefault("components", {})
     components["headers"] = RESPONSE_HEADERS
     components.setdefault("parameters", {})["IdempotencyKey"] = IDEMPOTENCY_KEY
+    components["parameters"]["MittisVersion"] = version_parameter()
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     header_refs = {name: {"$ref": f"#/components/headers/{name}"} for name in RESPONSE_HEADERS}
     for operations in result["paths"].values():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
+            operation.setdefault("parameters", []).append({"$ref": "#/components/parameters/MittisVersion"})
             responses.setdefault("429", {**error, "description": "Codes: `rate_limit_exceeded`. See `Retry-After`."})
             responses.setdefault("503", {**error, "description": "Codes: `service_unavailable`: retry after "
                                                                  "`Retry-After` (with the same `Idempotency-Key`)."})
+            if "400" not in responses:  # a view's own 400 lists every 400 code of the catalogue already
+                codes = ["api_version_invalid"] + (["idempotency_key_invalid"] if method == "post" else [])
+                responses["400"] = {**error, "description": "Codes: " + ", ".join(f"`{c}`" for c in codes) + "."}
             if method == "post":
-                operation.setdefault("parameters", []).append({"$ref": "#/components/parameters/IdempotencyKey"})
-                responses.setdefault("400", {**error, "description": "Codes: `idempotency_key_invalid`."})
+                operation["parameters"].append({"$ref": "#/components/parameters/IdempotencyKey"})
                 responses.setdefault("409", {**error, "description": "Codes: `idempotency_key_in_use`."})
                 responses.setdefault("422", {**error, "description": "Codes: `idempotency_key_reused`."})
             for status, response in responses.items():

@@ -5,6 +5,8 @@ import re
 
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Group, User
+from django.test import Client
 from django.contrib.sessions.models import Session
 from django.urls import reverse
 import pytest
@@ -14,9 +16,12 @@ from messaging import statuses
 from messaging.carriers.base import DeliveryReport
 from messaging.models import Message
 from messaging.services import message_apply_delivery_report, message_create, message_send
+from mittis import versions
+from mittis.accounts import roles
 from mittis.accounts.keys import hash_secret
 from mittis.accounts.models import ApiKey
 from mittis.accounts.services import api_key_create
+from tests.conftest import NEXT_VERSION
 
 SECRET = re.compile(r"mk_(?:test|live)_[A-Za-z0-9]{32}")
 
@@ -163,7 +168,7 @@ def test_staff_cannot_add_or_delete_messages(admin_client, delivered):
 def test_staff_set_an_accounts_rate_limit_and_its_keys_get_it(admin_client, account, api):
     keys = list(account.api_keys.all())  # the read-only inline still posts its management form
     form = {"name": account.name, "is_active": "on", "rate_limit": "2", "rate_limit_window": "30", "retention_days": "30",
-            "api_keys-TOTAL_FORMS": len(keys), "api_keys-INITIAL_FORMS": len(keys),
+            "api_version": account.api_version, "api_keys-TOTAL_FORMS": len(keys), "api_keys-INITIAL_FORMS": len(keys),
             **{f"api_keys-{n}-id": key.pk for n, key in enumerate(keys)},
             **{f"api_keys-{n}-account": account.pk for n in range(len(keys))}}
 
@@ -173,3 +178,48 @@ def test_staff_set_an_accounts_rate_limit_and_its_keys_get_it(admin_client, acco
     answers = [api.get("/v1/messages") for _ in range(3)]
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert answers[0]["RateLimit-Policy"] == '"default";q=2;w=30'
+
+
+def account_form(account, **changes) -> dict:
+    keys = list(account.api_keys.all())  # the read-only inline still posts its management form
+    return {"name": account.name, "is_active": "on", "retention_days": account.retention_days,
+            "api_version": account.api_version, "api_keys-TOTAL_FORMS": len(keys), "api_keys-INITIAL_FORMS": len(keys),
+            **{f"api_keys-{n}-id": key.pk for n, key in enumerate(keys)},
+            **{f"api_keys-{n}-account": account.pk for n in range(len(keys))}, **changes}
+
+
+def role_client(role: str) -> Client:
+    user = User.objects.create_user(f"{role}-person", is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_operations_move_an_accounts_version_to_a_known_one_and_its_requests_follow(body_renamed, account, api):
+    operations = role_client(roles.OPERATIONS)
+    account.api_version = versions.FIRST_VERSION
+    account.save()
+    page = operations.get(f"/admin/accounts/account/{account.pk}/change/").content.decode()
+
+    unknown = operations.post(f"/admin/accounts/account/{account.pk}/change/", account_form(account, api_version="2026-12-08"))
+    moved = operations.post(f"/admin/accounts/account/{account.pk}/change/", account_form(account, api_version=NEXT_VERSION))
+
+    assert f'<option value="{NEXT_VERSION}">{NEXT_VERSION} (current)</option>' in page
+    assert f'<option value="{versions.FIRST_VERSION}" selected>' in page
+    assert unknown.status_code == 200 and "Select a valid choice" in unknown.content.decode()
+    assert moved.status_code == 302
+    account.refresh_from_db()
+    assert account.api_version == NEXT_VERSION and api.get("/v1/messages")["Mittis-Version"] == NEXT_VERSION
+    assert LogEntry.objects.filter(object_id=str(account.pk), change_message__contains="API version").exists()
+
+
+def test_support_read_an_accounts_version_and_cannot_move_it(body_renamed, account):
+    support = role_client(roles.SUPPORT)
+
+    page = support.get(f"/admin/accounts/account/{account.pk}/change/")
+    refused = support.post(f"/admin/accounts/account/{account.pk}/change/", account_form(account, api_version=NEXT_VERSION))
+
+    assert page.status_code == 200 and account.api_version in page.content.decode()
+    assert refused.status_code == 403
+    assert type(account).objects.get(pk=account.pk).api_version == account.api_version

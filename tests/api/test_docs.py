@@ -12,7 +12,7 @@ from django.conf import settings
 import pytest
 
 from mittis.api.catalogue import ERROR_CODES
-from tests.conftest import SEED
+from tests.conftest import NEXT_VERSION, SEED
 from webhooks.serializers import EVENT_TYPES
 
 
@@ -214,12 +214,62 @@ def test_every_link_of_the_readme_resolves(client, db):
         assert_resolves(client, target, anchors=set())
 
 
-@pytest.mark.parametrize("path", ["/docs", "/docs/errors", "/docs/operations"])
+DOCS_PAGES = ["/docs", "/docs/errors", "/docs/changelog", "/docs/versioning", "/docs/operations"]
+
+
+@pytest.mark.parametrize("path", DOCS_PAGES)
 def test_every_docs_page_links_the_others(client, db, path):
     page = client.get(path).content.decode()
 
-    for other in ["/docs", "/docs/errors", "/docs/operations"]:
+    for other in DOCS_PAGES:
         assert f'href="{other}"' in page
+
+
+def test_the_changelog_is_the_registry_of_versions_today_one(client, db):
+    page = client.get("/docs/changelog").content.decode()
+
+    assert re.findall(r'<h2 id="([0-9-]+)">', page) == ["2026-12-07"]
+    assert "The first dated version: the API as" in page
+    assert "<script" not in page and "<link" not in page  # nothing fetched: the page works offline
+
+
+def test_the_changelog_lists_a_registered_change_under_its_date(client, db, body_renamed):
+    page = client.get("/docs/changelog").content.decode()
+
+    assert re.findall(r'<h2 id="([0-9-]+)">', page) == [NEXT_VERSION, "2026-12-07"]
+    assert f'<h2 id="{NEXT_VERSION}">{NEXT_VERSION} <span class="current">current</span></h2>' in page
+    assert "<li>Messages: <code>text</code> is renamed <code>body</code>.</li>" in page
+
+
+def test_the_versioning_policy_says_what_breaks_how_long_versions_live_and_what_to_tolerate(client, db):
+    response = client.get("/docs/versioning")
+    policy = (ROOT / "docs" / "versioning.md").read_text()
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    for heading in ["Which version answers", "What is breaking", "What your code must tolerate",
+                    "How long a version lives", "Upgrading"]:
+        assert f">{heading}</h2>" in page
+    assert "at least **24 months**" in policy
+    assert "**New fields.** Ignore fields you do not know" in policy
+    assert "**New enum values.**" in policy and "must take a default" in policy
+    assert "<script" not in page and "<link" not in page
+    for target in links(policy):
+        assert_resolves(client, target, anchors=set(re.findall(r'id="([^"]+)"', page)))
+
+
+def test_every_operation_takes_and_answers_the_version_header(schema):
+    versions_parameter = schema["components"]["parameters"]["MittisVersion"]
+    assert (versions_parameter["name"], versions_parameter["in"], versions_parameter["required"]) == (
+        "Mittis-Version", "header", False)
+    assert versions_parameter["schema"]["enum"] == ["2026-12-07"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert {"$ref": "#/components/parameters/MittisVersion"} in operation["parameters"], (method, path)
+            assert "`api_version_invalid`" in operation["responses"]["400"]["description"], (method, path)
+            for response in operation["responses"].values():
+                assert "Mittis-Version" in response["headers"], (method, path)
+    assert "## Versions" in schema["info"]["description"]
 
 
 # A new process: sixteen threads ask for /openapi.json at once, then one more asks. Every build is counted,

@@ -3,7 +3,9 @@
 import pytest
 from rest_framework.test import APIClient
 
+from mittis import versions
 from webhooks.models import WebhookEndpoint
+from tests.conftest import NEXT_VERSION
 from tests.factories import AccountFactory, api_key_for
 from tests.webhooks.conftest import IPV6_AROUND_PRIVATE_IPV4, IPV6_AROUND_PUBLIC_IPV4
 
@@ -177,3 +179,31 @@ def test_test_and_live_endpoints_never_mix(api, live_api, public_dns):
     create(api)
 
     assert live_api.get("/v1/webhook_endpoints").json()["data"] == []
+
+
+def test_an_endpoint_takes_its_accounts_version_unless_it_names_one(api, account, public_dns, body_renamed):
+    account.api_version = versions.FIRST_VERSION
+    account.save()
+
+    default, named = create(api).json(), create(api, api_version=NEXT_VERSION).json()
+    moved = api.patch(f"/v1/webhook_endpoints/{default['id']}", {"api_version": NEXT_VERSION}, format="json")
+    account.api_version = NEXT_VERSION
+    account.save()
+    kept = create(api, api_version=versions.FIRST_VERSION).json()
+
+    assert (default["api_version"], named["api_version"]) == (versions.FIRST_VERSION, NEXT_VERSION)
+    assert moved.json()["api_version"] == NEXT_VERSION
+    assert api.get(f"/v1/webhook_endpoints/{kept['id']}").json()["api_version"] == versions.FIRST_VERSION
+
+
+@pytest.mark.parametrize("value, code", [("2026-12-08", "api_version_invalid"), ("latest", "api_version_invalid"),
+                                         ("", "api_version_invalid"), (20261207, "parameter_invalid_type")])
+def test_an_endpoint_version_that_does_not_exist_is_refused(api, public_dns, value, code):
+    created = create(api, api_version=value)
+    endpoint = create(api).json()
+    changed = api.patch(f"/v1/webhook_endpoints/{endpoint['id']}", {"api_version": value}, format="json")
+
+    for response in (created, changed):
+        assert response.status_code == 400
+        assert (response.json()["error"]["code"], response.json()["error"]["field"]) == (code, "api_version")
+    assert WebhookEndpoint.objects.get().api_version == versions.FIRST_VERSION

@@ -5,6 +5,7 @@
 - `flush`: an endpoint's deliveries, in batches per lane over one connection
 - `delivery`: one delivery at a time (retries, `status_callback` URLs), and the sweep
 - `attempts`: what an attempt came to, recorded, with the next retry and the endpoint's health
+- `payloads`: an event's body in the API version its receiver is pinned to
 - `replay`: redelivering an event, recovering an endpoint's failed window, redacting payloads
 """
 

@@ -2,17 +2,17 @@
 and the sweep that sends what a lost task left pending."""
 
 from datetime import timedelta
-import time
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from webhooks import signing, transport
+from webhooks import transport
 from webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from webhooks.services.attempts import deliver_enqueue, record_attempt
 from webhooks.services.endpoints import callback_secret_get, signing_secrets
 from webhooks.services.flush import CLAIM_FOR, endpoint_flush_request
+from webhooks.services.payloads import delivery_request
 
 
 def delivery_attempt(*, delivery_id: int) -> DeliveryAttempt | None:
@@ -25,17 +25,17 @@ def delivery_attempt(*, delivery_id: int) -> DeliveryAttempt | None:
                .update(locked_until=now + CLAIM_FOR))
     if not claimed:
         return None
-    delivery = Delivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+    delivery = Delivery.objects.select_related("event__account", "endpoint").get(pk=delivery_id)
     endpoint = delivery.endpoint
     if endpoint is not None and endpoint.status != WebhookEndpoint.ENABLED:
         Delivery.objects.filter(pk=delivery_id).update(status=Delivery.FAILED, locked_until=None)
         return None
     holder = endpoint or callback_secret_get(account_id=delivery.event.account_id, livemode=delivery.event.livemode)
-    headers = signing.headers(secrets=signing_secrets(holder), msg_id=delivery.event.public_id,
-                              timestamp=int(time.time()), body=delivery.event.payload)
+    body, headers = delivery_request(payload=delivery.event.payload, secrets=signing_secrets(holder),
+                                     version=(endpoint or delivery.event.account).api_version,
+                                     event_id=delivery.event.public_id)
     # No transaction is open here: the receiver may take its full timeout.
-    result = transport.post(delivery.url, body=delivery.event.payload.encode(), headers=headers,
-                            timeout=settings.MITTIS_WEBHOOK_TIMEOUT)
+    result = transport.post(delivery.url, body=body, headers=headers, timeout=settings.MITTIS_WEBHOOK_TIMEOUT)
     attempt = record_attempt(delivery, result, attempted_at=now)
     if attempt.succeeded and endpoint is not None:
         endpoint_flush_request(endpoint.pk)  # it answers again: send what waited behind this delivery

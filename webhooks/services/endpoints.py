@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from mittis import crypto
+from mittis import crypto, versions
 from mittis.accounts.models import Account
 from mittis.errors import DomainError
 from webhooks import signing, transport
@@ -25,19 +25,24 @@ class EndpointWithSecret:
 
 
 def endpoint_create(*, account: Account, livemode: bool, url: str, description: str = "",
-                    enabled_events: list[str]) -> EndpointWithSecret:
+                    enabled_events: list[str], api_version: str | None = None) -> EndpointWithSecret:
+    """`api_version`: the version its payloads are rendered in; the account's when None."""
     _check_url(url, livemode=livemode, field="url")
+    if api_version is not None:
+        _check_version(api_version)
     secret = signing.secret_generate()
     endpoint = WebhookEndpoint.objects.create(
         account=account, livemode=livemode, url=url, description=description, enabled_events=enabled_events,
-        secret_encrypted=crypto.encrypt(secret))
+        api_version=api_version or account.api_version, secret_encrypted=crypto.encrypt(secret))
     return EndpointWithSecret(endpoint, secret)
 
 
 def endpoint_update(*, endpoint: WebhookEndpoint, **changes) -> WebhookEndpoint:
-    """Change url, description, enabled_events or status. Re-enabling forgets past failures."""
+    """Change url, description, enabled_events, api_version or status. Re-enabling forgets past failures."""
     if "url" in changes:
         _check_url(changes["url"], livemode=endpoint.livemode, field="url")
+    if "api_version" in changes:
+        _check_version(changes["api_version"])
     if changes.get("status") == WebhookEndpoint.ENABLED and endpoint.status != WebhookEndpoint.ENABLED:
         endpoint.failing_since, endpoint.disabled_reason = None, ""
     if changes.get("status") == WebhookEndpoint.DISABLED and endpoint.status != WebhookEndpoint.DISABLED:
@@ -82,6 +87,11 @@ def _check_url(url: str, *, livemode: bool, field: str) -> None:
         transport.check_url(url, livemode=livemode)
     except transport.UnsafeUrl as refused:
         raise DomainError("url_invalid", str(refused), field=field)
+
+
+def _check_version(api_version: str) -> None:
+    if (problem := versions.problem(api_version, name="api_version")) is not None:
+        raise DomainError("api_version_invalid", problem, field="api_version")
 
 
 def callback_url_check(*, url: str, livemode: bool) -> None:

@@ -18,10 +18,11 @@ from django.utils import timezone
 from mittis.celery import enqueue
 from mittis.db import Statement, insert_rows, quoted_table
 from mittis.redis import MarkRequest, mark_clear, marks_take
-from webhooks import signing, transport
+from webhooks import transport
 from webhooks.models import LANE_KEYS, Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from webhooks.services.attempts import note_endpoint_health, record_attempt
 from webhooks.services.endpoints import signing_secrets
+from webhooks.services.payloads import delivery_request
 
 
 # An endpoint's deliveries are split into lanes by the message (the event's object) they are about, so one
@@ -178,9 +179,9 @@ def _deliver_batch(batch: list[Delivery], connection: transport.Connection,
             Delivery.objects.filter(pk__in=[d.pk for d in batch[index:]]).update(locked_until=None)
             break
         attempted_at = timezone.now()
-        headers = signing.headers(secrets=secrets, msg_id=delivery.event.public_id,
-                                  timestamp=int(time.time()), body=delivery.event.payload)
-        result = connection.post(body=delivery.event.payload.encode(), headers=headers)
+        body, headers = delivery_request(payload=delivery.event.payload, version=endpoint.api_version, secrets=secrets,
+                                         event_id=delivery.event.public_id)
+        result = connection.post(body=body, headers=headers)
         if result.status is not None and 200 <= result.status < 300:
             done.append((delivery, result, attempted_at))
             failures_in_a_row = 0

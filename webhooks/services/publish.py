@@ -15,6 +15,7 @@ from mittis.redis import MarkRequest, marks_take
 from webhooks.models import Delivery, Event, WebhookEndpoint, lane_key
 from webhooks.services.attempts import deliver_enqueue
 from webhooks.services.flush import flush_mark_request
+from webhooks.services.payloads import payload_json
 
 
 # Every event is published by `events_publish`, as parts of the statement that writes the change it reports
@@ -66,10 +67,10 @@ def events_publish(statement: Statement, events: list[NewEvent], *, only_if: str
 
 
 def _payload(event_id: str, type: str, created_at: datetime, livemode: bool, sequence: int, data: dict) -> str:
-    return json.dumps({
+    return payload_json({
         "object": "event", "id": event_id, "type": type, "created_at": created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "livemode": livemode, "sequence": sequence, "data": data,
-    }, separators=(",", ":"), ensure_ascii=False)
+    })
 
 
 _EVENT_RETURNING = "id, public_id, account_id, livemode, type, object_id"

@@ -11,6 +11,7 @@ from django.utils import timezone
 from mittis.celery import enqueue
 from mittis.errors import DomainError
 from webhooks.models import Delivery, Event, WebhookEndpoint, lane_key
+from webhooks.services.payloads import payload_json
 from webhooks.services.publish import schedule
 
 
@@ -69,7 +70,7 @@ def events_redact(*, object_id: str, redacted_at: str) -> int:
         payload = json.loads(event.payload)
         if isinstance(payload.get("data"), dict):
             payload["data"].update(body=None, redacted_at=redacted_at)
-            event.payload = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+            event.payload = payload_json(payload)
             event.save(update_fields=["payload"])
             redacted += 1
     return redacted
