@@ -45,6 +45,8 @@ MAX_HEADER_BYTES = 32768
 # Answers up to this size are built whole in the thread and written by the event loop, so the thread is free
 # at once; a larger one (an export's download) is streamed from the thread, part by part.
 BUFFERED_ANSWER_BYTES = 256 * 1024
+# A body over the limit is read and dropped up to this size before its 413, so the client reads the answer.
+DRAIN_LIMIT = 8 * 1024 * 1024
 
 
 class _ClientGone(Exception):
@@ -78,6 +80,7 @@ class WSGIInThreads:
             return await _send_error(send, refused, scope=scope)
         length, chunked = _framing(scope)
         if length is not None and length > self.max_body:
+            await self._drain(receive, length)
             return await _send_error(send, "request_too_large", scope=scope, close=True)
         body = b""
         if length or chunked:  # HTTP/1.1: a request with neither has no body to wait for
@@ -89,6 +92,7 @@ class WSGIInThreads:
             except _ClientGone:
                 return
             if body is None:
+                await self._drain(receive, length)
                 return await _send_error(send, "request_too_large", scope=scope, close=True)
 
         loop = asyncio.get_running_loop()
@@ -121,6 +125,23 @@ class WSGIInThreads:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+    async def _drain(self, receive, length: int | None) -> None:
+        """Read and drop what is left of a body too large to keep, up to DRAIN_LIMIT and within the body timeout,
+        before the 413: a connection closed while the client is still sending is reset, and a reset can
+        discard the answer before the client reads it (it saw a broken pipe instead of the 413)."""
+        if length is not None and length > DRAIN_LIMIT:
+            return  # not worth the bandwidth: such a client may see the reset
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                drained = 0
+                while drained <= DRAIN_LIMIT:
+                    message = await receive()
+                    drained += len(message.get("body", b""))
+                    if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                        return
+        except TimeoutError:
+            pass
 
     def _environ(self, scope, body: bytes) -> dict:
         """PEP 3333's environ for an ASGI HTTP scope and its whole body."""

@@ -219,6 +219,22 @@ def test_its_own_refusals_are_in_the_error_shape_where_it_answers_them(productio
     client.close()
 
 
+def test_a_client_still_sending_a_body_too_large_reads_its_413(production):
+    # The head first, the body a moment later, as a slow uplink sends it: the 413 must wait for it, or the
+    # connection is closed under the client, which sees a broken pipe or a reset instead of the answer.
+    size = 2 * 1024 * 1024
+    client = socket.create_connection(("127.0.0.1", production), timeout=10)
+    client.sendall(f"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {size}\r\n\r\n".encode())
+    time.sleep(0.5)
+    client.sendall(b"{" + b" " * (size - 2) + b"}")
+    answer = b"".join(iter(lambda: client.recv(65536), b""))  # to the end: the server closes after the 413
+    client.close()
+
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b'"request_too_large"' in answer
+
+
 def test_a_chunked_body_is_read(production, sender_key):
     client = http.client.HTTPConnection("127.0.0.1", production, timeout=10)
     body = json.dumps(SEED).encode()
