@@ -89,7 +89,7 @@ class DeliveryInline(ReadOnlyInline):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(RecordAdmin):
     list_display = ["public_id", "type", "object_id", "sequence", "account", "livemode", "created_at"]
     list_filter = ["type", "livemode"]
     list_select_related = ["account"]
@@ -116,15 +116,6 @@ class EventAdmin(admin.ModelAdmin):
     @admin.display(description="payload")
     def pretty_payload(self, event):
         return format_html("<pre>{}</pre>", json.dumps(json.loads(event.payload), indent=2, ensure_ascii=False))
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Delivery)

@@ -7,11 +7,11 @@ from mittis.accounts.services import api_key_create, api_key_revoke
 
 
 class RecordAdmin(admin.ModelAdmin):
-    """A record kept as it came (a carrier's report or inbound message, a webhook attempt): the roles that may
-    view it read every field; nobody adds, edits or deletes one."""
+    """A record kept as it came (a carrier's report or inbound message, an event, a webhook attempt): the roles
+    that may view it read its fields (`readonly_fields`, else all of them); nobody adds, edits or deletes one."""
 
     def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
+        return self.readonly_fields or [field.name for field in self.model._meta.fields]
 
     def has_add_permission(self, request):
         return False
