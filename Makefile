@@ -16,7 +16,7 @@ PORT ?= 8000
 # One environment for every target: requirements-dev.txt is the runtime (requirements.txt) plus what only
 # the tests need, so `make run` and `make test` are each one command on a fresh machine. Production
 # installs requirements.txt alone.
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt sdk/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt

@@ -6,6 +6,7 @@ from importlib import metadata
 from pathlib import Path
 import re
 import sys
+import tomllib
 
 from packaging.requirements import Requirement
 import pytest
@@ -18,12 +19,23 @@ def normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def local_project(folder: str) -> tuple[str, str]:
+    """(name, version) of a project of this repository that a requirements file installs with `-e`."""
+    project = tomllib.loads((ROOT / folder / "pyproject.toml").read_text())["project"]
+    version_file = ROOT / folder / "src" / normal(project["name"]).replace("-", "_") / "_version.py"
+    return normal(project["name"]), re.search(r'__version__ = "([^"]+)"', version_file.read_text()).group(1)
+
+
 def pins(filename: str) -> dict[str, str]:
-    """name: version, of this file alone (not of the files it includes with -r)."""
+    """name: version, of this file alone (not of the files it includes with -r); a project of this repository
+    (`-e ./sdk/python`) at its own version."""
     found = {}
     for line in (ROOT / filename).read_text().splitlines():
         line = line.split("#")[0].strip()
-        if line and not line.startswith("-r"):
+        if line.startswith("-e "):
+            name, version = local_project(line.removeprefix("-e ").strip())
+            found[name] = version
+        elif line and not line.startswith("-r"):
             name, version = line.split("==")
             found[normal(name)] = version
     return found
