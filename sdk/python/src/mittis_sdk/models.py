@@ -101,7 +101,8 @@ class Event(MittisObject):
     sequence: int
     created_at: datetime
     livemode: bool
-    data: Union[Message, dict[str, Any]]
+    # A Message when it is one; left to right, so a message is never kept as a bare dict.
+    data: Union[Message, dict[str, Any]] = Field(union_mode="left_to_right")
 
 
 class WebhookEndpoint(MittisObject):
