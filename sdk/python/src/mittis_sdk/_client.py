@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, AsyncIterator, Callable, Generator, Iterator, Mapping, Optional, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping, Optional, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
 from mittis_sdk import _core
-from mittis_sdk._core import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Options, Page, ResponseInfo
+from mittis_sdk._core import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Cast, Options, Page, R, ResponseInfo
+from mittis_sdk import resources
 from mittis_sdk._errors import APIConnectionError, APIError, APITimeoutError
+from mittis_sdk.webhooks import Webhooks
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -50,7 +52,7 @@ class AsyncPage(Page[T]):
 class AsyncPager(AsyncIterator[T]):
     """What an async `list()` returns: `await` it for the first page, or `async for` over every object."""
 
-    def __init__(self, first_page: Callable[[], Any]) -> None:
+    def __init__(self, first_page: Callable[[], Awaitable[AsyncPage[T]]]) -> None:
         self._first_page = first_page
         self._walk: Optional[AsyncIterator[T]] = None
 
@@ -75,24 +77,6 @@ class _Client:
     def _init(self, **options: Any) -> None:
         self._options = Options.resolve(**options)
         self.last_response = None
-        from mittis_sdk import resources  # the resources refer back to the client types
-
-        self._resources = resources
-        sync = not isinstance(self, AsyncMittis)
-        pick = (lambda sync_cls, async_cls: sync_cls(self)) if sync else (lambda sync_cls, async_cls: async_cls(self))
-        self.messages = pick(resources.Messages, resources.AsyncMessages)
-        self.events = pick(resources.Events, resources.AsyncEvents)
-        self.webhook_endpoints = pick(resources.WebhookEndpoints, resources.AsyncWebhookEndpoints)
-        self.callback_secret = pick(resources.CallbackSecrets, resources.AsyncCallbackSecrets)
-        self.exports = pick(resources.Exports, resources.AsyncExports)
-        self.opt_outs = pick(resources.OptOuts, resources.AsyncOptOuts)
-        self.balance = pick(resources.Balances, resources.AsyncBalances)
-        self.ledger = pick(resources.Ledger, resources.AsyncLedger)
-        self.pricing = pick(resources.Pricing, resources.AsyncPricing)
-        self.usage = pick(resources.UsageReports, resources.AsyncUsageReports)
-        self.test_helpers = pick(resources.TestHelpers, resources.AsyncTestHelpers)
-        from mittis_sdk.webhooks import Webhooks
-
         self.webhooks = Webhooks()
 
     @property
@@ -134,6 +118,17 @@ class Mittis(_Client):
                    timeout=timeout, default_headers=default_headers)
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=timeout)
+        self.messages = resources.Messages(self)
+        self.events = resources.Events(self)
+        self.webhook_endpoints = resources.WebhookEndpoints(self)
+        self.callback_secret = resources.CallbackSecrets(self)
+        self.exports = resources.Exports(self)
+        self.opt_outs = resources.OptOuts(self)
+        self.balance = resources.Balances(self)
+        self.ledger = resources.Ledger(self)
+        self.pricing = resources.Pricing(self)
+        self.usage = resources.UsageReports(self)
+        self.test_helpers = resources.TestHelpers(self)
 
     def with_options(self, **changes: Any) -> "Mittis":
         """A client like this one with some options changed (`max_retries`, `timeout`, `api_version`...),
@@ -152,9 +147,9 @@ class Mittis(_Client):
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    def _call(self, operation: str, cast: Callable[[Any], Any], *, id: Optional[str] = None,
-              params: Optional[Mapping] = None, body: Optional[Mapping] = None,
-              idempotency_key: Optional[str] = None, raw: bool = False) -> Any:
+    def _call(self, operation: str, cast: Cast[R], *, id: Optional[str] = None,
+              params: Optional[Mapping[str, Any]] = None, body: Optional[Mapping[str, Any]] = None,
+              idempotency_key: Optional[str] = None) -> R:
         call = _core.build_call(self._options, operation, id=id, params=params, body=body,
                                 idempotency_key=idempotency_key)
         tries = 0
@@ -171,7 +166,7 @@ class Mittis(_Client):
             self.last_response = ResponseInfo.of(response, idempotency_key=call.idempotency_key, tries=tries)
             error = _core.failed(response)
             if error is None:
-                return response.content if raw else _core.parse(response, cast)
+                return cast(response)
             delay = _core.retry_delay(tries=tries, max_retries=self._options.max_retries, error=error)
             if delay is None:
                 raise error
@@ -182,7 +177,7 @@ class Mittis(_Client):
         params = {name: value for name, value in params.items() if value is not None}
 
         def fetch(page_params: dict[str, Any]) -> SyncPage[T]:
-            data, has_more, url = self._call(operation, lambda body: _core.list_of(model, body), id=id,
+            data, has_more, url = self._call(operation, _core.as_list(model), id=id,
                                              params=page_params)
             return SyncPage(data=data, has_more=has_more, url=url, params=page_params, fetch=fetch)
 
@@ -206,6 +201,17 @@ class AsyncMittis(_Client):
                    timeout=timeout, default_headers=default_headers)
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        self.messages = resources.AsyncMessages(self)
+        self.events = resources.AsyncEvents(self)
+        self.webhook_endpoints = resources.AsyncWebhookEndpoints(self)
+        self.callback_secret = resources.AsyncCallbackSecrets(self)
+        self.exports = resources.AsyncExports(self)
+        self.opt_outs = resources.AsyncOptOuts(self)
+        self.balance = resources.AsyncBalances(self)
+        self.ledger = resources.AsyncLedger(self)
+        self.pricing = resources.AsyncPricing(self)
+        self.usage = resources.AsyncUsageReports(self)
+        self.test_helpers = resources.AsyncTestHelpers(self)
 
     def with_options(self, **changes: Any) -> "AsyncMittis":
         clone = AsyncMittis(**self._copy_options(changes), http_client=self._http)
@@ -222,9 +228,9 @@ class AsyncMittis(_Client):
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.close()
 
-    async def _call(self, operation: str, cast: Callable[[Any], Any], *, id: Optional[str] = None,
-                    params: Optional[Mapping] = None, body: Optional[Mapping] = None,
-                    idempotency_key: Optional[str] = None, raw: bool = False) -> Any:
+    async def _call(self, operation: str, cast: Cast[R], *, id: Optional[str] = None,
+                    params: Optional[Mapping[str, Any]] = None, body: Optional[Mapping[str, Any]] = None,
+                    idempotency_key: Optional[str] = None) -> R:
         call = _core.build_call(self._options, operation, id=id, params=params, body=body,
                                 idempotency_key=idempotency_key)
         tries = 0
@@ -241,7 +247,7 @@ class AsyncMittis(_Client):
             self.last_response = ResponseInfo.of(response, idempotency_key=call.idempotency_key, tries=tries)
             error = _core.failed(response)
             if error is None:
-                return response.content if raw else _core.parse(response, cast)
+                return cast(response)
             delay = _core.retry_delay(tries=tries, max_retries=self._options.max_retries, error=error)
             if delay is None:
                 raise error
@@ -252,7 +258,7 @@ class AsyncMittis(_Client):
         params = {name: value for name, value in params.items() if value is not None}
 
         async def fetch(page_params: dict[str, Any]) -> AsyncPage[T]:
-            data, has_more, url = await self._call(operation, lambda body: _core.list_of(model, body), id=id,
+            data, has_more, url = await self._call(operation, _core.as_list(model), id=id,
                                                    params=page_params)
             return AsyncPage(data=data, has_more=has_more, url=url, params=page_params, fetch=fetch)
 

@@ -110,8 +110,8 @@ class Call:
 USER_AGENT = f"mittis-python/{__version__} (Python {platform.python_version()}; httpx {httpx.__version__})"
 
 
-def build_call(options: Options, operation: str, *, id: Optional[str] = None, params: Optional[Mapping] = None,
-               body: Optional[Mapping] = None, idempotency_key: Optional[str] = None) -> Call:
+def build_call(options: Options, operation: str, *, id: Optional[str] = None,
+               params: Optional[Mapping[str, Any]] = None, body: Optional[Mapping[str, Any]] = None, idempotency_key: Optional[str] = None) -> Call:
     """The request of `operation` (an OpenAPI operationId). POSTs always carry an `Idempotency-Key`: the caller's,
     else a new one for this call alone, reused by its retries, so that a retried send sends once."""
     method, path = OPERATIONS[operation]
@@ -174,7 +174,7 @@ def retry_delay(*, tries: int, max_retries: int, response: Optional[httpx.Respon
         asked = _seconds(error.headers.get("retry-after"))
         if asked is not None:
             return asked if asked <= MAX_RETRY_AFTER else None
-    delay = min(INITIAL_RETRY_DELAY * 2 ** (tries - 1), MAX_RETRY_DELAY)
+    delay = min(INITIAL_RETRY_DELAY * 2.0 ** (tries - 1), MAX_RETRY_DELAY)
     return delay * (1 - JITTER * random.random())
 
 
@@ -182,8 +182,24 @@ def failed(response: httpx.Response) -> Optional[APIError]:
     return None if response.is_success else error_from_response(response)
 
 
-def parse(response: httpx.Response, cast: Callable[[Any], Any]) -> Any:
-    return cast(response.json())
+R = TypeVar("R")
+Cast = Callable[[httpx.Response], R]  # reads a successful answer
+
+
+def as_model(model: type[T]) -> Cast[T]:
+    return lambda response: model.model_validate(response.json())
+
+
+def content(response: httpx.Response) -> bytes:
+    return response.content
+
+
+def as_list(model: type[T]) -> Cast[tuple[list[T], bool, str]]:
+    def read(response: httpx.Response) -> tuple[list[T], bool, str]:
+        body = response.json()
+        return ([model.model_validate(item) for item in body["data"]], bool(body.get("has_more")),
+                str(body.get("url", "")))
+    return read
 
 
 class Page(Generic[T]):
@@ -208,16 +224,11 @@ class Page(Generic[T]):
         if not self.has_more or not self.data:
             return None
         if self.backwards:
-            return {**self._params, "ending_before": self.data[0].id}  # the newest of a page is its first
-        return {**self._params, "starting_after": self.data[-1].id}
+            return {**self._params, "ending_before": getattr(self.data[0], "id")}  # a page's newest is its first
+        return {**self._params, "starting_after": getattr(self.data[-1], "id")}
 
     def in_travel_order(self) -> list[T]:
         return list(reversed(self.data)) if self.backwards else list(self.data)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url} {len(self.data)} objects, has_more={self.has_more}>"
-
-
-def list_of(model: type[T], response_json: dict) -> tuple[list[T], bool, str]:
-    return ([model.model_validate(item) for item in response_json["data"]], bool(response_json.get("has_more")),
-            response_json.get("url", ""))

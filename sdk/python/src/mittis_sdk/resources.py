@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Optional, Sequence, Union
 
+from mittis_sdk._core import as_model, content
 from mittis_sdk.models import (
     Balance, CallbackSecret, DeletedWebhookEndpoint, Event, EventRedelivery, Export, LedgerEntry, Message,
     MessagePreview, OptOut, PriceTable, Usage, WebhookDeliveryAttempt, WebhookEndpoint, WebhookRecovery,
@@ -38,7 +39,7 @@ class Messages(_Resource):
                validity_period: Optional[int] = None, idempotency_key: Optional[str] = None) -> Message:
         """Send a message: `from_` one of your senders, `to` an E.164 number. Answers once it is queued (or
         scheduled, with `send_at`); its webhooks follow."""
-        return self._client._call("messages_create", Message.model_validate, idempotency_key=idempotency_key,
+        return self._client._call("messages_create", as_model(Message), idempotency_key=idempotency_key,
                                   body=dict(from_=from_, to=to, body=body, metadata=metadata,
                                             status_callback=status_callback, send_at=send_at,
                                             validity_period=validity_period))
@@ -47,13 +48,13 @@ class Messages(_Resource):
                 status_callback: Optional[str] = None, send_at: Optional[Time] = None,
                 validity_period: Optional[int] = None) -> MessagePreview:
         """What sending this would do (encoding, segments, price), without sending or charging."""
-        return self._client._call("messages_preview", MessagePreview.model_validate,
+        return self._client._call("messages_preview", as_model(MessagePreview),
                                   body=dict(from_=from_, to=to, body=body, metadata=metadata,
                                             status_callback=status_callback, send_at=send_at,
                                             validity_period=validity_period))
 
     def retrieve(self, id: str) -> Message:
-        return self._client._call("messages_retrieve", Message.model_validate, id=id)
+        return self._client._call("messages_retrieve", as_model(Message), id=id)
 
     def list(self, *, status: Optional[str] = None, to: Optional[str] = None, from_: Optional[str] = None,
              direction: Optional[str] = None, created_gte: Optional[Time] = None,
@@ -70,18 +71,18 @@ class Messages(_Resource):
 
     def cancel(self, id: str, *, idempotency_key: Optional[str] = None) -> Message:
         """Cancel a scheduled message (refunded)."""
-        return self._client._call("messages_cancel", Message.model_validate, id=id, idempotency_key=idempotency_key)
+        return self._client._call("messages_cancel", as_model(Message), id=id, idempotency_key=idempotency_key)
 
     def redact(self, id: str, *, idempotency_key: Optional[str] = None) -> Message:
         """Remove a final message's body, everywhere it is kept."""
-        return self._client._call("messages_redact", Message.model_validate, id=id, idempotency_key=idempotency_key)
+        return self._client._call("messages_redact", as_model(Message), id=id, idempotency_key=idempotency_key)
 
 
 class AsyncMessages(_AsyncResource):
     async def create(self, *, from_: str, to: str, body: str, metadata: Optional[dict[str, str]] = None,
                      status_callback: Optional[str] = None, send_at: Optional[Time] = None,
                      validity_period: Optional[int] = None, idempotency_key: Optional[str] = None) -> Message:
-        return await self._client._call("messages_create", Message.model_validate, idempotency_key=idempotency_key,
+        return await self._client._call("messages_create", as_model(Message), idempotency_key=idempotency_key,
                                          body=dict(from_=from_, to=to, body=body, metadata=metadata,
                                                    status_callback=status_callback, send_at=send_at,
                                                    validity_period=validity_period))
@@ -89,13 +90,13 @@ class AsyncMessages(_AsyncResource):
     async def preview(self, *, from_: str, to: str, body: str, metadata: Optional[dict[str, str]] = None,
                       status_callback: Optional[str] = None, send_at: Optional[Time] = None,
                       validity_period: Optional[int] = None) -> MessagePreview:
-        return await self._client._call("messages_preview", MessagePreview.model_validate,
+        return await self._client._call("messages_preview", as_model(MessagePreview),
                                          body=dict(from_=from_, to=to, body=body, metadata=metadata,
                                                    status_callback=status_callback, send_at=send_at,
                                                    validity_period=validity_period))
 
     async def retrieve(self, id: str) -> Message:
-        return await self._client._call("messages_retrieve", Message.model_validate, id=id)
+        return await self._client._call("messages_retrieve", as_model(Message), id=id)
 
     def list(self, *, status: Optional[str] = None, to: Optional[str] = None, from_: Optional[str] = None,
              direction: Optional[str] = None, created_gte: Optional[Time] = None,
@@ -109,11 +110,11 @@ class AsyncMessages(_AsyncResource):
         return self._client._list("messages_events", Event, id=id, params={})
 
     async def cancel(self, id: str, *, idempotency_key: Optional[str] = None) -> Message:
-        return await self._client._call("messages_cancel", Message.model_validate, id=id,
+        return await self._client._call("messages_cancel", as_model(Message), id=id,
                                          idempotency_key=idempotency_key)
 
     async def redact(self, id: str, *, idempotency_key: Optional[str] = None) -> Message:
-        return await self._client._call("messages_redact", Message.model_validate, id=id,
+        return await self._client._call("messages_redact", as_model(Message), id=id,
                                          idempotency_key=idempotency_key)
 
 
@@ -128,12 +129,12 @@ class Events(_Resource):
             ending_before=ending_before))
 
     def retrieve(self, id: str) -> Event:
-        return self._client._call("events_retrieve", Event.model_validate, id=id)
+        return self._client._call("events_retrieve", as_model(Event), id=id)
 
     def redeliver(self, id: str, *, endpoint: Optional[str] = None,
                   idempotency_key: Optional[str] = None) -> EventRedelivery:
         """Send the event again: to every subscribed endpoint, or to `endpoint` (`we_…`)."""
-        return self._client._call("events_redeliver", EventRedelivery.model_validate, id=id,
+        return self._client._call("events_redeliver", as_model(EventRedelivery), id=id,
                                   body=dict(endpoint=endpoint), idempotency_key=idempotency_key)
 
 
@@ -146,11 +147,11 @@ class AsyncEvents(_AsyncResource):
             ending_before=ending_before))
 
     async def retrieve(self, id: str) -> Event:
-        return await self._client._call("events_retrieve", Event.model_validate, id=id)
+        return await self._client._call("events_retrieve", as_model(Event), id=id)
 
     async def redeliver(self, id: str, *, endpoint: Optional[str] = None,
                         idempotency_key: Optional[str] = None) -> EventRedelivery:
-        return await self._client._call("events_redeliver", EventRedelivery.model_validate, id=id,
+        return await self._client._call("events_redeliver", as_model(EventRedelivery), id=id,
                                          body=dict(endpoint=endpoint), idempotency_key=idempotency_key)
 
 
@@ -159,22 +160,22 @@ class WebhookEndpoints(_Resource):
     def create(self, *, url: str, enabled_events: Optional[Sequence[str]] = None, description: Optional[str] = None,
                api_version: Optional[str] = None, idempotency_key: Optional[str] = None) -> WebhookEndpoint:
         """A new endpoint; its `secret` is in this answer only."""
-        return self._client._call("webhook_endpoints_create", WebhookEndpoint.model_validate,
+        return self._client._call("webhook_endpoints_create", as_model(WebhookEndpoint),
                                   idempotency_key=idempotency_key, body=dict(
                                       url=url, enabled_events=enabled_events, description=description,
                                       api_version=api_version))
 
     def retrieve(self, id: str) -> WebhookEndpoint:
-        return self._client._call("webhook_endpoints_retrieve", WebhookEndpoint.model_validate, id=id)
+        return self._client._call("webhook_endpoints_retrieve", as_model(WebhookEndpoint), id=id)
 
     def update(self, id: str, *, url: Optional[str] = None, enabled_events: Optional[Sequence[str]] = None,
                description: Optional[str] = None, status: Optional[Literal["enabled", "disabled"]] = None,
                api_version: Optional[str] = None) -> WebhookEndpoint:
-        return self._client._call("webhook_endpoints_update", WebhookEndpoint.model_validate, id=id, body=dict(
+        return self._client._call("webhook_endpoints_update", as_model(WebhookEndpoint), id=id, body=dict(
             url=url, enabled_events=enabled_events, description=description, status=status, api_version=api_version))
 
     def delete(self, id: str) -> DeletedWebhookEndpoint:
-        return self._client._call("webhook_endpoints_delete", DeletedWebhookEndpoint.model_validate, id=id)
+        return self._client._call("webhook_endpoints_delete", as_model(DeletedWebhookEndpoint), id=id)
 
     def list(self, *, limit: Optional[int] = None, starting_after: Optional[str] = None,
              ending_before: Optional[str] = None) -> "SyncPage[WebhookEndpoint]":
@@ -183,7 +184,7 @@ class WebhookEndpoints(_Resource):
 
     def rotate_secret(self, id: str, *, idempotency_key: Optional[str] = None) -> WebhookEndpoint:
         """A new secret, in this answer only; the old one keeps signing beside it for 24 hours."""
-        return self._client._call("webhook_endpoints_rotate_secret", WebhookEndpoint.model_validate, id=id,
+        return self._client._call("webhook_endpoints_rotate_secret", as_model(WebhookEndpoint), id=id,
                                   idempotency_key=idempotency_key)
 
     def list_deliveries(self, id: str, *, limit: Optional[int] = None, starting_after: Optional[str] = None,
@@ -195,7 +196,7 @@ class WebhookEndpoints(_Resource):
     def recover(self, id: str, *, since: Time, until: Optional[Time] = None,
                 idempotency_key: Optional[str] = None) -> WebhookRecovery:
         """Send again, in the background, the window's events this endpoint never accepted."""
-        return self._client._call("webhook_endpoints_recover", WebhookRecovery.model_validate, id=id,
+        return self._client._call("webhook_endpoints_recover", as_model(WebhookRecovery), id=id,
                                   body=dict(since=since, until=until), idempotency_key=idempotency_key)
 
 
@@ -203,22 +204,22 @@ class AsyncWebhookEndpoints(_AsyncResource):
     async def create(self, *, url: str, enabled_events: Optional[Sequence[str]] = None,
                      description: Optional[str] = None, api_version: Optional[str] = None,
                      idempotency_key: Optional[str] = None) -> WebhookEndpoint:
-        return await self._client._call("webhook_endpoints_create", WebhookEndpoint.model_validate,
+        return await self._client._call("webhook_endpoints_create", as_model(WebhookEndpoint),
                                          idempotency_key=idempotency_key, body=dict(
                                              url=url, enabled_events=enabled_events, description=description,
                                              api_version=api_version))
 
     async def retrieve(self, id: str) -> WebhookEndpoint:
-        return await self._client._call("webhook_endpoints_retrieve", WebhookEndpoint.model_validate, id=id)
+        return await self._client._call("webhook_endpoints_retrieve", as_model(WebhookEndpoint), id=id)
 
     async def update(self, id: str, *, url: Optional[str] = None, enabled_events: Optional[Sequence[str]] = None,
                      description: Optional[str] = None, status: Optional[Literal["enabled", "disabled"]] = None,
                      api_version: Optional[str] = None) -> WebhookEndpoint:
-        return await self._client._call("webhook_endpoints_update", WebhookEndpoint.model_validate, id=id, body=dict(
+        return await self._client._call("webhook_endpoints_update", as_model(WebhookEndpoint), id=id, body=dict(
             url=url, enabled_events=enabled_events, description=description, status=status, api_version=api_version))
 
     async def delete(self, id: str) -> DeletedWebhookEndpoint:
-        return await self._client._call("webhook_endpoints_delete", DeletedWebhookEndpoint.model_validate, id=id)
+        return await self._client._call("webhook_endpoints_delete", as_model(DeletedWebhookEndpoint), id=id)
 
     def list(self, *, limit: Optional[int] = None, starting_after: Optional[str] = None,
              ending_before: Optional[str] = None) -> "AsyncPager[WebhookEndpoint]":
@@ -226,7 +227,7 @@ class AsyncWebhookEndpoints(_AsyncResource):
             limit=limit, starting_after=starting_after, ending_before=ending_before))
 
     async def rotate_secret(self, id: str, *, idempotency_key: Optional[str] = None) -> WebhookEndpoint:
-        return await self._client._call("webhook_endpoints_rotate_secret", WebhookEndpoint.model_validate, id=id,
+        return await self._client._call("webhook_endpoints_rotate_secret", as_model(WebhookEndpoint), id=id,
                                          idempotency_key=idempotency_key)
 
     def list_deliveries(self, id: str, *, limit: Optional[int] = None, starting_after: Optional[str] = None,
@@ -236,7 +237,7 @@ class AsyncWebhookEndpoints(_AsyncResource):
 
     async def recover(self, id: str, *, since: Time, until: Optional[Time] = None,
                       idempotency_key: Optional[str] = None) -> WebhookRecovery:
-        return await self._client._call("webhook_endpoints_recover", WebhookRecovery.model_validate, id=id,
+        return await self._client._call("webhook_endpoints_recover", as_model(WebhookRecovery), id=id,
                                          body=dict(since=since, until=until), idempotency_key=idempotency_key)
 
 
@@ -244,19 +245,19 @@ class AsyncWebhookEndpoints(_AsyncResource):
 class CallbackSecrets(_Resource):
     def retrieve(self) -> CallbackSecret:
         """The secret that signs messages' `status_callback` requests."""
-        return self._client._call("callback_secret_retrieve", CallbackSecret.model_validate)
+        return self._client._call("callback_secret_retrieve", as_model(CallbackSecret))
 
     def rotate(self, *, idempotency_key: Optional[str] = None) -> CallbackSecret:
-        return self._client._call("callback_secret_rotate", CallbackSecret.model_validate,
+        return self._client._call("callback_secret_rotate", as_model(CallbackSecret),
                                   idempotency_key=idempotency_key)
 
 
 class AsyncCallbackSecrets(_AsyncResource):
     async def retrieve(self) -> CallbackSecret:
-        return await self._client._call("callback_secret_retrieve", CallbackSecret.model_validate)
+        return await self._client._call("callback_secret_retrieve", as_model(CallbackSecret))
 
     async def rotate(self, *, idempotency_key: Optional[str] = None) -> CallbackSecret:
-        return await self._client._call("callback_secret_rotate", CallbackSecret.model_validate,
+        return await self._client._call("callback_secret_rotate", as_model(CallbackSecret),
                                          idempotency_key=idempotency_key)
 
 
@@ -267,12 +268,12 @@ class Exports(_Resource):
                direction: Optional[str] = None, event_type: Optional[str] = None, csv_safe: Optional[bool] = None,
                idempotency_key: Optional[str] = None) -> Export:
         """Start an export of `[start, end)`; follow it with `retrieve` until `status` is `succeeded`."""
-        return self._client._call("exports_create", Export.model_validate, idempotency_key=idempotency_key,
+        return self._client._call("exports_create", as_model(Export), idempotency_key=idempotency_key,
                                   body=dict(type=type, start=start, end=end, format=format, status=status,
                                             direction=direction, event_type=event_type, csv_safe=csv_safe))
 
     def retrieve(self, id: str) -> Export:
-        return self._client._call("exports_retrieve", Export.model_validate, id=id)
+        return self._client._call("exports_retrieve", as_model(Export), id=id)
 
     def list(self, *, limit: Optional[int] = None, starting_after: Optional[str] = None,
              ending_before: Optional[str] = None) -> "SyncPage[Export]":
@@ -281,7 +282,7 @@ class Exports(_Resource):
 
     def download(self, id: str) -> bytes:
         """The finished file's bytes."""
-        return self._client._call("exports_download", bytes, id=id, raw=True)
+        return self._client._call("exports_download", content, id=id)
 
 
 class AsyncExports(_AsyncResource):
@@ -289,12 +290,12 @@ class AsyncExports(_AsyncResource):
                      format: Optional[Literal["csv", "ndjson"]] = None, status: Optional[str] = None,
                      direction: Optional[str] = None, event_type: Optional[str] = None,
                      csv_safe: Optional[bool] = None, idempotency_key: Optional[str] = None) -> Export:
-        return await self._client._call("exports_create", Export.model_validate, idempotency_key=idempotency_key,
+        return await self._client._call("exports_create", as_model(Export), idempotency_key=idempotency_key,
                                          body=dict(type=type, start=start, end=end, format=format, status=status,
                                                    direction=direction, event_type=event_type, csv_safe=csv_safe))
 
     async def retrieve(self, id: str) -> Export:
-        return await self._client._call("exports_retrieve", Export.model_validate, id=id)
+        return await self._client._call("exports_retrieve", as_model(Export), id=id)
 
     def list(self, *, limit: Optional[int] = None, starting_after: Optional[str] = None,
              ending_before: Optional[str] = None) -> "AsyncPager[Export]":
@@ -302,7 +303,7 @@ class AsyncExports(_AsyncResource):
             limit=limit, starting_after=starting_after, ending_before=ending_before))
 
     async def download(self, id: str) -> bytes:
-        return await self._client._call("exports_download", bytes, id=id, raw=True)
+        return await self._client._call("exports_download", content, id=id)
 
 
 # --- opt-outs, money, usage ---------------------------------------------------------------------------------
@@ -324,12 +325,12 @@ class AsyncOptOuts(_AsyncResource):
 class Balances(_Resource):
     def retrieve(self) -> Balance:
         """The prepaid balance of the key's mode."""
-        return self._client._call("balance_retrieve", Balance.model_validate)
+        return self._client._call("balance_retrieve", as_model(Balance))
 
 
 class AsyncBalances(_AsyncResource):
     async def retrieve(self) -> Balance:
-        return await self._client._call("balance_retrieve", Balance.model_validate)
+        return await self._client._call("balance_retrieve", as_model(Balance))
 
 
 class Ledger(_Resource):
@@ -349,26 +350,26 @@ class AsyncLedger(_AsyncResource):
 
 class Pricing(_Resource):
     def retrieve(self) -> PriceTable:
-        return self._client._call("pricing_retrieve", PriceTable.model_validate)
+        return self._client._call("pricing_retrieve", as_model(PriceTable))
 
 
 class AsyncPricing(_AsyncResource):
     async def retrieve(self) -> PriceTable:
-        return await self._client._call("pricing_retrieve", PriceTable.model_validate)
+        return await self._client._call("pricing_retrieve", as_model(PriceTable))
 
 
 class UsageReports(_Resource):
     def retrieve(self, *, start: Time, end: Time,
                  group_by: Optional[Literal["day", "country", "status"]] = None) -> Usage:
         """Messages, segments and amounts of `[start, end)`, per group."""
-        return self._client._call("usage_retrieve", Usage.model_validate,
+        return self._client._call("usage_retrieve", as_model(Usage),
                                   params=dict(start=start, end=end, group_by=group_by))
 
 
 class AsyncUsageReports(_AsyncResource):
     async def retrieve(self, *, start: Time, end: Time,
                        group_by: Optional[Literal["day", "country", "status"]] = None) -> Usage:
-        return await self._client._call("usage_retrieve", Usage.model_validate,
+        return await self._client._call("usage_retrieve", as_model(Usage),
                                          params=dict(start=start, end=end, group_by=group_by))
 
 
@@ -379,7 +380,7 @@ class TestInboundMessages(_Resource):
     def create(self, *, from_: str, to: str, body: str, idempotency_key: Optional[str] = None) -> Message:
         """A text from `from_` to your sender `to`, arriving as a carrier's would: its `message.inbound` event
         and webhooks, and STOP, START and HELP handled."""
-        return self._client._call("test_helpers_inbound_messages_create", Message.model_validate,
+        return self._client._call("test_helpers_inbound_messages_create", as_model(Message),
                                   idempotency_key=idempotency_key, body=dict(from_=from_, to=to, body=body))
 
 
@@ -387,7 +388,7 @@ class AsyncTestInboundMessages(_AsyncResource):
     __test__ = False  # not a pytest test class
 
     async def create(self, *, from_: str, to: str, body: str, idempotency_key: Optional[str] = None) -> Message:
-        return await self._client._call("test_helpers_inbound_messages_create", Message.model_validate,
+        return await self._client._call("test_helpers_inbound_messages_create", as_model(Message),
                                          idempotency_key=idempotency_key, body=dict(from_=from_, to=to, body=body))
 
 
@@ -397,7 +398,7 @@ class TestMessages(_Resource):
     def delivery_report(self, id: str, *, status: Literal["delivered", "undelivered", "failed"],
                         error_code: Optional[str] = None, idempotency_key: Optional[str] = None) -> Message:
         """Settle a sent message as a carrier's delivery report would."""
-        return self._client._call("test_helpers_messages_delivery_report", Message.model_validate, id=id,
+        return self._client._call("test_helpers_messages_delivery_report", as_model(Message), id=id,
                                   body=dict(status=status, error_code=error_code), idempotency_key=idempotency_key)
 
 
@@ -406,7 +407,7 @@ class AsyncTestMessages(_AsyncResource):
 
     async def delivery_report(self, id: str, *, status: Literal["delivered", "undelivered", "failed"],
                               error_code: Optional[str] = None, idempotency_key: Optional[str] = None) -> Message:
-        return await self._client._call("test_helpers_messages_delivery_report", Message.model_validate, id=id,
+        return await self._client._call("test_helpers_messages_delivery_report", as_model(Message), id=id,
                                          body=dict(status=status, error_code=error_code),
                                          idempotency_key=idempotency_key)
 
