@@ -5,10 +5,12 @@ where a network fault would: between the SDK and the server."""
 from dataclasses import dataclass, field
 import socket
 import threading
+import uuid
 
 import pytest
 
 from mittis.celery import app as celery_app
+from mittis.redis import redis_client
 from tests.conftest import SEED
 from tests.factories import AccountFactory, SenderFactory, api_key_for
 from tests.test_serving import web_server
@@ -16,11 +18,27 @@ from tests.webhooks.conftest import endpoint, fast_retries, receiver, worker  # 
 
 
 @pytest.fixture(scope="module")
-def server_url(django_db_setup, django_db_blocker):
-    """The Procfile's web server on the test database, publishing onto this run's queue."""
-    with web_server("Procfile", WEB_CONCURRENCY="1",
+def sdk_server(django_db_setup, django_db_blocker):
+    """The Procfile's web server on the test database, publishing onto this run's queue, with a Redis prefix of
+    its own: (its URL, the prefix)."""
+    prefix = f"mittis-test-sdk:{uuid.uuid4().hex[:12]}"
+    with web_server("Procfile", WEB_CONCURRENCY="1", MITTIS_RATE_LIMIT_PREFIX=prefix,
                     CELERY_TASK_DEFAULT_QUEUE=celery_app.conf.task_default_queue) as (_, port):
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", prefix
+
+
+@pytest.fixture
+def server_url(sdk_server, settings):
+    """The module's server, its Redis keys as new. This process (an in-process worker) shares its prefix: a
+    dispatcher's mark that the server takes is the one the worker clears, and a mark an earlier test left
+    (its dispatcher drained unrun) cannot hold this test's sends back."""
+    url, prefix = sdk_server
+    client = redis_client()
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    settings.MITTIS_RATE_LIMIT_PREFIX = prefix
+    return url
 
 
 @pytest.fixture

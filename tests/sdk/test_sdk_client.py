@@ -21,7 +21,7 @@ from mittis_sdk._errors import error_from_response
 from mittis_sdk._operations import OPERATIONS
 from messaging.models import Message
 from tests.conftest import SEED
-from tests.factories import AccountFactory, api_key_for
+from tests.factories import api_key_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SEND = {"from_": SEED["from"], "to": SEED["to"], "body": SEED["body"]}

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from mittis_sdk import _core
 from mittis_sdk._core import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Cast, Options, Page, R, ResponseInfo
 from mittis_sdk import resources
-from mittis_sdk._errors import APIConnectionError, APIError, APITimeoutError
+from mittis_sdk._errors import APIError
 from mittis_sdk.webhooks import Webhooks
 
 T = TypeVar("T", bound=BaseModel)
@@ -152,25 +152,17 @@ class Mittis(_Client):
               idempotency_key: Optional[str] = None) -> R:
         call = _core.build_call(self._options, operation, id=id, params=params, body=body,
                                 idempotency_key=idempotency_key)
-        tries = 0
         while True:
-            tries += 1
+            call.tries += 1
             try:
                 response = self._http.send(call.request)
             except httpx.TransportError as exc:
-                delay = _core.retry_delay(tries=tries, max_retries=self._options.max_retries)
-                if delay is None:
-                    raise _connection_error(exc, call) from exc
-                time.sleep(delay)
+                time.sleep(call.delay_after_no_answer(exc))
                 continue
-            self.last_response = ResponseInfo.of(response, idempotency_key=call.idempotency_key, tries=tries)
-            error = _core.failed(response)
-            if error is None:
+            self.last_response = call.info(response)
+            if response.is_success:
                 return cast(response)
-            delay = _core.retry_delay(tries=tries, max_retries=self._options.max_retries, error=error)
-            if delay is None:
-                raise error
-            time.sleep(delay)
+            time.sleep(call.delay_after_refusal(response))
 
     def _list(self, operation: str, model: type[T], *, id: Optional[str] = None,
               params: Mapping[str, Any]) -> SyncPage[T]:
@@ -233,25 +225,17 @@ class AsyncMittis(_Client):
                     idempotency_key: Optional[str] = None) -> R:
         call = _core.build_call(self._options, operation, id=id, params=params, body=body,
                                 idempotency_key=idempotency_key)
-        tries = 0
         while True:
-            tries += 1
+            call.tries += 1
             try:
                 response = await self._http.send(call.request)
             except httpx.TransportError as exc:
-                delay = _core.retry_delay(tries=tries, max_retries=self._options.max_retries)
-                if delay is None:
-                    raise _connection_error(exc, call) from exc
-                await asyncio.sleep(delay)
+                await asyncio.sleep(call.delay_after_no_answer(exc))
                 continue
-            self.last_response = ResponseInfo.of(response, idempotency_key=call.idempotency_key, tries=tries)
-            error = _core.failed(response)
-            if error is None:
+            self.last_response = call.info(response)
+            if response.is_success:
                 return cast(response)
-            delay = _core.retry_delay(tries=tries, max_retries=self._options.max_retries, error=error)
-            if delay is None:
-                raise error
-            await asyncio.sleep(delay)
+            await asyncio.sleep(call.delay_after_refusal(response))
 
     def _list(self, operation: str, model: type[T], *, id: Optional[str] = None,
               params: Mapping[str, Any]) -> AsyncPager[T]:
@@ -263,12 +247,6 @@ class AsyncMittis(_Client):
             return AsyncPage(data=data, has_more=has_more, url=url, params=page_params, fetch=fetch)
 
         return AsyncPager(lambda: fetch(params))
-
-
-def _connection_error(exc: httpx.TransportError, call: _core.Call) -> APIConnectionError:
-    kind = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
-    return kind(f"{call.request.method} {call.request.url.path}: {type(exc).__name__}: {exc or 'no answer'}",
-                request=call.request)
 
 
 __all__ = ["Mittis", "AsyncMittis", "SyncPage", "AsyncPage", "AsyncPager", "APIError"]

@@ -16,7 +16,7 @@ import uuid
 import httpx
 from pydantic import BaseModel
 
-from mittis_sdk._errors import APIError, _seconds, error_from_response
+from mittis_sdk._errors import APIConnectionError, APIError, APITimeoutError, _seconds, error_from_response
 from mittis_sdk._operations import OPERATIONS
 from mittis_sdk._version import API_VERSION, __version__
 
@@ -98,13 +98,37 @@ class Options:
                    max_retries=max_retries, timeout=timeout, default_headers=dict(default_headers or {}))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Call:
-    """One call, built once: every retry sends these same bytes with the same `Idempotency-Key`."""
+    """One call, built once: every retry sends these same bytes with the same `Idempotency-Key`. Its methods are
+    the retry rule both clients follow; the clients only send and sleep."""
 
     operation: str
     request: httpx.Request
     idempotency_key: Optional[str]
+    max_retries: int
+    tries: int = 0
+
+    def info(self, response: httpx.Response) -> ResponseInfo:
+        return ResponseInfo.of(response, idempotency_key=self.idempotency_key, tries=self.tries)
+
+    def delay_after_no_answer(self, exc: httpx.TransportError) -> float:
+        """Seconds before the next try after the connection failed or was cut; raises when no try is left."""
+        delay = retry_delay(tries=self.tries, max_retries=self.max_retries)
+        if delay is None:
+            kind = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+            raise kind(f"{self.request.method} {self.request.url.path}: {type(exc).__name__}: {exc or 'no answer'}",
+                       request=self.request) from exc
+        return delay
+
+    def delay_after_refusal(self, response: httpx.Response) -> float:
+        """Seconds before the next try after an error answer; raises it when it is not retried or no try is
+        left."""
+        error = error_from_response(response)
+        delay = retry_delay(tries=self.tries, max_retries=self.max_retries, error=error)
+        if delay is None:
+            raise error
+        return delay
 
 
 USER_AGENT = f"mittis-python/{__version__} (Python {platform.python_version()}; httpx {httpx.__version__})"
@@ -132,7 +156,8 @@ def build_call(options: Options, operation: str, *, id: Optional[str] = None,
         headers["Content-Type"] = "application/json"
     request = httpx.Request(method, options.base_url + path, params=_wire(params or {}), headers=headers,
                             content=content, extensions={"timeout": httpx.Timeout(options.timeout).as_dict()})
-    return Call(operation=operation, request=request, idempotency_key=idempotency_key)
+    return Call(operation=operation, request=request, idempotency_key=idempotency_key,
+                max_retries=options.max_retries)
 
 
 def _wire(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -176,10 +201,6 @@ def retry_delay(*, tries: int, max_retries: int, response: Optional[httpx.Respon
             return asked if asked <= MAX_RETRY_AFTER else None
     delay = min(INITIAL_RETRY_DELAY * 2.0 ** (tries - 1), MAX_RETRY_DELAY)
     return delay * (1 - JITTER * random.random())
-
-
-def failed(response: httpx.Response) -> Optional[APIError]:
-    return None if response.is_success else error_from_response(response)
 
 
 R = TypeVar("R")
