@@ -80,8 +80,8 @@ def error_of(response) -> tuple:
 # --- Inbound messages ------------------------------------------------------------------------------
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_an_inbound_message_is_received_in_test_mode_with_a_signed_message_inbound_webhook(worker, api, account,
-                                                                                            receiver, endpoint):
+def test_an_inbound_message_is_received_in_test_mode_with_a_signed_message_inbound_webhook(
+        worker, api, account, receiver, endpoint):  # noqa: F811 (fixtures)
     _endpoint_id, secret = endpoint
 
     created = receive(api, "Running 10 min late, sorry")
@@ -195,7 +195,8 @@ def test_a_keyed_inbound_message_is_received_once(api):
 # --- Delivery reports ------------------------------------------------------------------------------
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_message_the_sandbox_never_reports_on_is_delivered_by_the_helper(worker, api, send, receiver, endpoint):
+def test_a_message_the_sandbox_never_reports_on_is_delivered_by_the_helper(
+        worker, api, send, receiver, endpoint):  # noqa: F811 (fixtures)
     _endpoint_id, secret = endpoint
     created = send(to=sandbox.NEVER_REPORTS).json()
     wait_for_status(api, created["id"], "sent")
@@ -220,7 +221,8 @@ def test_a_message_the_sandbox_never_reports_on_is_delivered_by_the_helper(worke
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_an_undelivered_report_carries_its_error_and_sends_message_failed(worker, api, send, receiver, endpoint):
+def test_an_undelivered_report_carries_its_error_and_sends_message_failed(
+        worker, api, send, receiver, endpoint):  # noqa: F811 (fixtures)
     created = send(to=sandbox.NEVER_REPORTS).json()
     wait_for_status(api, created["id"], "sent")
 
