@@ -358,8 +358,17 @@ class TestModeOnly(BasePermission):
         return True
 
 
-class TestHelperInboundMessagesView(APIView):
+class TestHelperView(APIView):
     permission_classes = [IsAuthenticated, TestModeOnly]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if request.user is not None and request.user.livemode:
+            del response["Allow"]  # DRF's, which would tell a live key that this URL exists after all
+        return response
+
+
+class TestHelperInboundMessagesView(TestHelperView):
 
     @extend_schema(
         operation_id="test_helpers_inbound_messages_create",
@@ -388,8 +397,7 @@ class TestHelperInboundMessagesView(APIView):
         return Response(_message_json(message), status=status.HTTP_201_CREATED)
 
 
-class TestHelperDeliveryReportView(APIView):
-    permission_classes = [IsAuthenticated, TestModeOnly]
+class TestHelperDeliveryReportView(TestHelperView):
 
     @extend_schema(
         operation_id="test_helpers_messages_delivery_report",

@@ -343,7 +343,8 @@ def test_a_keyed_report_is_applied_once(api, account):
 # --- Test mode only -----------------------------------------------------------------------------------
 def test_with_a_live_key_the_helpers_are_a_url_that_does_not_exist(live_api, account):
     live = live_message(account)
-    unknown = live_api.post(UNKNOWN_URL, {}, format="json").json()["error"]
+    unknown_answer = live_api.post(UNKNOWN_URL, {}, format="json")
+    unknown = unknown_answer.json()["error"]
 
     for path, body in ((INBOUND, {"from": PHONE, "to": SENDER, "body": "STOP"}), (INBOUND, {"body": ""}),
                        (report_url(live.public_id), {"status": "delivered"}), (report_url("msg_nope"), {})):
@@ -352,6 +353,7 @@ def test_with_a_live_key_the_helpers_are_a_url_that_does_not_exist(live_api, acc
         assert response.status_code == 404
         as_if_unknown = json.loads(json.dumps(unknown).replace(UNKNOWN_URL, path))
         assert response.json()["error"] == {**as_if_unknown, "request_id": response["Request-Id"]}
+        assert set(response.headers) == set(unknown_answer.headers)  # no `Allow` giving it away
         assert {"RateLimit", "X-RateLimit-Remaining", "Mittis-Version"} <= set(response.headers)
     assert not Message.objects.filter(direction="inbound").exists() and not OptOut.objects.exists()
     live.refresh_from_db()
