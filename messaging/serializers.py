@@ -7,6 +7,8 @@ from rest_framework import serializers
 
 from billing.serializers import MoneyField
 from messaging import statuses
+from messaging.carriers import sandbox
+from messaging.errors import MESSAGE_ERRORS
 from messaging.models import Message, MessageEvent, SendAttempt
 from messaging.representation import message_row  # also for services, which build events with it
 from mittis.api.pagination import ListParamsSerializer
@@ -69,13 +71,15 @@ class PhoneNumberField(StrictCharField):
 
 
 class SenderField(StrictCharField):
+    """One of the account's senders: `from` of a send, `to` of a test inbound message."""
+
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
         if value.startswith("+"):
-            return phone_number("from", value, or_else=", or an alphanumeric sender id")
+            return phone_number(self.field_name, value, or_else=", or an alphanumeric sender id")
         if not is_alphanumeric_sender(value):
             raise serializers.ValidationError(
-                "'from' must be an E.164 phone number or a sender id of 1-11 letters, digits and spaces "
+                f"'{self.field_name}' must be an E.164 phone number or a sender id of 1-11 letters, digits and spaces "
                 "with at least one letter.", code="parameter_invalid")
         return value
 
@@ -393,3 +397,33 @@ class ExportSerializer(serializers.Serializer):
 
     def get_error(self, export) -> str | None:
         return export.error or None
+
+
+class TestHelperInboundMessageSerializer(StrictSerializer):
+    """A text from a phone to one of your senders, as the sandbox carrier hands it over (test mode only)."""
+
+    from_ = PhoneNumberField(help_text="The phone that texts you, in E.164 format.")
+    to = SenderField(help_text="One of your senders: the number it texts.")
+    body = BodyField(help_text="The text, 1-1,600 characters. STOP, START and HELP (and the words like them) act as "
+                               "they do from a phone.")
+
+    def get_fields(self):
+        # `from` is a Python keyword; renamed in place, so the documented order stays the declared one.
+        return {"from" if name == "from_" else name: field for name, field in super().get_fields().items()}
+
+
+class TestHelperDeliveryReportSerializer(StrictSerializer):
+    """The outcome the sandbox carrier reports for a sent message (test mode only)."""
+
+    status = serializers.ChoiceField(choices=list(sandbox.CARRIER_STATUSES), help_text="The outcome to report.")
+    error_code = serializers.ChoiceField(
+        choices=list(MESSAGE_ERRORS), required=False, allow_null=True, default=None,
+        help_text="Why it failed, from the message error catalogue: with `undelivered` or `failed` only. Without it, "
+                  "`unknown_subscriber` for `undelivered` and `carrier_rejected` for `failed`.")
+
+    def validate(self, attrs):
+        if attrs["error_code"] and attrs["status"] not in sandbox.DEFAULT_ERRORS:
+            raise serializers.ValidationError({"error_code": [serializers.ErrorDetail(
+                f"'error_code' goes with status {' or '.join(sandbox.DEFAULT_ERRORS)} only.",
+                code="parameter_invalid")]})
+        return attrs

@@ -14,4 +14,8 @@ urlpatterns = [
     path("messages/<public_id:id>/events", views.MessageEventsView.as_view(), name="message-events"),
     path("messages/<public_id:id>/cancel", views.MessageCancelView.as_view(), name="message-cancel"),
     path("messages/<public_id:id>/redact", views.MessageRedactView.as_view(), name="message-redact"),
+    path("test_helpers/inbound_messages", views.TestHelperInboundMessagesView.as_view(),
+         name="test-helpers-inbound-messages"),
+    path("test_helpers/messages/<public_id:id>/delivery_report", views.TestHelperDeliveryReportView.as_view(),
+         name="test-helpers-delivery-report"),
 ]

@@ -1,6 +1,7 @@
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -9,9 +10,10 @@ from messaging import exports, selectors, services
 from messaging.representation import MESSAGE_FIELDS, message_row, messages_json
 from messaging.serializers import (
     ExportCreateSerializer, ExportSerializer, MessageCreateSerializer, MessageEventSerializer,
-    MessageListParamsSerializer, MessagePreviewSerializer, MessageSerializer, OptOutSerializer, UsageParamsSerializer,
+    MessageListParamsSerializer, MessagePreviewSerializer, MessageSerializer, OptOutSerializer,
+    TestHelperDeliveryReportSerializer, TestHelperInboundMessageSerializer, UsageParamsSerializer,
 )
-from mittis.api.errors import error_response
+from mittis.api.errors import error_response, url_not_found
 from mittis.api.pagination import ListParamsSerializer, list_envelope, list_page, paginate
 from mittis.api.schema import error_responses, list_response
 from mittis.api.serializers import no_params
@@ -340,3 +342,88 @@ class ExportDownloadView(APIView):
         else:
             response["Content-Length"] = str(export.file_size)
         return response
+
+
+# --- Test helpers ---------------------------------------------------------------------------------
+TEST_HELPERS = "Test helpers"
+
+
+class TestModeOnly(BasePermission):
+    """The test helpers exist in test mode only: to a live key they are not there at all, and answer as a URL no
+    endpoint has does (after authentication: a missing or unknown key is a 401, as anywhere)."""
+
+    def has_permission(self, request, view) -> bool:
+        if request.user.livemode:
+            raise url_not_found(request)
+        return True
+
+
+class TestHelperView(APIView):
+    permission_classes = [IsAuthenticated, TestModeOnly]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if request.user is not None and request.user.livemode:
+            del response["Allow"]  # DRF's, which would tell a live key that this URL exists after all
+        return response
+
+
+class TestHelperInboundMessagesView(TestHelperView):
+
+    @extend_schema(
+        operation_id="test_helpers_inbound_messages_create",
+        summary="Receive a test inbound message",
+        description=(
+            "**Test mode only** (a live key gets `404 url_not_found`, as for a URL that does not exist). A phone "
+            "texts `body` from `from` to `to`, one of your senders, and the sandbox carrier hands it over exactly "
+            "as a carrier would: the answer is `201` with the `received` inbound message, and a `message.inbound` "
+            "event goes to your webhook endpoints. STOP (STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT) "
+            "opts `from` out (`GET /v1/opt_outs`; sends to it are `422 recipient_opted_out`), START (UNSTOP, YES) "
+            "opts it back in, and HELP (INFO) is answered with your account's help reply, if it has one. A `to` "
+            "that is not one of your senders is `400 unknown_sender`."
+        ),
+        request=TestHelperInboundMessageSerializer,
+        responses={201: MessageSerializer, **error_responses(400, 401, 404, 413, 415)},
+        examples=[OpenApiExample("A phone replies STOP", request_only=True,
+                                 value={"from": "+18045550199", "to": "+18045550142", "body": "STOP"})],
+        tags=[TEST_HELPERS],
+    )
+    def post(self, request):
+        params = TestHelperInboundMessageSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        message = services.sandbox_message_receive(account=request.user.account, sender=data["from"], to=data["to"],
+                                                   body=data["body"])
+        return Response(_message_json(message), status=status.HTTP_201_CREATED)
+
+
+class TestHelperDeliveryReportView(TestHelperView):
+
+    @extend_schema(
+        operation_id="test_helpers_messages_delivery_report",
+        summary="Report a test message's delivery",
+        description=(
+            "**Test mode only** (a live key gets `404 url_not_found`, as for a URL that does not exist). The sandbox "
+            "carrier reports the outcome of a `sent` message now, through the same path as a carrier's delivery "
+            "report: the answer is `200` with the message in its new status (`delivered_at`, `undelivered_at` or "
+            "`failed_at` set; a failure's `error_code`, `error_message` and `retryable`), and its `message.delivered` "
+            "or `message.failed` event goes to your webhook endpoints. Made for messages to `+15005550003`, which "
+            "the sandbox never reports on; any other sent message works too (the sandbox's own report, arriving "
+            "later, is then ignored: a final status never changes). A message not sent yet (`scheduled`, `queued`, "
+            "`sending`) or inbound is `409 message_not_sent`; one in a final status `409 message_already_final`."
+        ),
+        parameters=[ID_PARAMETER],
+        request=TestHelperDeliveryReportSerializer,
+        responses={200: MessageSerializer, **error_responses(400, 401, 404, 409, 413, 415)},
+        examples=[OpenApiExample("Undelivered: the handset is off", request_only=True,
+                                 value={"status": "undelivered", "error_code": "unreachable"})],
+        tags=[TEST_HELPERS],
+    )
+    def post(self, request, id: str):
+        message = selectors.message_get(account=request.user.account, livemode=request.user.livemode, public_id=id)
+        params = TestHelperDeliveryReportSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        message = services.sandbox_delivery_report(message=message, status=data["status"],
+                                                   error_code=data["error_code"] or "")
+        return Response(_message_json(message))

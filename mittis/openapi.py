@@ -191,8 +191,16 @@ Any valid number is `delivered` a few seconds after sending. These recipients si
 |---|---|
 | `+15005550001` | rejected by the carrier: `failed`, `error_code` `carrier_rejected` |
 | `+15005550002` | accepted, then `undelivered`, `error_code` `unknown_subscriber` |
-| `+15005550003` | accepted, never reported: stays `sent` |
+| `+15005550003` | accepted, never reported: stays `sent` (until you report on it, below) |
 | `+15005550004` | carrier briefly unavailable: retried, then `delivered` |
+
+The test helpers make the rest happen when you ask, with a test key only (a live key gets `404 url_not_found`),
+each through the same path as a carrier's own, with the same events and webhooks:
+- `POST /v1/test_helpers/inbound_messages` with `from` (a phone), `to` (one of your senders) and `body`: the phone
+  texts you. The answer is the `received` message; STOP, START and HELP act as from a real phone.
+- `POST /v1/test_helpers/messages/{id}/delivery_report` with `status` (`delivered`, `undelivered` or `failed`) and,
+  for a failure, an optional `error_code` from the catalogue above: the carrier reports on a `sent` message now. A
+  message not sent yet is `409 message_not_sent`, one already final `409 message_already_final`.
 
 ## Errors
 Every error has one shape, whatever its origin:

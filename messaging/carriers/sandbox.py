@@ -9,6 +9,9 @@ Magic recipients (any other valid number is delivered after MITTIS_SANDBOX_REPOR
 | +15005550003   | accepted and never reported: stays `sent`                                 |
 | +15005550004   | the carrier is briefly unavailable: the first attempt fails temporarily,  |
 |                | the retry is accepted and delivered                                        |
+
+The test helpers (`messaging.services.sandbox`) make the rest happen on demand: a report for any sent message
+(the only way +15005550003's ever is), and a message from a phone to one of the account's senders.
 """
 
 import hashlib
@@ -19,12 +22,28 @@ from messaging import statuses
 from messaging.carriers.base import (
     CarrierRejectedError, CarrierTemporaryError, DeliveryReport, OutboundSms, SendResult, SmsClient,
 )
+from messaging.errors import MESSAGE_ERRORS
 
 FAILS = "+15005550001"
 UNDELIVERED = "+15005550002"
 NEVER_REPORTS = "+15005550003"
 TEMPORARILY_UNAVAILABLE = "+15005550004"
 MAGIC_RECIPIENTS = {FAILS, UNDELIVERED, NEVER_REPORTS, TEMPORARILY_UNAVAILABLE}
+
+# The sandbox's raw status of each outcome it reports: the `stat` words of an SMPP delivery receipt, which it imitates.
+CARRIER_STATUSES = {statuses.DELIVERED: "DELIVRD", statuses.UNDELIVERED: "UNDELIV", statuses.FAILED: "REJECTD"}
+# The error of a failure reported without one: the magic recipients' (+15005550002's, +15005550001's).
+DEFAULT_ERRORS = {statuses.UNDELIVERED: "unknown_subscriber", statuses.FAILED: "carrier_rejected"}
+
+
+def report(carrier_message_id: str, status: str, *, error_code: str = "", reference: str = "") -> DeliveryReport:
+    """The report the sandbox gives for an outcome (`CARRIER_STATUSES`' keys): a failure carries `error_code`
+    (one of `messaging.errors`', else its outcome's default) and that code's message."""
+    if status not in DEFAULT_ERRORS:
+        return DeliveryReport(carrier_message_id, status, carrier_status=CARRIER_STATUSES[status], reference=reference)
+    code = error_code or DEFAULT_ERRORS[status]
+    return DeliveryReport(carrier_message_id, status, carrier_status=CARRIER_STATUSES[status], error_code=code,
+                          error_message=MESSAGE_ERRORS[code].message, reference=reference)
 
 
 class SandboxClient(SmsClient):
@@ -48,7 +67,4 @@ class SandboxClient(SmsClient):
     def query_report(self, *, carrier_message_id: str, to: str) -> DeliveryReport | None:
         if to == NEVER_REPORTS:
             return None
-        if to == UNDELIVERED:
-            return DeliveryReport(carrier_message_id, statuses.UNDELIVERED, carrier_status="UNDELIV",
-                                  error_code="unknown_subscriber", error_message="The recipient's number is not in use.")
-        return DeliveryReport(carrier_message_id, statuses.DELIVERED, carrier_status="DELIVRD")
+        return report(carrier_message_id, statuses.UNDELIVERED if to == UNDELIVERED else statuses.DELIVERED)

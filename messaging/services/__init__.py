@@ -9,6 +9,7 @@
 - `lifecycle`: failing, expiring and canceling one message, with its refund
 - `sweeps`: what lost tasks, dead workers and a down broker left behind, finished by beat
 - `redaction`: bodies removed, at once or past retention
+- `sandbox`: the test helpers, an inbound message or a delivery report on demand, through `inbound` and `reports`
 - `transitions`: the one way a status changes, for one message or a batch, with its event
 
 Every status change goes through `transitions.transition`, which checks the lifecycle (`statuses.py`)
@@ -22,6 +23,7 @@ from messaging.services.inbound import message_receive
 from messaging.services.lifecycle import message_cancel, message_expire, message_fail
 from messaging.services.redaction import message_redact, messages_redact_past_retention
 from messaging.services.reports import message_apply_delivery_report, messages_apply_delivery_reports
+from messaging.services.sandbox import sandbox_delivery_report, sandbox_message_receive
 from messaging.services.send import MAX_SEND_ATTEMPTS, SendOutcome, message_send, sender_mps, sender_number_type
 from messaging.services.sweeps import (
     messages_close_stuck, messages_dispatch_scheduled, messages_expire_overdue, messages_recover_interrupted,
@@ -37,6 +39,6 @@ __all__ = [
     "message_cancel", "message_create", "message_expire", "message_fail", "message_preview", "message_receive",
     "message_redact", "message_send", "messages_apply_delivery_reports", "messages_close_stuck",
     "messages_dispatch", "messages_dispatch_scheduled", "messages_expire_overdue", "messages_recover_interrupted",
-    "messages_recover_lost_reports", "messages_redact_past_retention", "messages_requeue_stale", "sender_create",
-    "sender_mps", "sender_number_type",
+    "messages_recover_lost_reports", "messages_redact_past_retention", "messages_requeue_stale",
+    "sandbox_delivery_report", "sandbox_message_receive", "sender_create", "sender_mps", "sender_number_type",
 ]

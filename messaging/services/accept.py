@@ -59,9 +59,10 @@ def message_create(*, account: Account, livemode: bool, sender: str, to: str, bo
     return message
 
 
-def _unknown_sender(sender: str) -> DomainError:
-    return DomainError("unknown_sender", f"'from' ({sender}) is not a sender registered to your account.",
-                    field="from")
+def unknown_sender(sender: str, *, field: str = "from") -> DomainError:
+    """`sender`, given as `field`, is none of the account's senders."""
+    return DomainError("unknown_sender", f"'{field}' ({sender}) is not a sender registered to your account.",
+                       field=field)
 
 
 def _opted_out(to: str) -> DomainError:
@@ -119,7 +120,7 @@ def _insert_in_one_statement(message: Message, *, guard: StatementGuard | None =
     if guard is not None:
         guard.ran(free=free, done=message_id is not None)
     if not sender_known:
-        raise _unknown_sender(message.from_number)
+        raise unknown_sender(message.from_number)
     if opted_out:
         raise _opted_out(message.to)
     if message_id is None:
@@ -143,7 +144,7 @@ class MessageQuote:
 def message_preview(*, account: Account, sender: str, to: str, body: str) -> MessageQuote:
     """What sending would do, without sending or charging: the same checks and the same price."""
     if not Sender.objects.filter(account=account, value=sender).exists():
-        raise _unknown_sender(sender)
+        raise unknown_sender(sender)
     return _message_quote(to=to, body=body)
 
 

@@ -10,8 +10,9 @@ from messaging import statuses
 from messaging.carriers.base import InboundSms, storable
 from messaging.encoding import analyze
 from messaging.models import CarrierInbound, Message, OptOut, Sender
-from messaging.services.accept import message_create
+from messaging.services.accept import message_create, unknown_sender
 from messaging.services.transitions import BatchWrites
+from mittis.accounts.models import Account
 from mittis.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -22,15 +23,25 @@ OPT_IN_KEYWORDS = {"START", "UNSTOP", "YES"}
 HELP_KEYWORDS = {"HELP", "INFO"}
 
 
-def message_receive(*, carrier: str, inbound: InboundSms, raw: dict | None = None) -> Message | None:
+def message_receive(*, carrier: str, inbound: InboundSms, raw: dict | None = None,
+                    account: Account | None = None) -> Message | None:
     """A message from a phone to one of an account's senders: stored `received` with a
     `message.inbound` event. STOP-words opt the phone out, START-words back in, HELP gets the
     account's reply. Each is also kept as it came (CarrierInbound); one to a number no active account
     has is kept there alone, for staff, and None is returned. Its text may hold anything: a NUL reads
-    U+FFFD (`storable`). Precondition: `inbound.to` is in our form (E.164, a short code, a name)."""
+    U+FFFD (`storable`). Precondition: `inbound.to` is in our form (E.164, a short code, a name).
+
+    `account`: the account the message is for, when the caller knows it (the sandbox's test helper: its caller).
+    Then only that account's sender takes it, never another account's with the same value (the first such
+    would, routed by the number alone), and a number the account does not have is refused (`unknown_sender`,
+    field `to`), keeping nothing."""
     inbound, raw = storable(inbound), storable(raw or {})
-    sender = (Sender.objects.select_related("account").filter(value=inbound.to, account__is_active=True)
-              .order_by("id").first())
+    senders = Sender.objects.select_related("account").filter(value=inbound.to, account__is_active=True)
+    if account is not None:
+        senders = senders.filter(account=account)
+    sender = senders.order_by("id").first()
+    if sender is None and account is not None:
+        raise unknown_sender(inbound.to, field="to")
     as_received = CarrierInbound(carrier=carrier, from_number=inbound.sender[:64], to=inbound.to[:64],
                                  body=inbound.body, raw=raw)
     if sender is None:

@@ -41,7 +41,8 @@ _CODES = [
               "that says so."),
     ErrorCode("unknown_sender", "invalid_request_error", 400,
               "The sender is not registered to your account.",
-              "`from` must be a phone number or alphanumeric sender id registered to your account."),
+              "`from` must be a phone number or alphanumeric sender id registered to your account (and the `to` of "
+              "a test inbound message, `POST /v1/test_helpers/inbound_messages`, one of those). `field` names it."),
     ErrorCode("body_empty", "invalid_request_error", 400,
               "The message body is empty.",
               "`body` must have at least one character."),
@@ -91,6 +92,16 @@ _CODES = [
               "This message cannot be redacted yet.",
               "A message's body can be redacted once the message is final (delivered, undelivered, failed, "
               "canceled, expired or received); before that it is still needed to send it."),
+    ErrorCode("message_not_sent", "invalid_request_error", 409,
+              "This message has not been sent yet.",
+              "A delivery report (`POST /v1/test_helpers/messages/{id}/delivery_report`) settles a message a carrier "
+              "has accepted: one in status `sent`. A `scheduled`, `queued` or `sending` message is not there yet: "
+              "wait for its `message.sent` event, then report. An inbound message is never sent."),
+    ErrorCode("message_already_final", "invalid_request_error", 409,
+              "This message's status is final already.",
+              "The message is `delivered`, `undelivered`, `failed`, `canceled` or `expired`, and a final status "
+              "never changes: a real carrier's late report would be ignored too. Send a new message to report on "
+              "(to `+15005550003` in test mode, which the sandbox never reports on)."),
     ErrorCode("export_not_ready", "invalid_request_error", 409,
               "The export has not finished.",
               "Follow `GET /v1/exports/{id}` until `status` is `succeeded`, then download it. A `failed` export "

@@ -192,8 +192,15 @@ def _field_message(code: str, field: str | None, detail: str) -> str:
 
 
 # --- Django's own error views (urls.py handler404/handler500/...) ---------------------------------
+def url_not_found(request) -> DomainError:
+    """The refusal of a URL no endpoint has: Django's 404 below, and an endpoint that is not there for this
+    caller (the test helpers, to a live key), which must read the same."""
+    return DomainError("url_not_found", f"Unrecognised request URL ({request.method}: {request.path}).")
+
+
 def not_found_view(request, exception=None):
-    return error_response(request, "url_not_found", f"Unrecognised request URL ({request.method}: {request.path}).")
+    refusal = url_not_found(request)
+    return error_response(request, refusal.code, refusal.message)
 
 
 def server_error_view(request):

@@ -33,8 +33,21 @@ def test_the_schema_documents_the_message_endpoints(schema):
         "/v1/webhook_endpoints", "/v1/webhook_endpoints/{id}", "/v1/webhook_endpoints/{id}/rotate_secret",
         "/v1/webhook_endpoints/{id}/deliveries", "/v1/webhook_endpoints/{id}/recover",
         "/v1/events", "/v1/events/{id}", "/v1/events/{id}/redeliver",
-        "/v1/callback_secret", "/v1/callback_secret/rotate"}
+        "/v1/callback_secret", "/v1/callback_secret/rotate",
+        "/v1/test_helpers/inbound_messages", "/v1/test_helpers/messages/{id}/delivery_report"}
     assert set(schema["paths"]["/v1/messages"]) == {"get", "post"}
+
+
+def test_the_test_helpers_are_documented_as_test_mode_only(schema):
+    [tag] = [tag for tag in schema["tags"] if tag["name"] == "Test helpers"]
+    assert "Test mode only" in tag["description"]
+    for path in ("/v1/test_helpers/inbound_messages", "/v1/test_helpers/messages/{id}/delivery_report"):
+        operation = schema["paths"][path]["post"]
+        assert operation["tags"] == ["Test helpers"] and "Test mode only" in operation["description"]
+        assert "url_not_found" in operation["responses"]["404"]["description"]
+    # Declared for that description, every tag in the order the reference showed them before.
+    used = [operation["tags"][0] for item in schema["paths"].values() for operation in item.values()]
+    assert [tag["name"] for tag in schema["tags"]] == list(dict.fromkeys(used))
 
 
 def test_the_send_example_is_the_seed_request(schema):

@@ -38,10 +38,10 @@ from rest_framework.test import APIClient
 from billing.models import Price
 from billing.services import balance_top_up
 from messaging.carriers import sandbox
-from messaging.carriers.base import DeliveryReport, InboundSms
+from messaging.carriers.base import DeliveryReport
 from messaging.exports import export_run, exports_delete_expired
 from messaging.models import Export, Message
-from messaging.services import message_apply_delivery_report, message_receive, message_send
+from messaging.services import message_apply_delivery_report, message_send
 from mittis.api.schema_compat import METHODS, generated_schema
 from tests.conftest import SEED, drain_queued_tasks
 from tests.factories import api_key_for
@@ -232,10 +232,10 @@ def scenario(api: APIClient, account, receiver, settings) -> tuple[dict, dict]: 
     scheduled = rec.call("post", "/v1/messages", {**SEED, "send_at": later(hours=1)}, record=False).json()
     for sent in (delivered, undelivered, failed):
         message_send(message_id=Message.objects.get(public_id=sent["id"]).pk)
-    deliver(delivered["id"], "delivered")
+    rec.call("post", f"/v1/test_helpers/messages/{delivered['id']}/delivery_report", {"status": "delivered"})
     deliver(undelivered["id"], "undelivered")
     rec.call("post", f"/v1/messages/{scheduled['id']}/cancel")
-    message_receive(carrier="sandbox", inbound=InboundSms(sender="+18045550188", to=SEED["from"], body="STOP"))
+    rec.call("post", "/v1/test_helpers/inbound_messages", {"from": "+18045550188", "to": SEED["from"], "body": "STOP"})
     rec.call("get", f"/v1/messages/{delivered['id']}")
     rec.call("get", "/v1/messages")
     rec.call("get", f"/v1/messages/{delivered['id']}/events")

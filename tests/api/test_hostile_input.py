@@ -165,7 +165,7 @@ ID_OPERATIONS = [(method.upper(), path) for path, operations in committed_schema
 
 
 def test_every_id_operation_of_the_schema_is_listed():
-    assert len(ID_OPERATIONS) == 14
+    assert len(ID_OPERATIONS) == 15
 
 
 @pytest.mark.parametrize("method, path", ID_OPERATIONS)

@@ -35,6 +35,7 @@ OBJECT_PATHS = {
     "/v1/webhook_endpoints/{id}/deliveries": {"get": None},
     "/v1/webhook_endpoints/{id}/recover": {"post": {"since": "2020-01-01T00:00:00Z"}},
     "/v1/webhook_endpoints/{id}/rotate_secret": {"post": {}},
+    "/v1/test_helpers/messages/{id}/delivery_report": {"post": {"status": "delivered"}},
 }
 # Lists, and the objects of the owner's each must never show to a stranger.
 LIST_PATHS = {
@@ -47,7 +48,7 @@ LIST_PATHS = {
 }
 # Per account by construction (no id in the path), checked below by value.
 ACCOUNT_PATHS = {"/v1/balance", "/v1/usage", "/v1/callback_secret", "/v1/callback_secret/rotate",
-                 "/v1/messages/preview", "/v1/pricing"}
+                 "/v1/messages/preview", "/v1/pricing", "/v1/test_helpers/inbound_messages"}
 STOPPED = "+18045550177"
 
 
@@ -94,7 +95,7 @@ def own_test_key(account):
 def object_for(path: str, ids: dict) -> str:
     if path.startswith("/v1/messages/{id}/cancel"):
         return ids["scheduled"]
-    if path.startswith("/v1/messages/"):
+    if path.startswith(("/v1/messages/", "/v1/test_helpers/messages/")):
         return ids["delivered"]
     if path.startswith("/v1/events/"):
         return ids["event"]
@@ -129,7 +130,8 @@ def test_the_owner_still_has_everything_unchanged_after_every_intrusion(owner, s
 
     live, ids = owner["api"], owner["ids"]
     assert live.get(f"/v1/messages/{ids['scheduled']}").json()["status"] == "scheduled"  # not canceled
-    assert live.get(f"/v1/messages/{ids['delivered']}").json()["body"] == SEED["body"]  # not redacted
+    delivered = live.get(f"/v1/messages/{ids['delivered']}").json()
+    assert (delivered["body"], delivered["status"]) == (SEED["body"], "queued")  # not redacted, nor reported on
     endpoint = live.get(f"/v1/webhook_endpoints/{ids['endpoint']}").json()
     assert endpoint["description"] == "" and endpoint["status"] == "enabled"  # not edited, not deleted
     from mittis import crypto
@@ -165,3 +167,15 @@ def test_balance_usage_and_callback_secret_are_the_callers_own(owner, request, i
     assert client.get("/v1/callback_secret").json()["secret"] != owner["api"].get("/v1/callback_secret").json()["secret"]
     rotated = client.post("/v1/callback_secret/rotate").json()["secret"]
     assert owner["api"].get("/v1/callback_secret").json()["secret"] != rotated
+
+
+def test_a_test_inbound_message_to_another_accounts_sender_reaches_no_one(owner, stranger):
+    stranger_test_key = client_for(api_key_for(AccountFactory(name="Third Co"), livemode=False))
+    body = {"from": STOPPED, "to": SEED["from"], "body": "STOP"}  # the owner's sender
+
+    live_refused = stranger.post("/v1/test_helpers/inbound_messages", body, format="json")
+    test_refused = stranger_test_key.post("/v1/test_helpers/inbound_messages", body, format="json")
+
+    assert (live_refused.status_code, live_refused.json()["error"]["code"]) == (404, "url_not_found")
+    assert (test_refused.status_code, test_refused.json()["error"]["code"]) == (400, "unknown_sender")
+    assert not Message.objects.filter(direction="inbound").exclude(carrier="twilio-main").exists()
