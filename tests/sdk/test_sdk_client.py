@@ -328,6 +328,7 @@ def test_every_operation_answers_through_the_sdk(sdk_key, server_url, receiver, 
     called = []
     hooks = {"response": [lambda response: called.append(response.request)]}
     with Mittis(sdk_key, base_url=server_url, http_client=httpx.Client(event_hooks=hooks)) as client:
+        endpoint = client.webhook_endpoints.create(url=receiver.url, description="tour")
         preview = client.messages.preview(**SEND)
         message = client.messages.create(**SEND)
         scheduled = client.messages.create(**SEND, send_at=datetime.now(timezone.utc) + timedelta(hours=1))
@@ -337,7 +338,6 @@ def test_every_operation_answers_through_the_sdk(sdk_key, server_url, receiver, 
         settled = client.test_helpers.messages.delivery_report(never.id, status="delivered")
         redacted = client.messages.redact(settled.id)
         inbound = client.test_helpers.inbound_messages.create(from_="+18045550100", to=SEED["from"], body="Hi!")
-        endpoint = client.webhook_endpoints.create(url=receiver.url, description="tour")
         receiver.wait_for(1)
         _wait(lambda: len(client.webhook_endpoints.list_deliveries(endpoint.id).data) >= 1)
         updated = client.webhook_endpoints.update(endpoint.id, description="tour, renamed")
@@ -366,7 +366,7 @@ def test_every_operation_answers_through_the_sdk(sdk_key, server_url, receiver, 
     assert redacted.body is None and redacted.redacted_at and inbound.direction == "inbound"
     assert endpoint.secret.startswith("whsec_") and rotated.secret != endpoint.secret
     assert updated.description == "tour, renamed" and recovery.status == "queued"
-    assert redelivery.endpoints == [] and results["event"].id == event.id
+    assert redelivery.endpoints == [endpoint.id] and results["event"].id == event.id
     assert results["timeline"][0] == "message.queued" and len(rows) == 4
     assert results["endpoint"].id == endpoint.id and [e.id for e in results["endpoints"]] == [endpoint.id]
     assert results["rotated_callback"].secret != results["callback_secret"].secret
