@@ -199,6 +199,17 @@ def test_the_printed_curl_sends_a_message_and_its_work_shows(run):
     assert '"POST /v1/messages HTTP/1.1" 201' in after_the_key(run.terminal.screen)
 
 
+def test_the_sdks_readme_runs_against_it_as_written(run):
+    from tests.sdk.test_sdk_package import readme_python
+
+    env = {**os.environ, "MITTIS_API_KEY": run.key, "MITTIS_BASE_URL": f"http://127.0.0.1:{run.port}"}
+    ran = subprocess.run([ROOT / ".venv/bin/python", "-c", readme_python()], capture_output=True, text=True,
+                         timeout=120, env=env)
+
+    assert ran.returncode == 0, ran.stderr
+    assert "3 message.delivered" in ran.stdout and "undelivered unknown_subscriber" in ran.stdout
+
+
 def test_ctrl_c_stops_everything_with_exit_0_and_no_error(run):
     run.terminal.ctrl_c()
 
