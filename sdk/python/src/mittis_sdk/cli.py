@@ -83,7 +83,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return args.run(args, listen)
+    return int(args.run(args, listen))
 
 
 def _positive(text: str) -> float:
@@ -375,7 +375,7 @@ class Listener:
     def _page(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
         """One page of `GET /v1/events` as the API wrote it: the events' JSON objects whole, unknown fields
         included, so each is forwarded as it was given."""
-        body = self.client._call("events_list", lambda body: body, params=params)
+        body = self.client._call("events_list", lambda response: response.json(), params=params)
         return body["data"], bool(body.get("has_more"))
 
     def forward(self, event: dict[str, Any]) -> None:
