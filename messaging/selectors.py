@@ -4,10 +4,12 @@ from datetime import datetime
 
 from datetime import timezone as dt_timezone
 
+from django.db import connection
 from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from messaging.models import Export, Message, MessageEvent, OptOut, SendAttempt
+from messaging.representation import ATTEMPT_FIELDS, MESSAGE_FIELDS
 from mittis.accounts.models import Account
 from mittis.errors import DomainError
 
@@ -21,6 +23,40 @@ def message_get(*, account: Account, livemode: bool, public_id: str) -> Message:
     if message is None:
         raise DomainError("resource_missing", f"No such message: '{public_id}'.", field="id")
     return message
+
+
+def _columns(model, names: tuple[str, ...]) -> tuple[list[str], list]:
+    fields = [model._meta.get_field(name) for name in names]
+    return [field.column for field in fields], [getattr(field, "from_db_value", None) for field in fields]
+
+
+_MESSAGE_COLUMNS, _MESSAGE_CONVERTERS = _columns(Message, MESSAGE_FIELDS)
+_ATTEMPT_COLUMNS, _ATTEMPT_CONVERTERS = _columns(SendAttempt, ATTEMPT_FIELDS)
+# The message and its attempts in one statement of fixed text: what integrations poll most, so it skips the ORM's
+# compiling of two querysets (two thirds of its database time). A message with no attempt is one row of NULLs.
+_MESSAGE_VALUES_SQL = (
+    f"SELECT {', '.join(f'm.{c}' for c in _MESSAGE_COLUMNS)}, {', '.join(f'a.{c}' for c in _ATTEMPT_COLUMNS)} "
+    f"FROM {Message._meta.db_table} m LEFT JOIN {SendAttempt._meta.db_table} a ON a.message_id = m.id "
+    "WHERE m.account_id = %s AND m.livemode = %s AND m.public_id = %s ORDER BY a.number")
+
+
+def message_values_get(*, account: Account, livemode: bool, public_id: str) -> tuple[dict, list[dict]]:
+    """`message_get`'s message as MESSAGE_FIELDS values and its attempts' ATTEMPT_FIELDS values in order, for
+    `representation.message_json`: the same values the ORM would give (each field's own conversion)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_MESSAGE_VALUES_SQL, [account.pk, livemode, public_id])
+        rows = cursor.fetchall()
+    if not rows:
+        raise DomainError("resource_missing", f"No such message: '{public_id}'.", field="id")
+    split = len(_MESSAGE_COLUMNS)
+    message = _converted(MESSAGE_FIELDS, _MESSAGE_CONVERTERS, rows[0][:split])
+    attempts = [_converted(ATTEMPT_FIELDS, _ATTEMPT_CONVERTERS, row[split:]) for row in rows if row[split] is not None]
+    return message, attempts
+
+
+def _converted(names: tuple[str, ...], converters: list, values) -> dict:
+    return {name: convert(value, None, connection) if convert and value is not None else value
+            for name, convert, value in zip(names, converters, values)}
 
 
 def message_list(*, account: Account, livemode: bool, status: str | None = None, to: str | None = None,

@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 
 from billing.pricing import format_amount
 from messaging import exports, selectors, services
-from messaging.representation import MESSAGE_FIELDS, message_row, messages_json
+from messaging.representation import MESSAGE_FIELDS, message_json, message_row, messages_json
 from messaging.serializers import (
     ExportCreateSerializer, ExportSerializer, MessageCreateSerializer, MessageEventSerializer,
     MessageListParamsSerializer, MessagePreviewSerializer, MessageSerializer, OptOutSerializer,
@@ -105,9 +105,8 @@ class MessageDetailView(APIView):
         tags=["Messages"],
     )
     def get(self, request, id: str):
-        message = selectors.message_get(account=request.user.account, livemode=request.user.livemode,
-                                        public_id=id)
-        return Response(_message_json(message))
+        return Response(message_json(*selectors.message_values_get(
+            account=request.user.account, livemode=request.user.livemode, public_id=id)))
 
 
 class MessageEventsView(APIView):
