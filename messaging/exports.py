@@ -38,6 +38,7 @@ from messaging.models import Export, Message
 from messaging.representation import MESSAGE_FIELDS, messages_json
 from messaging.serializers import MessageSerializer
 from mittis.celery import enqueue
+from mittis.replica import primary_position, replica_reads
 from mittis.errors import DomainError
 from webhooks.models import Event
 
@@ -130,8 +131,9 @@ def export_run(*, export_id: int) -> Export | None:
         return None
     export = Export.objects.select_related("account").get(pk=export_id)
     try:
-        total, rows = _rows(export)
-        with tempfile.TemporaryFile(mode="w+b") as spool:
+        # From the replica once it has replayed the claim: the rows then reflect every redaction the claim forgot.
+        with replica_reads(after=primary_position()), tempfile.TemporaryFile(mode="w+b") as spool:
+            total, rows = _rows(export)
             text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
             written = _write(export, rows, text, total)
             text.flush()

@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 
 from billing.pricing import format_amount
 from messaging import exports, selectors, services
+from mittis.replica import replica_reads
 from messaging.representation import MESSAGE_FIELDS, message_json, message_row, messages_json
 from messaging.serializers import (
     ExportCreateSerializer, ExportSerializer, MessageCreateSerializer, MessageEventSerializer,
@@ -80,6 +81,7 @@ class MessagesView(APIView):
         responses={200: list_response(MessageSerializer, "MessageList"), **error_responses(400, 401)},
         tags=["Messages"],
     )
+    @replica_reads()
     def get(self, request):
         params = MessageListParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -181,6 +183,7 @@ class UsageView(APIView):
         }), **error_responses(400, 401)},
         tags=["Billing"],
     )
+    @replica_reads()
     def get(self, request):
         params = UsageParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -216,6 +219,7 @@ class OptOutsView(APIView):
         responses={200: list_response(OptOutSerializer, "OptOutList"), **error_responses(400, 401)},
         tags=["Messages"],
     )
+    @replica_reads()
     def get(self, request):
         return list_page(request, scope=selectors.opt_out_scope(account=request.user.account,
                                                                 livemode=request.user.livemode),

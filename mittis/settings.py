@@ -173,6 +173,16 @@ DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 # transaction mode).
 _prepare = env.str("DATABASE_PREPARE_THRESHOLD", default="2")
 DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", None if _prepare == "off" else int(_prepare))
+# A streaming replica of the primary, for reads that may trail the writes by a moment: lists, exports, usage, the
+# dashboard (mittis/replica.py). It is skipped while more than MITTIS_REPLICA_MAX_LAG seconds behind.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = {**env.db_url_config(env.str("DATABASE_REPLICA_URL")),
+                            **{key: DATABASES["default"][key] for key in ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS")},
+                            "OPTIONS": dict(DATABASES["default"]["OPTIONS"]),
+                            # The tests' replica reads the tests' database (tests/test_replica.py starts a real one).
+                            "TEST": {"MIRROR": "default"}}
+DATABASE_ROUTERS = ["mittis.replica.ReplicaRouter"]
+MITTIS_REPLICA_MAX_LAG = env.float("MITTIS_REPLICA_MAX_LAG", default=5.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}

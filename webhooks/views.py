@@ -6,6 +6,7 @@ from rest_framework.views import APIView
 
 from mittis.api.pagination import ListParamsSerializer, list_envelope, list_page, paginate
 from mittis.api.schema import error_responses, list_response
+from mittis.replica import replica_reads
 from mittis.api.serializers import no_params
 from webhooks import selectors, services
 from webhooks.serializers import (
@@ -98,9 +99,10 @@ class WebhookEndpointDeliveriesView(APIView):
                    responses={200: list_response(DeliveryAttemptSerializer, "WebhookDeliveryList"),
                               **error_responses(400, 401, 404)}, tags=TAGS)
     def get(self, request, id):
-        endpoint = _endpoint(request, id)
-        return list_page(request, scope=selectors.attempt_scope(endpoint=endpoint),
-                         serializer_class=DeliveryAttemptSerializer)
+        endpoint = _endpoint(request, id)  # from the primary: an endpoint created a moment ago is found
+        with replica_reads():
+            return list_page(request, scope=selectors.attempt_scope(endpoint=endpoint),
+                             serializer_class=DeliveryAttemptSerializer)
 
 
 class WebhookEndpointRecoverView(APIView):
@@ -133,6 +135,7 @@ class EventsView(APIView):
                    parameters=[EventListParamsSerializer],
                    responses={200: list_response(EventSerializer, "EventList"), **error_responses(400, 401)},
                    tags=TAGS)
+    @replica_reads()
     def get(self, request):
         params = EventListParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)

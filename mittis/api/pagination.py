@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import QuerySet
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -54,7 +55,9 @@ def paginate(queryset: QuerySet, *, scope: QuerySet, limit: int, starting_after:
 
 
 def _cursor_pk(queryset: QuerySet, public_id: str, param: str) -> int:
-    pk = queryset.filter(public_id=public_id).values_list("pk", flat=True).first()
+    # From the primary even when the page is read from a replica (mittis.replica): an object created a moment
+    # ago is a valid cursor, and the page then holds what the replica has of the objects around it.
+    pk = queryset.using(DEFAULT_DB_ALIAS).filter(public_id=public_id).values_list("pk", flat=True).first()
     if pk is None:
         raise DomainError("parameter_invalid", f"'{param}': no object with id '{public_id}'.", field=param)
     return pk

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from messaging import statuses
 from messaging.models import Export, Message, SendAttempt
+from mittis.replica import replica_reads, replica_state
 from webhooks.models import DeliveryAttempt
 
 # Colours by status for the hourly chart (accessible on white, distinct for the common ones).
@@ -35,6 +36,7 @@ class CarrierRow:
         return self.delivered / self.finished if self.finished else None
 
 
+@replica_reads()
 def dashboard(now=None) -> dict:
     now = now or timezone.now()
     since = now - timedelta(hours=24)
@@ -68,6 +70,7 @@ def dashboard(now=None) -> dict:
         "webhook_success_rate": webhooks["ok"] / webhooks["total"] if webhooks["total"] else None,
         "queue_depth": _queue_depth(),
         "failed_exports": Export.objects.filter(status=Export.FAILED, created_at__gte=now - timedelta(days=7)).count(),
+        "replica": replica_state(),
     }
 
 
