@@ -102,9 +102,9 @@ def messages_recover_lost_reports(*, limit: int = SWEEP_LIMIT) -> list[int]:
     due = now - REPORT_LOST_AFTER - timedelta(seconds=settings.MITTIS_SANDBOX_REPORT_DELAY)
     recovered = []
     for name in reports_on_request():
-        late = list(Message.objects.filter(status=statuses.SENT, carrier=name, updated_at__lt=due,
-                                           updated_at__gte=now - REPORT_ASKED_FOR)
-                    .order_by("updated_at").values_list("pk", "carrier_message_id", "to")[:limit])
+        late = list(Message.objects.filter(status=statuses.SENT, carrier=name, sent_at__lt=due,
+                                           sent_at__gte=now - REPORT_ASKED_FOR)
+                    .order_by("sent_at").values_list("pk", "carrier_message_id", "to")[:limit])
         if not late:
             continue
         client = get_carrier(name)
@@ -142,7 +142,8 @@ def messages_dispatch_scheduled(*, limit: int = SWEEP_LIMIT) -> list[int]:
 
 def messages_expire_overdue(*, limit: int = SWEEP_LIMIT) -> list[int]:
     """Expire messages still waiting for a carrier past their validity (a throttled or retrying
-    message is also checked at its next attempt)."""
+    message is also checked at its next attempt). Its filter is message_expiry_idx's own condition, so that it
+    reads only the overdue entries of that index."""
     overdue = list(Message.objects.filter(status__in=[statuses.SCHEDULED, statuses.QUEUED],
                                           expires_at__lte=timezone.now()).values_list("pk", flat=True)[:limit])
     for message_id in overdue:
