@@ -4,6 +4,7 @@ retention. Status, segments and price stay, so usage and billing still add up.""
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from messaging import exports, statuses
@@ -60,21 +61,23 @@ def messages_redact_past_retention(*, batch: int = 500) -> int:
     """Redact every message older than its account's retention (a nightly beat task). An export file holding
     many of them is re-written once, after the account's last.
 
-    The candidates come from message_retention_idx (an account's messages not yet redacted, by age), oldest first,
-    each batch starting where the last ended: a message redacted leaves that index, and one not final yet (a
-    message scheduled weeks ahead) is passed once a night, not once a batch."""
+    The candidates come from message_retention_idx (an account's messages not yet redacted, by age), between a lower
+    bound and the cutoff: first the account's oldest message not redacted (the index's first entry), then where the
+    last batch ended. Without the bound PostgreSQL, which takes "not redacted" and "old" for independent, expects
+    candidates everywhere and walks message_created_idx from the oldest message (1.2 s at 2 M). A message redacted
+    leaves the index; one not final yet (scheduled weeks ahead) is passed once a night, not once a batch."""
     redacted = 0
     now = timezone.now()
     for account in Account.objects.all().only("pk", "retention_days").iterator():
         cutoff = now - timedelta(days=account.retention_days)
         files = set()
-        after = None  # the created_at the last batch ended at (ties come again: they were redacted, and are gone)
-        while True:
-            candidates = Message.objects.filter(account_id=account.pk, created_at__lt=cutoff, redacted_at__isnull=True,
-                                                status__in=statuses.FINAL)
-            if after is not None:
-                candidates = candidates.filter(created_at__gte=after)
-            rows = list(candidates.order_by("created_at").values_list("pk", "created_at")[:batch])
+        after = (Message.objects.filter(account_id=account.pk, redacted_at__isnull=True)
+                 .aggregate(oldest=Min("created_at"))["oldest"])
+        while after is not None and after < cutoff:
+            # Ties with the last batch's end come again: they were redacted meanwhile, and are gone from the index.
+            rows = list(Message.objects.filter(account_id=account.pk, created_at__gte=after, created_at__lt=cutoff,
+                                               redacted_at__isnull=True, status__in=statuses.FINAL)
+                        .order_by("created_at").values_list("pk", "created_at")[:batch])
             if not rows:
                 break
             after = rows[-1][1]

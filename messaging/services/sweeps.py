@@ -29,9 +29,11 @@ def messages_requeue_stale(*, older_than: timedelta) -> list[int]:
     Harmless for a message whose task is merely late: the attempt claim lets only one run send.
     """
     now = timezone.now()
+    # Oldest first, in message_waiting_idx's order: PostgreSQL then reads that index from its start and stops at the
+    # first entry young enough, where a plan from statistics alone may combine indexes that hold every message.
     queued = list(Message.objects.filter(status=statuses.QUEUED, updated_at__lt=now - older_than)
                   .filter(Q(dispatch_after__isnull=True) | Q(dispatch_after__lt=now))
-                  .values_list("pk", flat=True)[:SWEEP_LIMIT])
+                  .order_by("updated_at").values_list("pk", flat=True)[:SWEEP_LIMIT])
     for message_id in queued:
         send_enqueue(message_id)
     retries = list(Message.objects.filter(status=statuses.SENDING, dispatch_after__lt=now)
@@ -54,7 +56,7 @@ def messages_recover_interrupted(*, older_than: timedelta, limit: int = SWEEP_LI
     cutoff = timezone.now() - older_than
     since_claim = SendAttempt.objects.filter(message=OuterRef("pk"), started_at__gte=OuterRef("updated_at"))
     candidates = list(Message.objects.filter(status=statuses.SENDING, updated_at__lt=cutoff)
-                      .values_list("pk", flat=True)[:limit])
+                      .order_by("updated_at").values_list("pk", flat=True)[:limit])  # as in messages_requeue_stale
     recovered = []
     for message_id in candidates:
         latest = SendAttempt.objects.filter(message_id=message_id).order_by("-number").first()
