@@ -40,7 +40,8 @@ class Balance(models.Model):
     Changed only together with a ledger entry, in one transaction, so the two always agree.
     """
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="balances")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="balances",
+                                db_index=False)  # balance_unique_per_mode leads with it
     livemode = models.BooleanField()
     amount = models.DecimalField(**MONEY, default=0)
     currency = models.CharField(max_length=3, default="USD")
@@ -62,7 +63,7 @@ class LedgerEntry(models.Model):
     ADJUSTMENT = "adjustment"
     TYPES = [(TOP_UP, "Top-up"), (CHARGE, "Charge"), (REFUND, "Refund"), (ADJUSTMENT, "Adjustment")]
 
-    public_id = models.CharField(max_length=40, unique=True, default=public_id_default("txn"), editable=False)
+    public_id = models.CharField(max_length=40, default=public_id_default("txn"), editable=False)  # unique: Meta (mittis/ids.py)
     # No index of its own: ledger_list_idx leads with it.
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="ledger_entries", db_index=False)
     livemode = models.BooleanField()
@@ -71,17 +72,21 @@ class LedgerEntry(models.Model):
     currency = models.CharField(max_length=3, default="USD")
     message_id = models.CharField(max_length=40, blank=True, help_text="The message charged or refunded (msg_…).")
     reason = models.CharField(max_length=500, blank=True)
+    # Indexed by ledger_created_by_idx: only entries a person made (a user's deletion looks for them), not the
+    # charge and refund of every message.
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                   help_text="The staff member, for top-ups and adjustments.")
+                                   db_index=False, help_text="The staff member, for top-ups and adjustments.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
+            models.UniqueConstraint(fields=["public_id"], name="ledger_public_id_unique"),
             # The database, not our code, makes a second charge (or refund) for one message impossible.
             models.UniqueConstraint(fields=["message_id", "type"], condition=Q(type__in=["charge", "refund"]),
                                     name="ledger_one_charge_one_refund_per_message"),
         ]
-        indexes = [models.Index(fields=["account", "livemode", "-id"], name="ledger_list_idx")]
+        indexes = [models.Index(fields=["account", "livemode", "-id"], name="ledger_list_idx"),
+                   models.Index(fields=["created_by"], name="ledger_created_by_idx", condition=Q(created_by__isnull=False))]
         verbose_name_plural = "ledger entries"
 
     def __str__(self) -> str:

@@ -16,7 +16,8 @@ class Sender(models.Model):
     NUMBER_TYPES = [(LONG_CODE, "Long code"), (TOLL_FREE, "Toll-free"), (SHORT_CODE, "Short code"),
                     (ALPHANUMERIC, "Alphanumeric")]
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="senders")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="senders",
+                                db_index=False)  # sender_unique_per_account leads with it
     value = models.CharField(max_length=16, help_text="E.164 number (+18045550142) or sender id (Mittis).")
     kind = models.CharField(max_length=16, choices=[(PHONE_NUMBER, "Phone number"), (ALPHANUMERIC, "Alphanumeric")])
     number_type = models.CharField(max_length=16, choices=NUMBER_TYPES, blank=True,
@@ -36,7 +37,7 @@ class Message(models.Model):
     OUTBOUND = "outbound"
     INBOUND = "inbound"
 
-    public_id = models.CharField(max_length=40, unique=True, default=public_id_default("msg"), editable=False)
+    public_id = models.CharField(max_length=40, default=public_id_default("msg"), editable=False)  # unique: Meta (mittis/ids.py)
     # Indexed by message_list_idx, which leads with it: every index is written again by each status change.
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="messages", db_index=False)
     livemode = models.BooleanField()
@@ -94,16 +95,26 @@ class Message(models.Model):
             # probe the index for each, and with the carrier first, statistics that thought the carrier rare
             # (stale, or a new carrier) made PostgreSQL read every message of the carrier instead.
             models.Index(fields=["carrier_message_id", "carrier"], name="message_carrier_ref_idx"),
-            # Partial: the beat's sweeps and the dispatchers' claims look only at messages in flight or
-            # waiting, and a message leaving them leaves these indexes (a status change writes every index
-            # the row is in).
-            models.Index(fields=["status", "updated_at"], name="message_status_age_idx",
-                         condition=Q(status__in=[statuses.QUEUED, statuses.SENDING, statuses.SENT])),
+            # Partial: each of the beat's sweeps and the dispatchers' claims reads an index holding only the
+            # messages it looks for, so one with nothing to do reads next to nothing however many messages
+            # exist; a message leaves them as it moves on (a status change writes every index the row is in).
+            # Claims, requeue_stale, recover_interrupted and close_stuck's `sending` half:
+            models.Index(fields=["status", "updated_at"], name="message_waiting_idx",
+                         condition=Q(status__in=[statuses.QUEUED, statuses.SENDING])),
+            # recover_lost_reports and close_stuck's `sent` half: by when the carrier took it.
+            models.Index(fields=["sent_at"], name="message_sent_idx", condition=Q(status=statuses.SENT)),
             models.Index(fields=["send_at"], name="message_scheduled_idx", condition=Q(status=statuses.SCHEDULED)),
+            models.Index(fields=["expires_at"], name="message_expiry_idx",
+                         condition=Q(status__in=[statuses.SCHEDULED, statuses.QUEUED])),
+            # Redaction past retention: an account's messages not yet redacted, oldest first. A message leaves
+            # it once redacted, so the nightly run reads only the night's work.
+            models.Index(fields=["account", "created_at"], name="message_retention_idx",
+                         condition=Q(redacted_at__isnull=True)),
             # The staff console's searches and date drill-down.
             models.Index(fields=["from_number", "-id"], name="message_from_idx"),
             models.Index(fields=["created_at"], name="message_created_idx"),
         ]
+        constraints = [models.UniqueConstraint(fields=["public_id"], name="message_public_id_unique")]
         permissions = [("cancel_message", "Can cancel a scheduled message")]
 
     def __str__(self) -> str:
@@ -113,7 +124,7 @@ class Message(models.Model):
 class MessageEvent(models.Model):
     """One step of a message's timeline, with the message as it was at that moment (frozen)."""
 
-    public_id = models.CharField(max_length=40, unique=True, default=public_id_default("evt"), editable=False)
+    public_id = models.CharField(max_length=40, default=public_id_default("evt"), editable=False)  # unique: Meta (mittis/ids.py)
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events",
                                 db_index=False)  # event_sequence_unique leads with it
     type = models.CharField(max_length=32)
@@ -125,7 +136,8 @@ class MessageEvent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["message", "sequence"], name="event_sequence_unique")]
+        constraints = [models.UniqueConstraint(fields=["public_id"], name="message_event_public_id_unique"),
+                       models.UniqueConstraint(fields=["message", "sequence"], name="event_sequence_unique")]
         ordering = ["message_id", "sequence"]
 
     def __str__(self) -> str:
@@ -197,8 +209,9 @@ class OptOut(models.Model):
     """A phone number that texted STOP to one of the account's senders, or that a carrier refused a message to
     as unsubscribed (keyword CARRIER): no more messages to it."""
 
-    public_id = models.CharField(max_length=40, unique=True, default=public_id_default("opt"), editable=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="opt_outs")
+    public_id = models.CharField(max_length=40, default=public_id_default("opt"), editable=False)  # unique: Meta (mittis/ids.py)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="opt_outs",
+                                db_index=False)  # opt_out_unique leads with it
     livemode = models.BooleanField()
     phone_number = models.CharField(max_length=16)
     sender = models.CharField(max_length=16, help_text="The sender the STOP was sent to.")
@@ -207,8 +220,8 @@ class OptOut(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        constraints = [models.UniqueConstraint(fields=["account", "livemode", "phone_number"],
-                                               name="opt_out_unique")]
+        constraints = [models.UniqueConstraint(fields=["public_id"], name="opt_out_public_id_unique"),
+                       models.UniqueConstraint(fields=["account", "livemode", "phone_number"], name="opt_out_unique")]
 
 
 class Carrier(models.Model):
@@ -219,7 +232,7 @@ class Carrier(models.Model):
     KINDS = [(SANDBOX, "Sandbox"), (SMPP, "SMPP 3.4"), (TWILIO, "Twilio REST API")]
     CLOSED, OPEN = "closed", "open"
 
-    name = models.SlugField(max_length=32, unique=True, help_text="Recorded on every message it sends.")
+    name = models.SlugField(max_length=32, help_text="Recorded on every message it sends.")  # unique: Meta (mittis/ids.py)
     kind = models.CharField(max_length=16, choices=KINDS)
     enabled = models.BooleanField(default=True)
     settings = models.JSONField(default=dict, blank=True,
@@ -235,6 +248,7 @@ class Carrier(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["name"], name="carrier_name_unique")]
 
     def __str__(self) -> str:
         return self.name
@@ -278,7 +292,8 @@ class RouteCarrier(models.Model):
     """A carrier on a route: lower `position` is tried first; carriers sharing a position split the
     traffic by `weight`."""
 
-    route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="entries")
+    route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="entries",
+                              db_index=False)  # route_carrier_unique leads with it
     carrier = models.ForeignKey(Carrier, on_delete=models.CASCADE)
     position = models.PositiveSmallIntegerField(default=1)
     weight = models.PositiveSmallIntegerField(default=1)
@@ -304,7 +319,8 @@ class SmppSubmission(models.Model):
     PENDING, SUBMITTING, ACCEPTED, REJECTED, FAILED, CANCELED = (
         "pending", "submitting", "accepted", "rejected", "failed", "canceled")
 
-    carrier = models.ForeignKey(Carrier, on_delete=models.CASCADE, related_name="+")
+    carrier = models.ForeignKey(Carrier, on_delete=models.CASCADE, related_name="+",
+                                db_index=False)  # smpp_submission_queue_idx leads with it
     reference = models.CharField(max_length=40, help_text="Our message id.")
     sender = models.CharField(max_length=16)
     to = models.CharField(max_length=16)
@@ -347,8 +363,9 @@ class Export(models.Model):
     CSV, NDJSON = "csv", "ndjson"
     PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
 
-    public_id = models.CharField(max_length=40, unique=True, default=public_id_default("exp"), editable=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="exports")
+    public_id = models.CharField(max_length=40, default=public_id_default("exp"), editable=False)  # unique: Meta (mittis/ids.py)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="exports",
+                                db_index=False)  # export_list_idx leads with it
     livemode = models.BooleanField()
     type = models.CharField(max_length=10, choices=[(MESSAGES, "messages"), (EVENTS, "events")])
     format = models.CharField(max_length=10, choices=[(CSV, "CSV"), (NDJSON, "NDJSON")])
@@ -378,7 +395,16 @@ class Export(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["account", "livemode", "-id"], name="export_list_idx")]
+        constraints = [models.UniqueConstraint(fields=["public_id"], name="export_public_id_unique")]
+        indexes = [
+            models.Index(fields=["account", "livemode", "-id"], name="export_list_idx"),
+            # The beat's two sweeps of files: those to delete once expired, and those to re-write after a redaction.
+            # Export rows are kept for ever; each index holds only the files still there.
+            models.Index(fields=["expires_at"], name="export_expiry_idx",
+                         condition=Q(file_deleted_at__isnull=True) & ~Q(file_name="")),
+            models.Index(fields=["id"], name="export_scrub_idx", condition=Q(
+                redactions_pending__gt=0, status="succeeded", file_deleted_at__isnull=True)),
+        ]
 
     def __str__(self) -> str:
         return self.public_id

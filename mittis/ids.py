@@ -1,6 +1,12 @@
 """Public ids: a type prefix and a random base62 tail (`msg_3kTq...`).
 
 Sequential database ids never leave the server; these are what clients see and send back.
+
+A public id is unique by a `UniqueConstraint` in its model's Meta (`<model>_public_id_unique`), never by the field's
+`unique=True`: on PostgreSQL that also builds a second, `varchar_pattern_ops` index (`…_like`) for LIKE 'prefix%'
+queries. Ids are looked up whole, never by prefix (the admin's `=public_id` search is `UPPER(…) = UPPER(…)`, which
+that index cannot serve either), and the index cost every insert a write and 703 MiB of 5 M delivery attempts.
+The same holds for every other unique text column (a key's hash, a carrier's name).
 """
 
 import secrets

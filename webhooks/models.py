@@ -20,8 +20,9 @@ class WebhookEndpoint(models.Model):
     STATUSES = [(ENABLED, "enabled"), (DISABLED, "disabled")]
     ALL_EVENTS = "*"
 
-    public_id = models.CharField(max_length=40, unique=True, default=public_id_default("we"), editable=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    public_id = models.CharField(max_length=40, default=public_id_default("we"), editable=False)  # unique: Meta (mittis/ids.py)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="webhook_endpoints",
+                                db_index=False)  # endpoint_list_idx leads with it
     livemode = models.BooleanField()
     url = models.URLField(max_length=2048)
     description = models.CharField(max_length=500, blank=True)
@@ -42,6 +43,7 @@ class WebhookEndpoint(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["public_id"], name="endpoint_public_id_unique")]
         indexes = [models.Index(fields=["account", "livemode", "-id"], name="endpoint_list_idx")]
         verbose_name = "webhook endpoint"
         permissions = [("recover_endpoint", "Can recover an endpoint's failed events")]
@@ -56,7 +58,8 @@ class WebhookEndpoint(models.Model):
 class CallbackSecret(models.Model):
     """The account's secret for signing per-message `status_callback` requests, one per mode."""
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+",
+                                db_index=False)  # callback_secret_unique leads with it
     livemode = models.BooleanField()
     secret_encrypted = models.TextField(editable=False)
     previous_secret_encrypted = models.TextField(blank=True, editable=False)
@@ -71,7 +74,7 @@ class CallbackSecret(models.Model):
 class Event(models.Model):
     """Something that happened to an account's object, as the receivers get it (`"object": "event"`)."""
 
-    public_id = models.CharField(max_length=40, unique=True, editable=False)
+    public_id = models.CharField(max_length=40, editable=False)  # unique: Meta (mittis/ids.py)
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+",
                                 db_index=False)  # event_list_idx leads with it
     livemode = models.BooleanField()
@@ -85,6 +88,7 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["public_id"], name="event_public_id_unique")]
         indexes = [
             models.Index(fields=["account", "livemode", "-id"], name="event_list_idx"),
             models.Index(fields=["account", "livemode", "type", "-id"], name="event_type_idx"),
@@ -153,10 +157,10 @@ class DeliveryAttempt(models.Model):
 
     RESPONSE_BODY_LIMIT = 2048
 
-    public_id = models.CharField(max_length=40, unique=True, default=public_id_default("whd"), editable=False)
+    public_id = models.CharField(max_length=40, default=public_id_default("whd"), editable=False)  # unique: Meta (mittis/ids.py)
     delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_rows")
     endpoint = models.ForeignKey(WebhookEndpoint, null=True, blank=True, on_delete=models.CASCADE,
-                                 related_name="attempts")
+                                 related_name="attempts", db_index=False)  # attempt_endpoint_idx leads with it
     number = models.PositiveSmallIntegerField()
     url = models.URLField(max_length=2048)
     attempted_at = models.DateTimeField()
@@ -169,6 +173,7 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["public_id"], name="delivery_attempt_public_id_unique")]
         indexes = [models.Index(fields=["endpoint", "-id"], name="attempt_endpoint_idx")]
 
     def __str__(self) -> str:

@@ -89,7 +89,7 @@ def _claim_batch(size: int) -> list[Message]:
     """Claim attempt 1 of up to `size` queued messages, oldest first: the claim `send.claim_attempt` makes for
     one, so a message is claimed by one dispatcher or one task, never both."""
     with transaction.atomic():
-        # Longest waiting first, in the order of message_status_age_idx: a claim reads the queued messages'
+        # Longest waiting first, in the order of message_waiting_idx: a claim reads the queued messages'
         # index entries and stops at a batch, whatever the statistics say (in id order, stale ones had
         # PostgreSQL walk the primary key through every message already sent).
         ids = list(_dispatchable().select_for_update(skip_locked=True).order_by("updated_at", "id")

@@ -4,6 +4,7 @@ retention. Status, segments and price stay, so usage and billing still add up.""
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from messaging import exports, statuses
@@ -38,13 +39,15 @@ def _redact_locked(message: Message) -> list[int]:
     message.body, message.redacted_at = "", now
     message.save(update_fields=["body", "redacted_at", "updated_at"])
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    for event in MessageEvent.objects.filter(message=message):
+    events = list(MessageEvent.objects.filter(message=message).only("pk", "data"))
+    for event in events:
         event.data = {**event.data, "body": None, "redacted_at": stamp}
-        event.save(update_fields=["data"])
+    MessageEvent.objects.bulk_update(events, ["data"])
     webhooks.events_redact(object_id=message.public_id, redacted_at=stamp)
-    for report in CarrierReport.objects.filter(message=message):
+    reports = list(CarrierReport.objects.filter(message=message).only("pk", "raw"))
+    for report in reports:
         report.raw = {"report": report.raw.get("report", {}), "received": "redacted"}
-        report.save(update_fields=["raw"])
+    CarrierReport.objects.bulk_update(reports, ["raw"])
     SmppSubmission.objects.filter(reference=message.public_id).update(body="")
     CarrierInbound.objects.filter(message=message).update(body="", raw="redacted")
     object_redacted.send(sender=Message, account_id=message.account_id, livemode=message.livemode,
@@ -56,18 +59,29 @@ def _redact_locked(message: Message) -> list[int]:
 
 def messages_redact_past_retention(*, batch: int = 500) -> int:
     """Redact every message older than its account's retention (a nightly beat task). An export file holding
-    many of them is re-written once, after the account's last."""
+    many of them is re-written once, after the account's last.
+
+    The candidates come from message_retention_idx (an account's messages not yet redacted, by age), between a lower
+    bound and the cutoff: first the account's oldest message not redacted (the index's first entry), then where the
+    last batch ended. Without the bound PostgreSQL, which takes "not redacted" and "old" for independent, expects
+    candidates everywhere and walks message_created_idx from the oldest message (1.2 s at 2 M). A message redacted
+    leaves the index; one not final yet (scheduled weeks ahead) is passed once a night, not once a batch."""
     redacted = 0
     now = timezone.now()
     for account in Account.objects.all().only("pk", "retention_days").iterator():
         cutoff = now - timedelta(days=account.retention_days)
         files = set()
-        while True:
-            ids = list(Message.objects.filter(account_id=account.pk, created_at__lt=cutoff, redacted_at__isnull=True,
-                                              status__in=statuses.FINAL).values_list("pk", flat=True)[:batch])
-            if not ids:
+        after = (Message.objects.filter(account_id=account.pk, redacted_at__isnull=True)
+                 .aggregate(oldest=Min("created_at"))["oldest"])
+        while after is not None and after < cutoff:
+            # Ties with the last batch's end come again: they were redacted meanwhile, and are gone from the index.
+            rows = list(Message.objects.filter(account_id=account.pk, created_at__gte=after, created_at__lt=cutoff,
+                                               redacted_at__isnull=True, status__in=statuses.FINAL)
+                        .order_by("created_at").values_list("pk", "created_at")[:batch])
+            if not rows:
                 break
-            for message_id in ids:
+            after = rows[-1][1]
+            for message_id, _created_at in rows:
                 with transaction.atomic():
                     message = Message.objects.select_for_update().get(pk=message_id)
                     if not message.redacted_at:

@@ -29,9 +29,11 @@ def messages_requeue_stale(*, older_than: timedelta) -> list[int]:
     Harmless for a message whose task is merely late: the attempt claim lets only one run send.
     """
     now = timezone.now()
+    # Oldest first, in message_waiting_idx's order: PostgreSQL then reads that index from its start and stops at the
+    # first entry young enough, where a plan from statistics alone may combine indexes that hold every message.
     queued = list(Message.objects.filter(status=statuses.QUEUED, updated_at__lt=now - older_than)
                   .filter(Q(dispatch_after__isnull=True) | Q(dispatch_after__lt=now))
-                  .values_list("pk", flat=True)[:SWEEP_LIMIT])
+                  .order_by("updated_at").values_list("pk", flat=True)[:SWEEP_LIMIT])
     for message_id in queued:
         send_enqueue(message_id)
     retries = list(Message.objects.filter(status=statuses.SENDING, dispatch_after__lt=now)
@@ -54,7 +56,7 @@ def messages_recover_interrupted(*, older_than: timedelta, limit: int = SWEEP_LI
     cutoff = timezone.now() - older_than
     since_claim = SendAttempt.objects.filter(message=OuterRef("pk"), started_at__gte=OuterRef("updated_at"))
     candidates = list(Message.objects.filter(status=statuses.SENDING, updated_at__lt=cutoff)
-                      .values_list("pk", flat=True)[:limit])
+                      .order_by("updated_at").values_list("pk", flat=True)[:limit])  # as in messages_requeue_stale
     recovered = []
     for message_id in candidates:
         latest = SendAttempt.objects.filter(message_id=message_id).order_by("-number").first()
@@ -102,9 +104,9 @@ def messages_recover_lost_reports(*, limit: int = SWEEP_LIMIT) -> list[int]:
     due = now - REPORT_LOST_AFTER - timedelta(seconds=settings.MITTIS_SANDBOX_REPORT_DELAY)
     recovered = []
     for name in reports_on_request():
-        late = list(Message.objects.filter(status=statuses.SENT, carrier=name, updated_at__lt=due,
-                                           updated_at__gte=now - REPORT_ASKED_FOR)
-                    .order_by("updated_at").values_list("pk", "carrier_message_id", "to")[:limit])
+        late = list(Message.objects.filter(status=statuses.SENT, carrier=name, sent_at__lt=due,
+                                           sent_at__gte=now - REPORT_ASKED_FOR)
+                    .order_by("sent_at").values_list("pk", "carrier_message_id", "to")[:limit])
         if not late:
             continue
         client = get_carrier(name)
@@ -142,7 +144,8 @@ def messages_dispatch_scheduled(*, limit: int = SWEEP_LIMIT) -> list[int]:
 
 def messages_expire_overdue(*, limit: int = SWEEP_LIMIT) -> list[int]:
     """Expire messages still waiting for a carrier past their validity (a throttled or retrying
-    message is also checked at its next attempt)."""
+    message is also checked at its next attempt). Its filter is message_expiry_idx's own condition, so that it
+    reads only the overdue entries of that index."""
     overdue = list(Message.objects.filter(status__in=[statuses.SCHEDULED, statuses.QUEUED],
                                           expires_at__lte=timezone.now()).values_list("pk", flat=True)[:limit])
     for message_id in overdue:

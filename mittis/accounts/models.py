@@ -7,7 +7,7 @@ from mittis.ids import public_id_default
 class Account(models.Model):
     """A customer: owns its senders, API keys, messages and everything else."""
 
-    public_id = models.CharField(max_length=40, unique=True, default=public_id_default("acct"), editable=False)
+    public_id = models.CharField(max_length=40, default=public_id_default("acct"), editable=False)  # unique: Meta (mittis/ids.py)
     name = models.CharField(max_length=200)
     is_active = models.BooleanField(default=True, help_text="An inactive account's keys are refused.")
     # Blank means the defaults of settings.MITTIS_RATE_LIMIT / MITTIS_RATE_LIMIT_WINDOW.
@@ -31,6 +31,7 @@ class Account(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["public_id"], name="account_public_id_unique")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.public_id})"
@@ -39,13 +40,13 @@ class Account(models.Model):
 class ApiKey(models.Model):
     """A secret that authenticates as one account in one mode. Only its hash is kept."""
 
-    public_id = models.CharField(max_length=40, unique=True, default=public_id_default("key"), editable=False)
+    public_id = models.CharField(max_length=40, default=public_id_default("key"), editable=False)  # unique: Meta (mittis/ids.py)
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, blank=True)
     livemode = models.BooleanField(default=False)
     # The start of the secret, enough for a person to tell keys apart ("mk_test_Ab3d…").
     prefix = models.CharField(max_length=16, editable=False)
-    hashed_secret = models.CharField(max_length=64, unique=True, editable=False)
+    hashed_secret = models.CharField(max_length=64, editable=False)  # unique: Meta (mittis/ids.py)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -53,6 +54,8 @@ class ApiKey(models.Model):
     class Meta:
         ordering = ["-id"]
         verbose_name = "API key"
+        constraints = [models.UniqueConstraint(fields=["public_id"], name="api_key_public_id_unique"),
+                       models.UniqueConstraint(fields=["hashed_secret"], name="api_key_hashed_secret_unique")]
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({'live' if self.livemode else 'test'})"

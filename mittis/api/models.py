@@ -30,7 +30,7 @@ class IdempotencyRecord(models.Model):
     response_body = models.BinaryField()
     # The id of the object the answer is (`msg_…`), "" for any other answer, so that a redaction finds its answers
     # without decrypting every answer of the account. NULL: written before this column (plaintext; looked inside).
-    # No index: a redaction looks through one account's day of rows, and every keyed POST would pay for one.
+    # Indexed (idempotency_object_idx): a redaction reaches its answers through it, never by reading a day of POSTs.
     object_id = models.CharField(max_length=100, null=True, blank=True)
     # The API version the answer was rendered in, named again by its replays. The first version in rows written by
     # code that predates versions (it rendered only that one); the current one, which the code builds, when unset.
@@ -39,6 +39,7 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "livemode", "key"], name="idempotency_key_unique")]
+        indexes = [models.Index(fields=["object_id"], name="idempotency_object_idx")]
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} [{self.key}] → {self.response_status}"

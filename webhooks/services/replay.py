@@ -65,12 +65,12 @@ def endpoint_recover_request(*, endpoint_id: int, since: datetime, until: dateti
 def events_redact(*, object_id: str, redacted_at: str) -> int:
     """Remove the message body from the stored payloads of an object's events (kept for retries
     and `GET /v1/events`). Called by the redaction of that object."""
-    redacted = 0
-    for event in Event.objects.filter(object_id=object_id):
+    redacted = []
+    for event in Event.objects.filter(object_id=object_id).only("pk", "payload"):
         payload = json.loads(event.payload)
         if isinstance(payload.get("data"), dict):
             payload["data"].update(body=None, redacted_at=redacted_at)
             event.payload = payload_json(payload)
-            event.save(update_fields=["payload"])
-            redacted += 1
-    return redacted
+            redacted.append(event)
+    Event.objects.bulk_update(redacted, ["payload"])
+    return len(redacted)

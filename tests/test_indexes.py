@@ -1,0 +1,224 @@
+"""Flat cost as the data grows: every beat sweep with nothing to do, and redaction's lookups, read an index holding only
+the rows they look for, never a whole table; and no index is kept that no query uses.
+
+The plans are PostgreSQL's own (`EXPLAIN (FORMAT JSON)` of the very statements each task ran, with their
+parameters), on tables holding tens of thousands of rows inserted by SQL and ANALYZEd, so that a sequential scan is
+what the planner would pick if no fitting index existed. The time each takes at 2 M messages is in
+docs/operations.md (Measurements).
+"""
+
+from datetime import timedelta
+import json
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+import pytest
+
+from mittis.api.idempotency import redact_stored_answers
+from mittis.celery import app as celery_app
+from tests.factories import AccountFactory
+
+ROWS = 30_000  # enough that reading a table costs the planner more than any fitting index
+
+# What each beat task reads (the tables that grow with traffic), and the indexes it must read them through.
+SWEEPS = {
+    # Its queued half may take either index that holds queued messages (PostgreSQL picks by their sizes); at this
+    # test's scale it may also AND them with message_status_idx, read whole, which at 30,000 rows costs it less than
+    # the heap pages it saves (at 2 M it takes message_expiry_idx alone: docs/operations.md): SCALE_BOUND below.
+    "messaging.requeue_stale_messages": {"messaging_message": {"message_waiting_idx", "message_expiry_idx"}},
+    "messaging.dispatch_scheduled": {"messaging_message": {"message_scheduled_idx"}},
+    "messaging.expire_overdue": {"messaging_message": {"message_expiry_idx"}},
+    "messaging.close_stuck": {"messaging_message": {"message_sent_idx", "message_waiting_idx"}},
+    "messaging.recover_interrupted_sends": {"messaging_message": {"message_waiting_idx"}},
+    "messaging.recover_lost_reports": {"messaging_message": {"message_sent_idx"}},
+    "messaging.redact_past_retention": {"messaging_message": {"message_retention_idx"}},
+    "messaging.delete_expired_exports": {"messaging_export": {"export_expiry_idx"}},
+    "messaging.scrub_exports": {"messaging_export": {"export_scrub_idx"}},
+    "api.purge_expired_idempotency_keys": {"api_idempotencyrecord": {"api_idempotencyrecord_created_at_37e80017"}},
+    "webhooks.sweep_deliveries": {"webhooks_delivery": {"delivery_due_idx"}},
+}
+# Tasks whose plan at this test's scale may also read a whole small index: only "no table read whole" is held.
+SCALE_BOUND = {"messaging.requeue_stale_messages"}
+GROWING = {"messaging_message", "messaging_export", "api_idempotencyrecord", "webhooks_event", "webhooks_delivery"}
+
+
+@pytest.fixture(scope="module")
+def history(django_db_setup, django_db_blocker):
+    """ROWS messages of the last 13 months, final, redacted past 30 days, each with an event, a delivered webhook and
+    a stored answer of the last day; exports whose files are gone; and a few of each in flight, none of it due.
+    Made once for the module, in a transaction rolled back after its last test (each test's own is nested in it)."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield _history()
+        transaction.set_rollback(True)
+
+
+def _history():
+    account = AccountFactory()
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            INSERT INTO messaging_message (public_id, livemode, direction, status, from_number, "to", body, encoding,
+              segments, price, currency, metadata, carrier, carrier_message_id, send_attempts, error_code, error_message,
+              event_sequence, created_at, updated_at, sent_at, account_id, country, status_callback, expires_at,
+              redacted_at)
+            SELECT 'msg_h' || i, false, 'outbound', 'delivered', '+18045550142', '+18045550199',
+              CASE WHEN c < now() - interval '30 days' THEN '' ELSE 'hi' END, 'GSM', 1, 0.0079, 'USD', '{}', 'sandbox',
+              'sbx_' || i, 1, '', '', 3, c, c, c, %(account)s, 'US', '', c + interval '4 hours',
+              CASE WHEN c < now() - interval '30 days' THEN c + interval '30 days' END
+            FROM (SELECT i, now() - interval '395 days' * (1 - i::float / %(rows)s) AS c
+                  FROM generate_series(1, %(rows)s) i) s""", {"account": account.pk, "rows": ROWS})
+        # In flight, as at any moment, none of it due: just queued, sending and sent, and ten times as many scheduled
+        # for later (a campaign waits days; a send, seconds).
+        cursor.execute("""
+            INSERT INTO messaging_message (public_id, livemode, direction, status, from_number, "to", body, encoding,
+              segments, price, currency, metadata, carrier, carrier_message_id, send_attempts, error_code, error_message,
+              event_sequence, created_at, updated_at, sent_at, account_id, country, status_callback, expires_at, send_at)
+            SELECT 'msg_f' || i, false, 'outbound', st, '+18045550142', '+18045550199', 'hi', 'GSM', 1, 0.0079, 'USD',
+              '{}', 'sandbox', '', 1, '', '', 1, now(), now(), CASE WHEN st = 'sent' THEN now() END, %(account)s, 'US',
+              '', now() + interval '3 days', CASE WHEN st = 'scheduled' THEN now() + interval '2 days' END
+            FROM (SELECT i, (ARRAY['queued', 'sending', 'sent', 'scheduled'])[least(1 + i %% 13, 4)] AS st
+                  FROM generate_series(1, 520) i) s""", {"account": account.pk})
+        cursor.execute("""
+            INSERT INTO webhooks_event (public_id, livemode, type, object_id, sequence, payload, created_at, account_id)
+            SELECT 'evt_h' || id, false, 'message.delivered', public_id, 3, '{}', created_at, account_id
+            FROM messaging_message""")
+        cursor.execute("""
+            INSERT INTO webhooks_delivery (callback_url, status, attempts, next_attempt_at, created_at, updated_at,
+              event_id, lane_key)
+            SELECT 'https://example.com/hook', CASE WHEN id % 1000 = 0 THEN 'pending' ELSE 'succeeded' END, 1,
+              CASE WHEN id % 1000 = 0 THEN now() + interval '1 hour' ELSE created_at END, created_at, created_at, id, 0
+            FROM webhooks_event""")
+        cursor.execute("""
+            INSERT INTO api_idempotencyrecord (livemode, key, fingerprint, method, path, request_id, response_status,
+              response_content_type, response_body, created_at, account_id, object_id, api_version)
+            SELECT false, 'key-' || i, md5(i::text), 'POST', '/v1/messages', 'req_' || i, 201, 'application/json',
+              '\\x00', now() - interval '23 hours' * (1 - i::float / %(rows)s), %(account)s, 'msg_h' || i, '2026-12-07'
+            FROM generate_series(1, %(rows)s) i""", {"account": account.pk, "rows": ROWS})
+        cursor.execute("""
+            INSERT INTO messaging_export (public_id, livemode, type, format, start, "end", filters, status, progress,
+              row_count, file_name, file_size, error, created_by, created_at, completed_at, expires_at, file_deleted_at,
+              account_id, csv_safe, redactions_pending)
+            SELECT 'exp_h' || i, false, 'messages', 'csv', c - interval '30 days', c, '{}', 'succeeded', 100, 1,
+              'exports/' || i || '.csv', 1, '', '', c, c, c + interval '7 days',
+              CASE WHEN c < now() - interval '7 days' THEN c + interval '7 days' END, %(account)s, false, 0
+            FROM (SELECT i, now() - interval '395 days' * (1 - i::float / %(rows)s) AS c
+                  FROM generate_series(1, %(rows)s) i) s""", {"account": account.pk, "rows": ROWS})
+        for table in GROWING:
+            cursor.execute(f"ANALYZE {table}")
+    return account
+
+
+def statements_of(run) -> list[tuple[str, list | tuple | dict | None]]:
+    """Every statement `run()` executes, as executed: SQL and parameters."""
+    executed = []
+
+    def record(execute, sql, params, many, context):
+        executed.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        run()
+    return executed
+
+
+def scans(statements) -> set[tuple[str, str, str | None]]:
+    """(node type, table, index) of every node in the plans of `statements` that reads a growing table or its index
+    (a bitmap's index scan names no table, and its heap scan no index)."""
+    found = set()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, tablename FROM pg_indexes WHERE schemaname = current_schema()")
+        table_of = dict(cursor.fetchall())
+
+    def walk(node):
+        table = node.get("Relation Name") or table_of.get(node.get("Index Name"))
+        if table in GROWING:
+            found.add((node["Node Type"], table, node.get("Index Name")))
+        for child in node.get("Plans", []):
+            walk(child)
+
+    with connection.cursor() as cursor:
+        for sql, params in statements:
+            if sql.lstrip().upper().startswith(("SELECT", "DELETE", "UPDATE", "WITH")):
+                cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+                plan = cursor.fetchone()[0]
+                walk((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+    return found
+
+
+def test_every_beat_task_is_in_the_table():
+    assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} == set(SWEEPS)
+
+
+@pytest.mark.parametrize("task", SWEEPS)
+def test_a_sweep_with_nothing_to_do_reads_only_its_partial_index(history, db, task):
+    celery_app.loader.import_default_modules()  # the apps' tasks modules, as a worker imports them
+    statements = statements_of(celery_app.tasks[task].run)
+
+    found = scans(statements)
+    used = {(table, index) for _node, table, index in found if index}
+    expected = {(table, index) for table, indexes in SWEEPS[task].items() for index in indexes}
+    assert used & expected
+    assert task in SCALE_BOUND or used <= expected
+    # A table is read only where its index pointed (a bitmap's heap scan), or written (a DELETE's rows): never whole.
+    assert not {node for node, _table, _index in found} - {
+        "Index Scan", "Index Only Scan", "Bitmap Index Scan", "Bitmap Heap Scan", "ModifyTable"}
+
+
+def test_redaction_reaches_a_recent_messages_stored_answers_through_their_index(history, db):
+    """A message redacted on request within the day: its stored answers are found by `object_id`, never by reading the
+    account's day of POSTs."""
+    statements = statements_of(lambda: redact_stored_answers(
+        None, account_id=history.pk, livemode=False, object_id="msg_h29990", created_at=timezone.now() - timedelta(hours=1),
+        changes={"body": None}))
+
+    assert scans(statements) == {("Bitmap Index Scan", "api_idempotencyrecord", "idempotency_object_idx"),
+                                 ("Bitmap Heap Scan", "api_idempotencyrecord", None)}
+
+
+def test_redaction_of_an_old_message_does_not_look_for_stored_answers(history, db):
+    """Answers live a day: a message past retention is in none, so its redaction asks nothing."""
+    statements = statements_of(lambda: redact_stored_answers(
+        None, account_id=history.pk, livemode=False, object_id="msg_h1", created_at=timezone.now() - timedelta(days=31),
+        changes={"body": None}))
+
+    assert statements == []
+
+
+# --- Unique text columns: no pattern (LIKE) index beside them, uniqueness kept ------------------------------------------
+UNIQUE_TEXT = [
+    ("accounts_account", "public_id"), ("accounts_apikey", "public_id"), ("accounts_apikey", "hashed_secret"),
+    ("messaging_message", "public_id"), ("messaging_messageevent", "public_id"), ("messaging_optout", "public_id"),
+    ("messaging_carrier", "name"), ("messaging_export", "public_id"), ("webhooks_webhookendpoint", "public_id"),
+    ("webhooks_event", "public_id"), ("webhooks_deliveryattempt", "public_id"), ("billing_ledgerentry", "public_id"),
+]
+
+
+def test_no_pattern_index_is_left_on_our_tables(db):
+    """Django's `…_like` indexes serve only LIKE 'prefix%' queries, which nothing of ours runs (an id is looked up
+    whole). Third-party apps' tables (django-axes) are theirs."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tablename, indexname FROM pg_indexes WHERE schemaname = current_schema() "
+                       "AND indexdef LIKE '%%pattern_ops%%'")
+        ours = [row for row in cursor.fetchall() if not row[0].startswith(("axes_", "auth_", "django_"))]
+    assert ours == []
+
+
+@pytest.mark.parametrize("table, column", UNIQUE_TEXT)
+def test_unique_text_columns_refuse_a_duplicate(db, table, column):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid "
+                       "AND c.conkey = ARRAY[a.attnum] WHERE c.conrelid = %s::regclass AND c.contype = 'u' "
+                       "AND a.attname = %s", [table, column])
+        assert cursor.fetchone() == (1,)
+
+
+def test_a_duplicate_public_id_is_refused(account):
+    from messaging.services import message_create
+
+    first = message_create(account=account, livemode=False, sender="+18045550142", to="+18045550199", body="hi")
+    second = message_create(account=account, livemode=False, sender="+18045550142", to="+18045550199", body="hi")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        type(second).objects.filter(pk=second.pk).update(public_id=first.public_id)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        AccountFactory(public_id=account.public_id)
