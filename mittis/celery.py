@@ -5,6 +5,7 @@ import os
 
 from celery import Celery
 from celery.signals import worker_init
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mittis.settings")
 
@@ -34,6 +35,23 @@ def enqueue(name: str, *, args: tuple = (), kwargs: dict | None = None, countdow
     except Exception:
         logger.warning("Could not enqueue %s%r%r; a sweep will", name, args, kwargs or {}, exc_info=True)
         return False
+
+
+def queue_of(concern: str) -> str:
+    return settings.MITTIS_QUEUE_PREFIX + concern
+
+
+def queues() -> list[str]:
+    """The queue of every concern (settings.MITTIS_TASK_QUEUES), in the table's order: what a worker for all
+    of them consumes (`make run`'s, the tests', the bench's)."""
+    return [queue_of(concern) for concern in dict.fromkeys(settings.MITTIS_TASK_QUEUES.values())]
+
+
+def route_by_concern(name, args, kwargs, options, task=None, **_) -> dict | None:
+    """Celery's router (CELERY_TASK_ROUTES): a task goes to its concern's queue, for `enqueue`, `apply_async`
+    and beat alike. Read at each publish, so a test's or a command's prefix (override_settings) applies."""
+    concern = settings.MITTIS_TASK_QUEUES.get(name)
+    return {"queue": queue_of(concern)} if concern else None
 
 
 class SweepsAtDebug(logging.Filter):

@@ -277,7 +277,6 @@ MITTIS_BROKER_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_
 # `mittis.celery.MAX_COUNTDOWN` (180 s) and the hard time limit (CELERY_TASK_TIME_LIMIT, 90 s).
 CELERY_BROKER_TRANSPORT_OPTIONS = {**MITTIS_BROKER_PUBLISH_RETRY, "visibility_timeout": 300}
 CELERY_TASK_IGNORE_RESULT = True  # tasks write their outcome to the database
-CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -302,6 +301,45 @@ CELERY_BEAT_SCHEDULE = {
     # Export files re-written after a redaction, whose task was lost (they are not served until then).
     "scrub-redacted-exports": {"task": "messaging.scrub_exports", "schedule": 300.0},
 }
+
+# --- Queues -----------------------------------------------------------------------------------
+# Every task's concern, which is its queue: each concern has a worker pool of its own (Procfile), so a slow
+# webhook receiver or a large export never waits in front of a send. A sweep that only finds work and
+# enqueues it is a sweep; one that does a concern's work, or whose delay is that concern's delay, goes with
+# it. Every task of the app is here (tests/test_queues.py fails otherwise).
+MITTIS_TASK_QUEUES = {
+    "messaging.dispatch": "sends",
+    "messaging.send_message": "sends",
+    # A scheduled message waits for this sweep (every 5 s), so its delay is a send's delay: behind a night's
+    # retention on the sweeps pool it would be late.
+    "messaging.dispatch_scheduled": "sends",
+    # `make bench` compares the pipeline with Celery's own rate for a no-op: on the same queue as the sends.
+    "api.noop": "sends",
+    "messaging.process_delivery_reports": "reports",
+    # It asks the carriers for late reports and applies the answers: a report's own work.
+    "messaging.recover_lost_reports": "reports",
+    "webhooks.deliver": "webhooks",
+    "webhooks.flush_endpoint": "webhooks",
+    # It delivers an endpoint's missed events again: receivers' time, like any delivery.
+    "webhooks.recover_endpoint": "webhooks",
+    "messaging.run_export": "exports",
+    "messaging.scrub_export": "exports",
+    # It deletes expired export files from their storage: the exports' storage, not the database's rows.
+    "messaging.delete_expired_exports": "exports",
+    # These find work and leave it to its concern's queue (deliver, scrub_export, send_message), or settle rows
+    # in short batches: none of them must wait behind a receiver or an export.
+    "webhooks.sweep_deliveries": "sweeps",
+    "messaging.scrub_exports": "sweeps",
+    "messaging.requeue_stale_messages": "sweeps",
+    "messaging.recover_interrupted_sends": "sweeps",
+    "messaging.expire_overdue": "sweeps",
+    "messaging.close_stuck": "sweeps",
+    "messaging.redact_past_retention": "sweeps",  # long: the sweeps pool has a second process for the rest
+    "api.purge_expired_idempotency_keys": "sweeps",
+}
+# Before every queue's name: empty in production. The tests give each run queues of its own on a shared broker.
+MITTIS_QUEUE_PREFIX = env.str("MITTIS_QUEUE_PREFIX", default="")
+CELERY_TASK_ROUTES = ("mittis.celery.route_by_concern",)
 
 # --- Mittis -----------------------------------------------------------------------------------
 # The reference endpoints of `make bench` (/bench/r1..r4); never on in production.

@@ -9,16 +9,17 @@ import pytest
 from rest_framework.test import APIClient
 
 from mittis import versions
-from mittis.celery import app as celery_app
+from mittis.celery import app as celery_app, queue_of, queues
 from mittis.ops.localhost import free_port  # noqa: F401 (the tests' import of it)
 from tests.factories import AccountFactory, SenderFactory, api_key_for
 
 SEED = {"from": "+18045550142", "to": "+18045550199", "body": "Your technician is 15 minutes out."}
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
-# The tests use the real broker (`make test` starts one). A queue of its own per run keeps these tests'
-# tasks apart from anything else on that broker.
-celery_app.conf.task_default_queue = f"mittis-test-{uuid.uuid4().hex[:8]}"
+# The tests use the real broker (`make test` starts one). Queues of their own per run keep these tests'
+# tasks apart from anything else on that broker; processes the tests start get the prefix (MITTIS_QUEUE_PREFIX).
+django_settings.MITTIS_QUEUE_PREFIX = f"mittis-test-{uuid.uuid4().hex[:8]}-"
+celery_app.conf.task_default_queue = queue_of("unrouted")  # where a task without a route would go
 
 
 @pytest.fixture
@@ -91,24 +92,33 @@ def own_rate_limit_counters(settings):
 
 
 def drain_queued_tasks() -> list[dict]:
-    """Take every task message off this run's queue on the real broker; return their headers
-    (`task`, `eta`, `kwargsrepr`...), oldest first."""
+    """Take every task message off this run's queues on the real broker; return their headers
+    (`task`, `eta`, `kwargsrepr`...), queue by queue (`queues()`'s order), each oldest first."""
     import queue as queue_module
 
     taken = []
     with celery_app.connection_for_read() as conn:
-        queue = conn.SimpleQueue(celery_app.conf.task_default_queue)
-        try:
-            while True:
-                try:
-                    message = queue.get(block=False)
-                except queue_module.Empty:
-                    break
-                taken.append(message.headers)
-                message.ack()
-        finally:
-            queue.close()
+        for name in [*queues(), celery_app.conf.task_default_queue]:
+            queue = conn.SimpleQueue(name)
+            try:
+                while True:
+                    try:
+                        message = queue.get(block=False)
+                    except queue_module.Empty:
+                        break
+                    taken.append(message.headers)
+                    message.ack()
+            finally:
+                queue.close()
     return taken
+
+
+def in_process_worker(**options):
+    """A Celery worker in this process (a thread, the solo pool) consuming every concern's queue of this run."""
+    from celery.contrib.testing.worker import start_worker
+
+    return start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING",
+                        queues=queues(), **options)
 
 
 @contextmanager

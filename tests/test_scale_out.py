@@ -20,7 +20,7 @@ import urllib3
 from billing.models import Balance, LedgerEntry
 from billing.services import balance_top_up
 from messaging.models import Message, MessageEvent, SendAttempt
-from mittis.celery import app as celery_app
+from mittis.celery import queues
 from mittis.ops.localhost import web_command
 from tests.conftest import free_port
 from tests.factories import AccountFactory, SenderFactory, api_key_for
@@ -35,14 +35,13 @@ MESSAGES = 40
 @pytest.fixture
 def cluster():
     db = connection.settings_dict
-    queue = celery_app.conf.task_default_queue
     env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-           "CELERY_TASK_DEFAULT_QUEUE": queue, "MITTIS_SANDBOX_REPORT_DELAY": "0.1",
+           "MITTIS_QUEUE_PREFIX": settings.MITTIS_QUEUE_PREFIX, "MITTIS_SANDBOX_REPORT_DELAY": "0.1",
            "MITTIS_RATE_LIMIT_PREFIX": settings.MITTIS_RATE_LIMIT_PREFIX, "LOG_LEVEL": "WARNING"}
     ports = [free_port(), free_port()]
     processes = [subprocess.Popen(web_command("--bind", f"127.0.0.1:{port}"), cwd=ROOT, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
-    processes += [subprocess.Popen([sys.executable, "-m", "celery", "-A", "mittis", "worker", "-Q", queue, "-c", "1",
+    processes += [subprocess.Popen([sys.executable, "-m", "celery", "-A", "mittis", "worker", "-Q", ",".join(queues()), "-c", "1",
                                     "-n", f"scale{n}@%h", "--without-gossip", "--without-mingle", "--loglevel",
                                     "WARNING"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL) for n in range(2)]

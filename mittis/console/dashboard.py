@@ -98,11 +98,19 @@ def _stacked_bars(hours, counts) -> dict:
 
 
 def _queue_depth() -> int | None:
-    """Tasks waiting on the broker's default queue; None when the broker cannot say."""
-    from mittis.celery import app
+    """Tasks waiting on the broker, every queue together; None when the broker cannot say."""
+    from kombu.exceptions import ChannelError
+
+    from mittis.celery import app, queues
+
+    def waiting(channel, queue: str) -> int:
+        try:
+            return channel.queue_declare(queue=queue, passive=True).message_count
+        except ChannelError:  # never declared: nothing was ever published to it
+            return 0
 
     try:
         with app.connection_for_read() as conn:
-            return conn.default_channel.queue_declare(queue=app.conf.task_default_queue, passive=True).message_count
+            return sum(waiting(conn.default_channel, queue) for queue in queues())
     except Exception:
         return None

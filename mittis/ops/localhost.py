@@ -26,14 +26,30 @@ def web_command(*options: str, procfile: str = "Procfile") -> list[str]:
     """The `web` line of a Procfile as arguments, with `options` after it (`--bind 127.0.0.1:PORT`, which
     wins over one the line has): bench, load and the tests start the web server exactly as production
     (Procfile) or `make run` (Procfile.dev) does, with this interpreter."""
+    return [*procfile_command("web", procfile), *options]
+
+
+def worker_command(process: str, *options: str, procfile: str = "Procfile", queue_prefix: str = "") -> list[str]:
+    """A Celery worker line of a Procfile (`worker-sends`) as arguments, with `options` after it and
+    `queue_prefix` before each queue its `-Q` names: the tests run production's pools on queues of their own."""
+    command = procfile_command(process, procfile)
+    at = command.index("-Q") + 1
+    command[at] = ",".join(queue_prefix + queue for queue in command[at].split(","))
+    return [*command, *options]
+
+
+def procfile_command(process: str, procfile: str = "Procfile") -> list[str]:
+    """The line of `process` in a Procfile as arguments, run by this interpreter (`celery` as `python -m celery`)."""
     for line in (ROOT / procfile).read_text().splitlines():
-        if line.startswith("web:"):
-            command = shlex.split(line.removeprefix("web:"))
+        if line.startswith(f"{process}:"):
+            command = shlex.split(line.removeprefix(f"{process}:"))
             command = command[1:] if command[0] == "exec" else command  # honcho's shell becomes the program
             if Path(command[0]).name.startswith("python"):
                 command[0] = sys.executable
-            return [*command, *options]
-    raise LookupError(f"{procfile} has no web line")
+            elif Path(command[0]).name == "celery":
+                command[:1] = [sys.executable, "-m", "celery"]
+            return command
+    raise LookupError(f"{procfile} has no {process} line")
 
 
 def wait_for_http(url: str, timeout: float = 30, error: type[Exception] = TimeoutError) -> None:

@@ -9,7 +9,6 @@ import time
 from django.conf import settings
 from django.db import connection
 
-from mittis.celery import app as celery_app
 from mittis.ops.localhost import stop_group, wait_for_http  # noqa: F401 (for the tests)
 from tests.webhooks.conftest import endpoint, fast_retries, receiver, worker  # noqa: F401 (fixtures)
 
@@ -17,10 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def process_env(**overrides) -> dict:
-    """The environment of a Mittis process on this test's database, queue and Redis prefix."""
+    """The environment of a Mittis process on this test's database, queues and Redis prefix."""
     db = connection.settings_dict
     return {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-            "CELERY_TASK_DEFAULT_QUEUE": celery_app.conf.task_default_queue,
+            "MITTIS_QUEUE_PREFIX": settings.MITTIS_QUEUE_PREFIX,
             "MITTIS_RATE_LIMIT_PREFIX": settings.MITTIS_RATE_LIMIT_PREFIX, "LOG_LEVEL": "WARNING", **overrides}
 
 

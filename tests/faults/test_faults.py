@@ -24,6 +24,7 @@ from messaging import tasks
 from messaging.carriers import twilio
 from messaging.models import Carrier, Message, Route, RouteCarrier, Sender
 from messaging.services import message_send, messages_recover_interrupted, messages_requeue_stale
+from mittis.celery import queues
 from mittis.ops.localhost import web_command
 from tests.conftest import SEED, broker_down, free_port
 from tests.factories import api_key_for
@@ -138,7 +139,7 @@ def test_a_worker_killed_mid_send_sends_at_most_once_and_the_message_ends_failed
     carrier_stand_in["hang"] = True  # the carrier takes the request and has not answered when the worker dies
     live_route(carrier_stand_in["url"], backup=True)
     worker_args = [sys.executable, "-m", "celery", "-A", "mittis", "worker", "--pool", "solo", "-Q",
-                   process_env()["CELERY_TASK_DEFAULT_QUEUE"], "--without-gossip", "--without-mingle",
+                   ",".join(queues()), "--without-gossip", "--without-mingle",
                    "--loglevel", "WARNING"]
 
     with running(worker_args + ["-n", "doomed@%h"], process_env()) as doomed:

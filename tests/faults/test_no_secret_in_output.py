@@ -15,6 +15,7 @@ import pytest
 
 from billing.services import balance_top_up
 from messaging.models import Carrier, Message, Route, RouteCarrier, Sender
+from mittis.celery import queues
 from mittis.ops.localhost import free_port, wait_for_http, web_command
 from tests.conftest import SEED
 from tests.factories import api_key_for
@@ -38,7 +39,7 @@ def test_no_key_secret_or_carrier_credential_reaches_any_process_output(account,
     env = process_env(LOG_LEVEL="DEBUG", WEB_ACCESS_LOG="true", MITTIS_WEBHOOK_ALLOWED_PRIVATE="127.0.0.1",
                       MITTIS_SANDBOX_REPORT_DELAY="0.2")
     worker = [sys.executable, "-m", "celery", "-A", "mittis", "worker", "--pool", "solo", "-Q",
-              env["CELERY_TASK_DEFAULT_QUEUE"], "--without-gossip", "--without-mingle", "--loglevel", "DEBUG"]
+              ",".join(queues()), "--without-gossip", "--without-mingle", "--loglevel", "DEBUG"]
     beat = [sys.executable, "-m", "celery", "-A", "mittis", "beat", "--loglevel", "DEBUG",
             "--schedule", str(tmp_path / "beat-schedule")]
     outputs = {name: (tmp_path / f"{name}.log").open("wb") for name in ("web", "worker", "beat")}

@@ -17,7 +17,7 @@ from messaging.exports import (
 )
 from messaging.models import Export, Message
 from messaging.services import message_apply_delivery_report, message_receive, message_redact, message_send
-from tests.conftest import SEED, drain_queued_tasks
+from tests.conftest import SEED, drain_queued_tasks, in_process_worker
 from tests.factories import AccountFactory, SenderFactory, api_key_for
 
 AWKWARD_BODIES = [
@@ -212,10 +212,6 @@ def test_staff_start_an_export_for_an_account_and_see_its_progress(admin_client,
 def test_an_export_runs_on_a_real_worker_from_the_broker():
     import time
 
-    from celery.contrib.testing.worker import start_worker
-
-    from mittis.celery import app as celery_app
-
     account = AccountFactory()
     SenderFactory(account=account, value=SEED["from"])
     client = APIClient()
@@ -223,7 +219,7 @@ def test_an_export_runs_on_a_real_worker_from_the_broker():
     for _ in range(3):
         client.post("/v1/messages", SEED, format="json")
 
-    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING"):
+    with in_process_worker():
         started = client.post("/v1/exports", {**window(), "type": "messages", "format": "csv"}, format="json").json()
         deadline = time.monotonic() + 20
         while (export := client.get(f"/v1/exports/{started['id']}").json())["status"] != "succeeded":

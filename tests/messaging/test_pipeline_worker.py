@@ -3,12 +3,11 @@ POST /v1/messages -> worker sends through the sandbox -> delivery report -> `del
 
 import time
 
-from celery.contrib.testing.worker import start_worker
 import pytest
 
 from messaging.services import send
 from messaging.carriers import sandbox
-from mittis.celery import app as celery_app
+from tests.conftest import in_process_worker
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -17,7 +16,7 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 def worker(settings, monkeypatch):
     settings.MITTIS_SANDBOX_REPORT_DELAY = 0.2
     monkeypatch.setattr(send, "SEND_RETRY_BASE_SECONDS", 0.2)
-    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING"):
+    with in_process_worker():
         yield
 
 

@@ -7,9 +7,9 @@ import socket
 import threading
 import uuid
 
+from django.conf import settings
 import pytest
 
-from mittis.celery import app as celery_app
 from mittis.redis import redis_client
 from tests.conftest import SEED
 from tests.factories import AccountFactory, SenderFactory, api_key_for
@@ -19,11 +19,11 @@ from tests.webhooks.conftest import endpoint, fast_retries, receiver, worker  # 
 
 @pytest.fixture(scope="module")
 def sdk_server(django_db_setup, django_db_blocker):
-    """The Procfile's web server on the test database, publishing onto this run's queue, with a Redis prefix of
+    """The Procfile's web server on the test database, publishing onto this run's queues, with a Redis prefix of
     its own: (its URL, the prefix)."""
     prefix = f"mittis-test-sdk:{uuid.uuid4().hex[:12]}"
     with web_server("Procfile", WEB_CONCURRENCY="1", MITTIS_RATE_LIMIT_PREFIX=prefix,
-                    CELERY_TASK_DEFAULT_QUEUE=celery_app.conf.task_default_queue) as (_, port):
+                    MITTIS_QUEUE_PREFIX=settings.MITTIS_QUEUE_PREFIX) as (_, port):
         yield f"http://127.0.0.1:{port}", prefix
 
 

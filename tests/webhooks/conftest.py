@@ -6,12 +6,10 @@ import socket
 import threading
 import time
 
-from celery.contrib.testing.worker import start_worker
 import pytest
 
 from messaging.services import send
-from mittis.celery import app as celery_app
-from tests.conftest import drain_queued_tasks
+from tests.conftest import drain_queued_tasks, in_process_worker
 
 
 @dataclass
@@ -96,7 +94,7 @@ def worker(settings, monkeypatch, fast_retries):
     monkeypatch.setattr(send, "SEND_RETRY_BASE_SECONDS", 0.2)
     # A task an earlier test left on this run's queue (a batch dispatcher) would claim this test's messages.
     drain_queued_tasks()
-    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING"):
+    with in_process_worker():
         yield
 
 

@@ -7,11 +7,9 @@ import time
 import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
-from celery.contrib.testing.worker import start_worker
 
-from mittis.celery import app as celery_app
 from webhooks.models import LANE_KEYS, Delivery, DeliveryAttempt, lane_key
-from tests.conftest import broker_down, drain_queued_tasks
+from tests.conftest import broker_down, drain_queued_tasks, in_process_worker
 from webhooks.services import deliveries_sweep, endpoint_flush
 from messaging.models import Message
 from messaging.services import message_expire
@@ -88,7 +86,7 @@ def test_an_event_created_while_the_broker_is_down_is_delivered_by_the_sweeper(a
     pending = Delivery.objects.get()
     assert pending.status == Delivery.PENDING and receiver.requests == []
 
-    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING"):
+    with in_process_worker():
         assert deliveries_sweep(overdue_by=timedelta(0)) == [pending.pk]
         [request] = receiver.wait_for(1)
 

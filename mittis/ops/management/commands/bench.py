@@ -31,7 +31,7 @@ from messaging.models import Message
 from messaging.services import sender_create
 from mittis.accounts.models import Account
 from mittis.accounts.services import api_key_create
-from mittis.celery import app as celery_app
+from mittis.celery import app as celery_app, queue_of, queues
 from mittis.ops.localhost import free_port, stop_group, wait_for_http, web_command
 from mittis.redis import redis_client
 from webhooks.models import Delivery
@@ -161,7 +161,8 @@ class Command(BaseCommand):
     # --- workers ----------------------------------------------------------------------------------
     def _purge(self):
         with celery_app.connection_for_write() as conn:
-            conn.default_channel.queue_purge(celery_app.conf.task_default_queue)
+            for queue in queues():
+                conn.default_channel.queue_purge(queue)
         Message.objects.filter(status__in=["queued", "sending"]).update(status="failed")
         client = redis_client()  # and the marks of dispatchers and flushes whose tasks were just purged
         for pattern in ("messaging:dispatch:*", "webhooks:flush:*"):
@@ -176,14 +177,14 @@ class Command(BaseCommand):
         message leaving `queued` to the last one `delivered` with all its webhooks received (so the figure is
         the pipeline's, not the API's)."""
         rounds = []
-        with self._worker(env) as queue:
+        with self._worker(env):
             self._noop_rate(NOOP_WARM_UP)  # the worker is up, its processes forked and their imports done
             for _ in range(PIPELINE_ROUNDS):
                 noop_rate = self._noop_rate(count)
                 _vacuum()
-                _pause(queue)
+                _pause()
                 self._accept(base, secret, count)
-                rate, elapsed, hooks = self._pipeline(account, count, receiver, start=lambda: _resume(queue))
+                rate, elapsed, hooks = self._pipeline(account, count, receiver, start=_resume)
                 rounds.append((rate / noop_rate, noop_rate, rate, elapsed, hooks))
         ratio, noop_rate, rate, elapsed, hooks = sorted(rounds)[len(rounds) // 2]  # the median round
         self.rows.append(("Celery no-op task (2 worker processes)", f"{noop_rate:,.0f} tasks/s", "", ""))
@@ -241,12 +242,13 @@ class Command(BaseCommand):
 
     @contextmanager
     def _worker(self, env):
-        """A Celery worker of BENCH_WORKER_CONCURRENCY (2) processes; yields the queue it consumes."""
-        worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "mittis", "worker", "--concurrency",
-                                   os.environ.get("BENCH_WORKER_CONCURRENCY", "2"), "--loglevel", "WARNING",
-                                   "--without-gossip", "--without-mingle"], cwd=ROOT, env=env)
+        """A Celery worker of BENCH_WORKER_CONCURRENCY (2) processes consuming every queue, as `make run`'s does:
+        the pipeline's figure is one machine's, every concern sharing its cores."""
+        worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "mittis", "worker", "-Q", ",".join(queues()),
+                                   "--concurrency", os.environ.get("BENCH_WORKER_CONCURRENCY", "2"), "--loglevel",
+                                   "WARNING", "--without-gossip", "--without-mingle"], cwd=ROOT, env=env)
         try:
-            yield celery_app.conf.task_default_queue
+            yield
         finally:
             worker.terminate()
             try:
@@ -335,23 +337,33 @@ def _ms(latency: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000}[unit]
 
 
-def _pause(queue):
-    """The worker stays up, warm, and consumes nothing from `queue` until `_resume` (remote control)."""
+def _pause():
+    """The worker stays up, warm, and consumes nothing until `_resume` (remote control): no queue, so that the
+    events of the accepted messages wait for the pipeline's clock as their sends do."""
     # `limit`: the one worker's answer ends the wait, which otherwise lasts the whole `timeout`.
-    if not celery_app.control.cancel_consumer(queue, reply=True, limit=1, timeout=10):
-        raise CommandError("The worker did not answer a request to pause.")
+    for queue in queues():
+        if not celery_app.control.cancel_consumer(queue, reply=True, limit=1, timeout=10):
+            raise CommandError("The worker did not answer a request to pause.")
 
 
-def _resume(queue):
-    if not celery_app.control.add_consumer(queue, reply=True, limit=1, timeout=10):
-        raise CommandError("The worker did not answer a request to resume.")
+def _resume():
+    """Every queue again, the sends' last: the clock starts when the first message leaves `queued`, and
+    the other queues must be consumed by then, as they were before the pause."""
+    sends = queue_of("sends")
+    for queue in [*(queue for queue in queues() if queue != sends), sends]:
+        if not celery_app.control.add_consumer(queue, reply=True, limit=1, timeout=10):
+            raise CommandError("The worker did not answer a request to resume.")
 
 
 def _queue_length(channel) -> int:
-    try:
-        return channel.queue_declare(queue=celery_app.conf.task_default_queue, passive=True).message_count
-    except Exception:  # Redis drops an empty list: the queue is gone, so empty
-        return 0
+    """Tasks waiting on every queue."""
+    waiting = 0
+    for queue in queues():
+        try:
+            waiting += channel.queue_declare(queue=queue, passive=True).message_count
+        except Exception:  # Redis drops an empty list: the queue is gone, so empty
+            pass
+    return waiting
 
 
 class _Receiver:

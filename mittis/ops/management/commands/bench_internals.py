@@ -34,7 +34,7 @@ from messaging.services import sender_create
 from mittis.accounts.models import Account
 from mittis.accounts.services import api_key_create
 from mittis.api.serializers import StrictSerializer
-from mittis.celery import app as celery_app
+from mittis.celery import app as celery_app, queues
 
 SEED = {"from": "+18045550142", "to": "+18045550199", "body": "Your technician is 15 minutes out."}
 WARM_UP = 100  # POSTs before measuring: the key's first use, prepared statements, caches
@@ -48,13 +48,15 @@ class Command(BaseCommand):
         parser.add_argument("--block", type=int, default=20, help="POSTs per variant per round")
 
     def handle(self, *args, rounds, block, **options):
-        celery_app.conf.task_default_queue = f"bench-internals-{uuid.uuid4().hex[:8]}"
-        try:
-            with override_settings(ALLOWED_HOSTS=["testserver"]):
+        # Queues of its own, which no worker consumes, for the tasks its sends publish.
+        prefix = f"bench-internals-{uuid.uuid4().hex[:8]}-"
+        with override_settings(ALLOWED_HOSTS=["testserver"], MITTIS_QUEUE_PREFIX=prefix):
+            try:
                 self._measure(rounds, block)
-        finally:
-            with celery_app.connection_for_write() as broker:
-                broker.default_channel.queue_delete(celery_app.conf.task_default_queue)
+            finally:
+                with celery_app.connection_for_write() as broker:
+                    for queue in queues():
+                        broker.default_channel.queue_delete(queue)
 
     def _measure(self, rounds, block):
         account = Account.objects.create(name="bench internals", rate_limit=10**9, rate_limit_window=1)

@@ -42,6 +42,7 @@ from messaging.models import Message
 from messaging.services import sender_create
 from mittis.accounts.models import Account
 from mittis.accounts.services import api_key_create
+from mittis.celery import queues
 from mittis.ops.localhost import child_pids, free_port, stop_group, wait_for_http, web_command
 from webhooks.models import Delivery, Event
 from webhooks.services import endpoint_create
@@ -102,9 +103,9 @@ class Command(BaseCommand):
         self.processes[name] = subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True)
 
     def _start_worker(self, name, env):
-        self._start(name, [sys.executable, "-m", "celery", "-A", "mittis", "worker", "--pool", "solo", "-n",
-                           f"{name}-{time.monotonic_ns()}@%h", "--without-gossip", "--without-mingle",
-                           "--loglevel", "WARNING"], env)
+        self._start(name, [sys.executable, "-m", "celery", "-A", "mittis", "worker", "--pool", "solo", "-Q",
+                           ",".join(queues()), "-n", f"{name}-{time.monotonic_ns()}@%h", "--without-gossip",
+                           "--without-mingle", "--loglevel", "WARNING"], env)
 
     def _kill_worker(self, name, env):
         os.killpg(self.processes[name].pid, signal.SIGKILL)
