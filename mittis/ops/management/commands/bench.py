@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,16 +24,19 @@ import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
+from django.db import connection, transaction
+from django.utils import timezone
 import urllib3
 
 from billing.services import balance_top_up
 from messaging.models import Message
 from messaging.services import sender_create
+from messaging.services.dispatch import DISPATCH_BATCH
 from mittis.accounts.models import Account
 from mittis.accounts.services import api_key_create
 from mittis.celery import app as celery_app, queue_of, queues
 from mittis.ops.localhost import free_port, stop_group, wait_for_http, web_command
+from mittis.ops.preload import history_preload
 from mittis.redis import redis_client
 from webhooks.models import Delivery
 from webhooks.services import endpoint_create
@@ -49,6 +53,10 @@ WARM_UP_SECONDS = 2
 NOOP_WARM_UP = 500
 PIPELINE_ROUNDS = 3  # no-op and pipeline pairs on one worker; the median pair's figures are printed
 SEND_ROUNDS = 7  # R4 and POST /v1/messages pairs; the median pair's figures are printed
+SWEEP_RUNS = 7  # runs of each sweep and of the claim, in-process; the median is printed
+RETENTION_TASK = "messaging.redact_past_retention"
+# A night of retention runs this long at most, then its rate projects the month: at 5 M it was hours.
+RETENTION_MINUTES = 3
 IDEMPOTENT_LUA = """
 local threads = 0
 function setup(thread)
@@ -77,9 +85,15 @@ class Command(BaseCommand):
         parser.add_argument("--connections", type=int, default=64)
         parser.add_argument("--messages", type=int, default=1500, help="Messages for the end-to-end run.")
         parser.add_argument("--export-rows", type=int, default=200_000)
-        parser.add_argument("--only", choices=["http", "pipeline", "export"], help="Run one part of the table.")
+        parser.add_argument("--only", choices=["http", "pipeline", "export", "growth"],
+                            help="Run one part of the table (growth: --preload's alone).")
+        parser.add_argument("--preload", type=int, default=0, metavar="N",
+                            help="Then write a history of N messages by SQL and measure again, beside the empty figures.")
+        parser.add_argument("--retention-minutes", type=float, default=RETENTION_MINUTES,
+                            help="With --preload: how long the night of retention runs before it is projected.")
 
-    def handle(self, *args, duration, connections, messages, export_rows, only, **options):
+    def handle(self, *args, duration, connections, messages, export_rows, only, preload, retention_minutes,
+               **options):
         self.progress = options["verbosity"] >= 2  # -v 2: the pipeline's progress every half second
         if not shutil.which("wrk"):
             raise CommandError("wrk is needed (apt-get install wrk; `make bench` installs it).")
@@ -103,10 +117,15 @@ class Command(BaseCommand):
                 self._worker_phase(base, env, account, secret, messages, receiver)
             if only in (None, "export"):
                 self._export_phase(export_rows)
+            if preload and only in (None, "growth"):
+                self._growth_phase(base, account, secret, duration, connections, preload, retention_minutes)
         finally:
             stop_group(web)
             receiver.stop()
-        self._print()
+        if self.rows:
+            self._print()
+        if preload and only in (None, "growth"):
+            self._print_growth()
 
     # --- setup ----------------------------------------------------------------------------------
     def _setup(self, receiver_url):
@@ -157,6 +176,11 @@ class Command(BaseCommand):
                        duration, connections)
         self.rows.append(("GET /v1/messages?limit=100", f"{listing['rps']:,.0f} req/s",
                           f"{listing['p50']} / {listing['p99']}", f"{listing['rps'] / reference['r1']:.3f} x R1"))
+        newest = Message.objects.order_by("-id").values_list("public_id", flat=True)[0]
+        retrieve = _wrk(f"{base}/v1/messages/{newest}", f'wrk.headers["Authorization"] = "Bearer {secret}"',
+                        duration, connections)
+        self.rows.append(("GET /v1/messages/{id}", f"{retrieve['rps']:,.0f} req/s",
+                          f"{retrieve['p50']} / {retrieve['p99']}", f"{retrieve['rps'] / reference['r1']:.3f} x R1"))
 
     # --- workers ----------------------------------------------------------------------------------
     def _purge(self):
@@ -282,6 +306,96 @@ class Command(BaseCommand):
         self.rows.append((f"Export of {rows:,} messages (CSV)", f"{match.group(1)} rows/s",
                           f"peak memory {match.group(2)} MB", ratio))
 
+    # --- growth (--preload) ----------------------------------------------------------------------------
+    def _growth_phase(self, base, account, secret, duration, connections, count, retention_minutes):
+        """The same figures on the bench's own database, then after writing a history of `count` messages
+        (mittis/ops/preload.py), then a night of retention over the month that falls due."""
+        self._purge()
+        _vacuum()
+        empty = self._growth_figures(base, account, secret, duration, connections)
+        empty_messages = Message.objects.count()
+        self.stdout.write(f"Preloading {count:,} messages ({shutil.disk_usage('/').free / 2**30:.0f} GiB free)")
+        started = time.monotonic()
+        result = history_preload(account=account, messages=count, say=self.stdout.write)
+        written = time.monotonic() - started
+        _vacuum()
+        self.preload_notes = [f"preload of {count:,} messages: {written / 60:.1f} min of SQL, "
+                              f"then VACUUM ANALYZE: {(time.monotonic() - started - written) / 60:.1f} min "
+                              f"(the empty column: the bench's own {empty_messages:,} messages)", *_sizes()]
+        grown = self._growth_figures(base, account, secret, duration, connections)
+        self.growth = [(name, value, grown[name]) for name, value in empty.items()]
+        self.growth.append(("Retention: a night over the month due", None, self._retention_night(
+            result.due, retention_minutes)))
+
+    def _growth_figures(self, base, account, secret, duration, connections) -> dict:
+        """name: (figure, unit, the figure relative to R1 of the same moment or None)."""
+        auth = f'wrk.headers["Authorization"] = "Bearer {secret}"'
+        r1 = _wrk(base + "/bench/r1", "", duration, connections)["rps"]
+        figures = {"R1 bare Django JSON view": (r1, "req/s", None)}
+        send = _wrk(base + "/v1/messages", POST_LUA % {"body": json.dumps(SEED), "extra": auth} + IDEMPOTENT_LUA,
+                    duration, connections)["rps"]
+        self._purge()  # what it accepted would otherwise be claimed and swept below
+        _vacuum()
+        figures["POST /v1/messages"] = (send, "req/s", send / r1)
+        live = Message.objects.filter(account=account, livemode=True)  # the send's messages, at least
+        old = live.order_by("id").values_list("public_id", flat=True)[0]
+        recent = live.order_by("-id").values_list("public_id", flat=True)[0]
+        for name, path in [("GET /v1/messages?limit=100", "/v1/messages?limit=100"),
+                           ("GET /v1/messages?status=delivered&limit=100", "/v1/messages?status=delivered&limit=100"),
+                           ("GET /v1/messages/{id}, the oldest", f"/v1/messages/{old}"),
+                           ("GET /v1/messages/{id}, the newest", f"/v1/messages/{recent}")]:
+            rps = _wrk(base + path, auth, duration, connections)["rps"]
+            figures[name] = (rps, "req/s", rps / r1)
+        figures["Dispatcher's claim (nothing due)"] = (_median_ms(_claim_rolled_back), "ms", None)
+        celery_app.loader.import_default_modules()  # every app's tasks, registered by name
+        for entry, task in sorted((entry, spec["task"]) for entry, spec in settings.CELERY_BEAT_SCHEDULE.items()):
+            if task != RETENTION_TASK:  # the night of retention is measured on its own, with work to do
+                figures[f"Sweep {entry} (nothing to do)"] = (_median_ms(celery_app.tasks[task].run), "ms", None)
+        return figures
+
+    def _retention_night(self, due: int, minutes: float):
+        """The nightly retention job (its task, in a process of its own) over the `due` messages, for at most
+        `minutes`: (messages/s, "msg/s", the projected hours for them all)."""
+        started_at = timezone.now()
+        started = time.monotonic()
+        job = subprocess.Popen([sys.executable, "manage.py", "shell", "--no-imports", "-c",
+                                f"from mittis.celery import app; app.loader.import_default_modules(); "
+                                f"app.tasks[{RETENTION_TASK!r}].run()"], cwd=ROOT,
+                               start_new_session=True)
+        try:
+            job.wait(timeout=minutes * 60)
+        except subprocess.TimeoutExpired:
+            stop_group(job)
+        elapsed = time.monotonic() - started
+        redacted = Message.objects.filter(redacted_at__gte=started_at).count()
+        rate = redacted / elapsed
+        return rate, "msg/s", (f"{redacted:,} of {due:,} in {elapsed / 60:.1f} min; the month: "
+                               + (_duration(due / rate) if rate else "never"))
+
+    def _print_growth(self):
+        rows = [("measurement", "empty", "preloaded", "ratio")]
+        for name, (value, unit, relative), (grown, _, grown_relative) in (
+                (name, empty or (0, "", None), grown) for name, empty, grown in self.growth):
+            if isinstance(grown_relative, str):  # retention: a note, not a ratio
+                rows.append((name, "", f"{grown:,.1f} {self.growth[-1][2][1]}", grown_relative))
+                continue
+            if relative is not None:
+                rows.append((name, f"{value:,.0f} {unit} ({relative:.3f} x R1)",
+                             f"{grown:,.0f} {unit} ({grown_relative:.3f} x R1)",
+                             f"{grown_relative / relative:.2f} (x R1)"))
+            else:
+                precision = 0 if unit == "req/s" else 2
+                rows.append((name, f"{value:,.{precision}f} {unit}", f"{grown:,.{precision}f} {unit}",
+                             f"{grown / value:.2f}" if value else ""))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        self.stdout.write("")
+        for n, row in enumerate(rows):
+            self.stdout.write(" | ".join(c.ljust(w) for c, w in zip(row, widths)))
+            if n == 0:
+                self.stdout.write("-" * (sum(widths) + 9))
+        for note in self.preload_notes:
+            self.stdout.write(note)
+
     def _print(self):
         widths = [max(len(str(row[i])) for row in self.rows) for i in range(4)]
         header = ("measurement", "throughput", "p50 / p99 latency", "ratio")
@@ -303,6 +417,45 @@ def _one_at_a_time():
         lock.close()
         raise CommandError("Another bench is running on this machine; wait for it to finish.")
     return lock
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 7200 else f"{seconds / 60:.1f} min"
+
+
+def _median_ms(run, times: int = SWEEP_RUNS) -> float:
+    """The median wall time of `run()` over `times` runs, in milliseconds."""
+    elapsed = []
+    for _ in range(times):
+        started = time.perf_counter()
+        run()
+        elapsed.append((time.perf_counter() - started) * 1000)
+    return statistics.median(elapsed)
+
+
+def _claim_rolled_back() -> None:
+    """A dispatcher's claim of a batch, undone: the claim reads as a dispatcher's does and changes nothing."""
+    from messaging.services.dispatch import _claim_batch
+
+    with transaction.atomic():
+        _claim_batch(DISPATCH_BATCH)
+        transaction.set_rollback(True)
+
+
+def _sizes() -> list[str]:
+    """The database's size, its bytes per message, and its largest tables and indexes."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_database_size(current_database()), (SELECT count(*) FROM messaging_message)")
+        size, messages = cursor.fetchone()
+        lines = [f"database: {size / 2**30:.2f} GiB for {messages:,} messages, {size / messages:,.0f} bytes per message"]
+        cursor.execute("SELECT relname, pg_total_relation_size(oid), pg_relation_size(oid) FROM pg_class "
+                       "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY 2 DESC LIMIT 8")
+        lines += [f"  table {name}: {total / 2**20:,.0f} MiB with its indexes and TOAST ({heap / 2**20:,.0f} MiB heap), "
+                  f"{total / messages:,.0f} bytes per message" for name, total, heap in cursor.fetchall()]
+        cursor.execute("SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relkind = 'i' "
+                       "AND relnamespace = 'public'::regnamespace ORDER BY 2 DESC LIMIT 8")
+        lines += [f"  index {name}: {total / 2**20:,.0f} MiB" for name, total in cursor.fetchall()]
+    return lines
 
 
 def _vacuum() -> None:
