@@ -11,12 +11,10 @@ from contextlib import contextmanager
 from decimal import Decimal
 import fcntl
 import json
-import multiprocessing
 import os
 from pathlib import Path
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,18 +22,19 @@ import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 import urllib3
 
 from billing.services import balance_top_up
 from messaging.models import Message
 from messaging.services import sender_create
-from messaging.services.dispatch import DISPATCH_BATCH
 from mittis.accounts.models import Account
 from mittis.accounts.services import api_key_create
 from mittis.celery import app as celery_app, queue_of, queues
 from mittis.ops.localhost import free_port, stop_group, wait_for_http, web_command
+from mittis.ops.bench_growth import claim_rolled_back, database_sizes, hours_or_minutes, median_ms
+from mittis.ops.bench_receiver import BenchReceiver
 from mittis.ops.preload import history_preload
 from mittis.redis import redis_client
 from webhooks.models import Delivery
@@ -53,7 +52,6 @@ WARM_UP_SECONDS = 2
 NOOP_WARM_UP = 500
 PIPELINE_ROUNDS = 3  # no-op and pipeline pairs on one worker; the median pair's figures are printed
 SEND_ROUNDS = 7  # R4 and POST /v1/messages pairs; the median pair's figures are printed
-SWEEP_RUNS = 7  # runs of each sweep and of the claim, in-process; the median is printed
 RETENTION_TASK = "messaging.redact_past_retention"
 # A night of retention runs this long at most, then its rate projects the month: at 5 M it was hours.
 RETENTION_MINUTES = 3
@@ -99,7 +97,7 @@ class Command(BaseCommand):
             raise CommandError("wrk is needed (apt-get install wrk; `make bench` installs it).")
         self._lock = _one_at_a_time()
         self.rows, self.reference = [], {}
-        receiver = _Receiver()
+        receiver = BenchReceiver()
         self._purge()  # what an interrupted run may have left
         account, secret = self._setup(receiver.url)
         env = {**os.environ, "MITTIS_BENCH_REFERENCES": "true", "MITTIS_SANDBOX_REPORT_DELAY": "0",
@@ -321,7 +319,7 @@ class Command(BaseCommand):
         _vacuum()
         self.preload_notes = [f"preload of {count:,} messages: {written / 60:.1f} min of SQL, "
                               f"then VACUUM ANALYZE: {(time.monotonic() - started - written) / 60:.1f} min "
-                              f"(the empty column: the bench's own {empty_messages:,} messages)", *_sizes()]
+                              f"(the empty column: the bench's own {empty_messages:,} messages)", *database_sizes()]
         grown = self._growth_figures(base, account, secret, duration, connections)
         self.growth = [(name, value, grown[name]) for name, value in empty.items()]
         self.growth.append(("Retention: a night over the month due", None, self._retention_night(
@@ -346,11 +344,11 @@ class Command(BaseCommand):
                            ("GET /v1/messages/{id}, the newest", f"/v1/messages/{recent}")]:
             rps = _wrk(base + path, auth, duration, connections)["rps"]
             figures[name] = (rps, "req/s", rps / r1)
-        figures["Dispatcher's claim (nothing due)"] = (_median_ms(_claim_rolled_back), "ms", None)
+        figures["Dispatcher's claim (nothing due)"] = (median_ms(claim_rolled_back), "ms", None)
         celery_app.loader.import_default_modules()  # every app's tasks, registered by name
         for entry, task in sorted((entry, spec["task"]) for entry, spec in settings.CELERY_BEAT_SCHEDULE.items()):
             if task != RETENTION_TASK:  # the night of retention is measured on its own, with work to do
-                figures[f"Sweep {entry} (nothing to do)"] = (_median_ms(celery_app.tasks[task].run), "ms", None)
+                figures[f"Sweep {entry} (nothing to do)"] = (median_ms(celery_app.tasks[task].run), "ms", None)
         return figures
 
     def _retention_night(self, due: int, minutes: float):
@@ -370,7 +368,7 @@ class Command(BaseCommand):
         redacted = Message.objects.filter(redacted_at__gte=started_at).count()
         rate = redacted / elapsed
         return rate, "msg/s", (f"{redacted:,} of {due:,} in {elapsed / 60:.1f} min; the month: "
-                               + (_duration(due / rate) if rate else "never"))
+                               + (hours_or_minutes(due / rate) if rate else "never"))
 
     def _print_growth(self):
         rows = [("measurement", "empty", "preloaded", "ratio")]
@@ -417,45 +415,6 @@ def _one_at_a_time():
         lock.close()
         raise CommandError("Another bench is running on this machine; wait for it to finish.")
     return lock
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 7200 else f"{seconds / 60:.1f} min"
-
-
-def _median_ms(run, times: int = SWEEP_RUNS) -> float:
-    """The median wall time of `run()` over `times` runs, in milliseconds."""
-    elapsed = []
-    for _ in range(times):
-        started = time.perf_counter()
-        run()
-        elapsed.append((time.perf_counter() - started) * 1000)
-    return statistics.median(elapsed)
-
-
-def _claim_rolled_back() -> None:
-    """A dispatcher's claim of a batch, undone: the claim reads as a dispatcher's does and changes nothing."""
-    from messaging.services.dispatch import _claim_batch
-
-    with transaction.atomic():
-        _claim_batch(DISPATCH_BATCH)
-        transaction.set_rollback(True)
-
-
-def _sizes() -> list[str]:
-    """The database's size, its bytes per message, and its largest tables and indexes."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_database_size(current_database()), (SELECT count(*) FROM messaging_message)")
-        size, messages = cursor.fetchone()
-        lines = [f"database: {size / 2**30:.2f} GiB for {messages:,} messages, {size / messages:,.0f} bytes per message"]
-        cursor.execute("SELECT relname, pg_total_relation_size(oid), pg_relation_size(oid) FROM pg_class "
-                       "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY 2 DESC LIMIT 8")
-        lines += [f"  table {name}: {total / 2**20:,.0f} MiB with its indexes and TOAST ({heap / 2**20:,.0f} MiB heap), "
-                  f"{total / messages:,.0f} bytes per message" for name, total, heap in cursor.fetchall()]
-        cursor.execute("SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relkind = 'i' "
-                       "AND relnamespace = 'public'::regnamespace ORDER BY 2 DESC LIMIT 8")
-        lines += [f"  index {name}: {total / 2**20:,.0f} MiB" for name, total in cursor.fetchall()]
-    return lines
 
 
 def _vacuum() -> None:
@@ -517,63 +476,3 @@ def _queue_length(channel) -> int:
         except Exception:  # Redis drops an empty list: the queue is gone, so empty
             pass
     return waiting
-
-
-class _Receiver:
-    """The customer's webhook endpoint: answers 204 to everything, and counts what it received (so the
-    pipeline's clock stops without querying the database it measures). It runs in a process of its own on
-    asyncio, reading just enough HTTP/1.1 to answer: a customer's endpoint does not run on our cores, so the
-    one standing in for it should take as little of them as it can (a threaded `http.server` took a fifth of
-    the machine, and shared the GIL with the clock)."""
-
-    def __init__(self):
-        context = multiprocessing.get_context("fork")  # the child runs asyncio only, never Django
-        self._received, self._delivered = context.RawValue("q", 0), context.RawValue("q", 0)
-        port, ready = context.RawValue("i", 0), context.Event()
-        self._process = context.Process(target=_receive, args=(port, self._received, self._delivered, ready),
-                                        daemon=True)
-        self._process.start()
-        if not ready.wait(10):
-            raise CommandError("The webhook receiver did not start.")
-        self.url = f"http://127.0.0.1:{port.value}/hooks"
-
-    @property
-    def received(self) -> int:
-        return self._received.value
-
-    @property
-    def delivered(self) -> int:
-        return self._delivered.value
-
-    def stop(self):
-        self._process.terminate()
-        self._process.join(5)
-
-
-def _receive(port, received, delivered, ready) -> None:
-    import asyncio
-
-    async def answer(reader, writer):
-        try:
-            while True:  # one kept-alive connection per flush lane
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line[:15].lower() == b"content-length:":
-                        length = int(line[15:])
-                body = await reader.readexactly(length) if length else b""
-                received.value += 1  # only this process writes them
-                delivered.value += b'"type":"message.delivered"' in body
-                writer.write(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    async def serve():
-        server = await asyncio.start_server(answer, "127.0.0.1", 0)
-        port.value = server.sockets[0].getsockname()[1]
-        ready.set()
-        await server.serve_forever()
-
-    asyncio.run(serve())

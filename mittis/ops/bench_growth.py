@@ -1,0 +1,50 @@
+"""`make bench --preload`'s measuring tools: a median of in-process runs, a dispatcher's claim undone, the
+database's sizes."""
+
+import statistics
+import time
+
+from django.db import connection, transaction
+
+from messaging.services.dispatch import DISPATCH_BATCH
+
+SWEEP_RUNS = 7  # runs of each sweep and of the claim, in-process; the median is printed
+
+
+def hours_or_minutes(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 7200 else f"{seconds / 60:.1f} min"
+
+
+def median_ms(run, times: int = SWEEP_RUNS) -> float:
+    """The median wall time of `run()` over `times` runs, in milliseconds."""
+    elapsed = []
+    for _ in range(times):
+        started = time.perf_counter()
+        run()
+        elapsed.append((time.perf_counter() - started) * 1000)
+    return statistics.median(elapsed)
+
+
+def claim_rolled_back() -> None:
+    """A dispatcher's claim of a batch, undone: the claim reads as a dispatcher's does and changes nothing."""
+    from messaging.services.dispatch import _claim_batch
+
+    with transaction.atomic():
+        _claim_batch(DISPATCH_BATCH)
+        transaction.set_rollback(True)
+
+
+def database_sizes() -> list[str]:
+    """The database's size, its bytes per message, and its largest tables and indexes."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_database_size(current_database()), (SELECT count(*) FROM messaging_message)")
+        size, messages = cursor.fetchone()
+        lines = [f"database: {size / 2**30:.2f} GiB for {messages:,} messages, {size / messages:,.0f} bytes per message"]
+        cursor.execute("SELECT relname, pg_total_relation_size(oid), pg_relation_size(oid) FROM pg_class "
+                       "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY 2 DESC LIMIT 8")
+        lines += [f"  table {name}: {total / 2**20:,.0f} MiB with its indexes and TOAST ({heap / 2**20:,.0f} MiB heap), "
+                  f"{total / messages:,.0f} bytes per message" for name, total, heap in cursor.fetchall()]
+        cursor.execute("SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relkind = 'i' "
+                       "AND relnamespace = 'public'::regnamespace ORDER BY 2 DESC LIMIT 8")
+        lines += [f"  index {name}: {total / 2**20:,.0f} MiB" for name, total in cursor.fetchall()]
+    return lines
