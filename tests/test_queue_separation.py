@@ -105,10 +105,13 @@ def test_new_messages_are_sent_as_fast_under_a_webhook_backlog_and_an_export_as_
     assert loaded_median <= 1.5 * idle_median + FLOOR_SECONDS, (
         f"accept -> sent: median {loaded_median:.3f} s under load against {idle_median:.3f} s idle "
         f"({sum(s == float('inf') for s in loaded)} of {MESSAGES} not sent at all)")
-    # The load lasted the whole measurement: the export still runs, and the receiver holds every webhook
-    # process with most of the backlog still waiting.
-    assert Export.objects.filter(pk__in=[e.pk for e in exports], status=Export.RUNNING).exists(), (
-        "the exports ended before the measurement")
+    # The load lasted the whole measurement: an export still runs or waits its turn (asked "is one running?",
+    # the check can fall in the moment between one export's end and the next one's start), and the receiver
+    # holds every webhook process with most of the backlog still waiting.
+    states = list(Export.objects.filter(pk__in=[e.pk for e in exports]).order_by("pk").values_list(
+        "status", "row_count", "completed_at", "error"))
+    assert any(status in (Export.PENDING, Export.RUNNING) for status, *_ in states), (
+        f"the exports ended before the measurement ended at {timezone.now()}: {states}")
     assert len(receiver.requests) >= WEBHOOK_POOL
     assert Delivery.objects.filter(status=Delivery.PENDING).count() > PENDING_DELIVERIES // 2
 
