@@ -1,9 +1,10 @@
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from messaging import statuses
 from mittis.accounts.models import Account
 from mittis.ids import public_id_default
+from webhooks.models import Event
 
 
 class Sender(models.Model):
@@ -120,28 +121,12 @@ class Message(models.Model):
     def __str__(self) -> str:
         return self.public_id
 
-
-class MessageEvent(models.Model):
-    """One step of a message's timeline, with the message as it was at that moment (frozen)."""
-
-    public_id = models.CharField(max_length=40, default=public_id_default("evt"), editable=False)  # unique: Meta (mittis/ids.py)
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events",
-                                db_index=False)  # event_sequence_unique leads with it
-    type = models.CharField(max_length=32)
-    status = models.CharField(max_length=12, choices=statuses.CHOICES)
-    sequence = models.PositiveIntegerField()
-    data = models.JSONField(help_text="The message object as the API returned it at this moment.")
-    # What the carrier said, raw, for staff answering "what happened to my message?".
-    carrier_status = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["public_id"], name="message_event_public_id_unique"),
-                       models.UniqueConstraint(fields=["message", "sequence"], name="event_sequence_unique")]
-        ordering = ["message_id", "sequence"]
-
-    def __str__(self) -> str:
-        return f"{self.public_id} {self.type}"
+    @property
+    def events(self) -> QuerySet[Event]:
+        """The message's timeline: its events (`webhooks.Event`, one row an event, with the message as it was
+        then in the payload), oldest first."""
+        return Event.objects.filter(account_id=self.account_id, livemode=self.livemode,
+                                    object_id=self.public_id).order_by("sequence")
 
 
 class SendAttempt(models.Model):

@@ -8,10 +8,11 @@ from django.db import connection
 from django.db.models import Count, F, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from messaging.models import Export, Message, MessageEvent, OptOut, SendAttempt
+from messaging.models import Export, Message, OptOut, SendAttempt
 from messaging.representation import ATTEMPT_FIELDS, MESSAGE_FIELDS
 from mittis.accounts.models import Account
 from mittis.errors import DomainError
+from webhooks.models import Event
 
 
 def message_scope(*, account: Account, livemode: bool) -> QuerySet[Message]:
@@ -82,8 +83,8 @@ def message_attempts(*, message: Message) -> QuerySet[SendAttempt]:
     return message.attempts.order_by("number")
 
 
-def message_events(*, message: Message) -> QuerySet[MessageEvent]:
-    return message.events.select_related("message").order_by("sequence")
+def message_events(*, message: Message) -> QuerySet[Event]:
+    return message.events
 
 
 USAGE_GROUPS = {

@@ -9,7 +9,7 @@ from billing.serializers import MoneyField
 from messaging import statuses
 from messaging.carriers import sandbox
 from messaging.errors import MESSAGE_ERRORS
-from messaging.models import Message, MessageEvent, SendAttempt
+from messaging.models import Message, SendAttempt
 from messaging.representation import message_row  # also for services, which build events with it
 from mittis.api.pagination import ListParamsSerializer
 from mittis.api.serializers import StrictCharField, StrictIntegerField, StrictSerializer, TimestampField
@@ -237,23 +237,6 @@ class MessageSerializer(serializers.Serializer):
 
     def to_representation(self, message: Message) -> dict:
         return message_row(message)
-
-
-class MessageEventSerializer(serializers.Serializer):
-    object = serializers.SerializerMethodField()
-    id = serializers.CharField(source="public_id")
-    type = serializers.CharField()
-    sequence = serializers.IntegerField(help_text="Orders the events of one message: 1, 2, 3...")
-    created_at = serializers.DateTimeField()
-    livemode = serializers.BooleanField(source="message.livemode")
-    data = serializers.SerializerMethodField(help_text="The message as it was when the event happened.")
-
-    def get_object(self, event) -> str:
-        return "event"
-
-    @extend_schema_field(MessageSerializer)
-    def get_data(self, event: MessageEvent) -> dict:
-        return event.data  # frozen when the event happened
 
 
 class MessageListParamsSerializer(ListParamsSerializer):

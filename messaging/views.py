@@ -10,7 +10,7 @@ from messaging import exports, selectors, services
 from mittis.replica import replica_reads
 from messaging.representation import MESSAGE_FIELDS, message_json, message_row, messages_json
 from messaging.serializers import (
-    ExportCreateSerializer, ExportSerializer, MessageCreateSerializer, MessageEventSerializer,
+    ExportCreateSerializer, ExportSerializer, MessageCreateSerializer,
     MessageListParamsSerializer, MessagePreviewSerializer, MessageSerializer, OptOutSerializer,
     TestHelperDeliveryReportSerializer, TestHelperInboundMessageSerializer, UsageParamsSerializer,
 )
@@ -19,6 +19,7 @@ from mittis.api.pagination import ListParamsSerializer, list_envelope, list_page
 from mittis.api.schema import error_responses, list_response
 from mittis.api.serializers import no_params
 from mittis.errors import DomainError
+from webhooks.serializers import EventSerializer
 
 SEED_REQUEST = {"from": "+18045550142", "to": "+18045550199", "body": "Your technician is 15 minutes out."}
 SEED_RESPONSE = {
@@ -116,11 +117,11 @@ class MessageEventsView(APIView):
         operation_id="messages_events",
         summary="A message's timeline",
         description=(
-            "Every event of the message, oldest first by `sequence` (a timeline reads forwards). Each "
-            "event's `data` is the message as it was at that moment."
+            "Every event of the message, oldest first by `sequence` (a timeline reads forwards), each as "
+            "`GET /v1/events/{id}` and webhooks give it: its `data` is the message as it was at that moment."
         ),
         parameters=[ID_PARAMETER],
-        responses={200: list_response(MessageEventSerializer, "MessageEventList"), **error_responses(401, 404)},
+        responses={200: list_response(EventSerializer, "MessageEventList"), **error_responses(401, 404)},
         tags=["Messages"],
     )
     def get(self, request, id: str):
@@ -128,7 +129,7 @@ class MessageEventsView(APIView):
                                         public_id=id)
         events = selectors.message_events(message=message)
         return Response({"object": "list", "url": request.path, "has_more": False,
-                         "data": MessageEventSerializer(events, many=True).data})
+                         "data": EventSerializer(events, many=True).data})
 
 
 class MessagePreviewView(APIView):

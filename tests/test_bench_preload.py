@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from billing.models import Balance, LedgerEntry
 from billing.services import balance_top_up
 from messaging import statuses
-from messaging.models import CarrierInbound, CarrierReport, Message, MessageEvent, OptOut, SendAttempt
+from messaging.models import CarrierInbound, CarrierReport, Message, OptOut, SendAttempt
 from messaging.representation import MESSAGE_FIELDS, messages_json
 from mittis.accounts.models import Account
 from mittis.api.models import IdempotencyRecord
@@ -28,7 +28,7 @@ from webhooks.services.payloads import payload_json
 
 MESSAGES = 20_000
 CHUNK = 7_000  # three chunks: the second and third find the rows of the first in place
-ID_PREFIXES = {Message: "msg", MessageEvent: "evt", Event: "evt", DeliveryAttempt: "whd", LedgerEntry: "txn",
+ID_PREFIXES = {Message: "msg", Event: "evt", DeliveryAttempt: "whd", LedgerEntry: "txn",
                OptOut: "opt", Account: "acct", WebhookEndpoint: "we"}
 
 
@@ -54,7 +54,7 @@ def preloaded(django_db_setup, django_db_blocker):
                                  ("webhooks_delivery", f"endpoint_id IN ({endpoints})"),
                                  ("webhooks_event", "account_id = ANY(%s)"),
                                  *((table, f"message_id IN ({messages})") for table in (
-                                     "messaging_messageevent", "messaging_sendattempt", "messaging_carrierreport",
+                                     "messaging_sendattempt", "messaging_carrierreport",
                                      "messaging_carrierinbound")),
                                  ("messaging_message", "account_id = ANY(%s)"),
                                  ("billing_ledgerentry", "account_id = ANY(%s)")]:
@@ -110,21 +110,16 @@ def test_public_ids_are_unique_and_of_their_prefix(preloaded, db):
         assert not model.objects.exclude(public_id__regex=rf"^{prefix}_[A-Za-z0-9]{{24}}$").exists(), model
 
 
-def test_each_message_has_its_timeline_in_both_event_tables(preloaded, db):
+def test_each_message_has_its_timeline(preloaded, db):
     with connection.cursor() as cursor:
-        # Every message has events 1..event_sequence, and each event is in both tables under one id.
+        # Every message has events 1..event_sequence, of its account and mode.
         cursor.execute("""
             SELECT count(*) FROM messaging_message m WHERE m.event_sequence <> (
-                SELECT count(*) FROM messaging_messageevent e WHERE e.message_id = m.id)
-            OR m.event_sequence <> (SELECT max(sequence) FROM messaging_messageevent e WHERE e.message_id = m.id)""")
+                SELECT count(*) FROM webhooks_event e WHERE e.object_id = m.public_id AND e.account_id = m.account_id
+                    AND e.livemode = m.livemode)
+            OR m.event_sequence <> (SELECT max(sequence) FROM webhooks_event e WHERE e.object_id = m.public_id)""")
         assert cursor.fetchone()[0] == 0
-        cursor.execute("""
-            SELECT count(*) FROM messaging_messageevent e FULL JOIN webhooks_event w ON w.public_id = e.public_id
-            LEFT JOIN messaging_message m ON m.id = e.message_id
-            WHERE e.id IS NULL OR w.id IS NULL OR m.public_id <> w.object_id OR e.sequence <> w.sequence
-                OR e.type <> w.type OR m.account_id <> w.account_id""")
-        assert cursor.fetchone()[0] == 0
-    assert MessageEvent.objects.count() > 2.5 * MESSAGES
+    assert Event.objects.count() > 2.5 * MESSAGES
 
 
 def test_the_last_event_is_the_message_as_the_builder_builds_it(preloaded, db, validate_message):
@@ -134,11 +129,11 @@ def test_the_last_event_is_the_message_as_the_builder_builds_it(preloaded, db, v
     seen = set()
     for row, built in zip(rows, messages_json(rows)):
         validate_message(built)
-        last = MessageEvent.objects.get(message_id=row["id"], sequence=row["event_sequence"])
+        last = Event.objects.get(object_id=row["public_id"], sequence=row["event_sequence"])
         assert last.data == built, row["public_id"]
-        for event in MessageEvent.objects.filter(message_id=row["id"]):
+        for event in Event.objects.filter(object_id=row["public_id"]):
             validate_message(event.data)
-            hook = Event.objects.get(public_id=event.public_id)
+            hook = event
             payload = json.loads(hook.payload)
             assert payload == {
                 "object": "event", "id": event.public_id, "type": event.type,

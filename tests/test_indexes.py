@@ -106,6 +106,9 @@ def _history():
               CASE WHEN c < now() - interval '7 days' THEN c + interval '7 days' END, %(account)s, false, 0
             FROM (SELECT i, now() - interval '395 days' * (1 - i::float / %(rows)s) AS c
                   FROM generate_series(1, %(rows)s) i) s""", {"account": account.pk, "rows": ROWS})
+        # Statistics of every row, not of ANALYZE's random sample of 30,000: the plans are then the same on every run
+        # (a sample that happened to miss most of the 40 `sending` messages once planned a sweep through another index).
+        cursor.execute("SET LOCAL default_statistics_target = 1000")
         for table in GROWING:
             cursor.execute(f"ANALYZE {table}")
     return account
@@ -190,7 +193,7 @@ def test_redaction_of_an_old_message_does_not_look_for_stored_answers(history, d
 # --- Unique text columns: no pattern (LIKE) index beside them, uniqueness kept ------------------------------------------
 UNIQUE_TEXT = [
     ("accounts_account", "public_id"), ("accounts_apikey", "public_id"), ("accounts_apikey", "hashed_secret"),
-    ("messaging_message", "public_id"), ("messaging_messageevent", "public_id"), ("messaging_optout", "public_id"),
+    ("messaging_message", "public_id"), ("messaging_optout", "public_id"),
     ("messaging_carrier", "name"), ("messaging_export", "public_id"), ("webhooks_webhookendpoint", "public_id"),
     ("webhooks_event", "public_id"), ("webhooks_deliveryattempt", "public_id"), ("billing_ledgerentry", "public_id"),
 ]

@@ -19,11 +19,12 @@ import urllib3
 
 from billing.models import Balance, LedgerEntry
 from billing.services import balance_top_up
-from messaging.models import Message, MessageEvent, SendAttempt
+from messaging.models import Message, SendAttempt
 from mittis.celery import queues
 from mittis.ops.localhost import web_command
 from tests.conftest import free_port
 from tests.factories import AccountFactory, SenderFactory, api_key_for
+from webhooks.models import Event
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -93,7 +94,7 @@ def test_two_web_processes_and_two_workers_send_nothing_twice(cluster):
     accepted = SendAttempt.objects.filter(message__account=account, outcome="accepted")
     assert accepted.count() == MESSAGES and accepted.values("message").distinct().count() == MESSAGES
     assert LedgerEntry.objects.filter(account=account, type="charge").count() == MESSAGES
-    events = MessageEvent.objects.filter(message__account=account).values("type").annotate(n=Count("id"))
+    events = Event.objects.filter(account=account).values("type").annotate(n=Count("id"))
     assert {e["type"]: e["n"] for e in events} == {"message.queued": MESSAGES, "message.sent": MESSAGES,
                                                   "message.delivered": MESSAGES}
     ledger = LedgerEntry.objects.filter(account=account, livemode=True).aggregate(s=Sum("amount"))["s"]

@@ -6,6 +6,7 @@ never imports `messaging`: it is given account ids and the payload.
 """
 
 import hashlib
+import json
 
 from django.db import models
 from django.db.models import Q
@@ -82,23 +83,38 @@ class Event(models.Model):
     # The object the event is about (`msg_…`) and its per-object order.
     object_id = models.CharField(max_length=40)
     sequence = models.PositiveIntegerField()
-    # The exact JSON body every receiver gets, serialized once when the event happened.
+    # The exact JSON body every receiver gets, serialized once when the event happened: the one copy of the
+    # object as it was then (the object's timeline, `GET /v1/events` and every delivery read it).
     payload = models.TextField()
+    # The object's status the event reports, and what the outside world said of it verbatim (a carrier's
+    # status, for staff answering "what happened to my message?"): columns, so the staff console and the
+    # timeline read them without parsing the payload.
+    status = models.CharField(max_length=12, blank=True, db_default="")
+    carrier_status = models.CharField(max_length=64, blank=True, db_default="")
     created_at = models.DateTimeField()
 
     class Meta:
         ordering = ["-id"]
-        constraints = [models.UniqueConstraint(fields=["public_id"], name="event_public_id_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["public_id"], name="event_public_id_unique"),
+            # An object's events are numbered 1, 2, 3... under its row lock: never two with one number. It
+            # serves the timeline's lookup by object too.
+            models.UniqueConstraint(fields=["object_id", "sequence"], name="event_object_sequence_unique"),
+        ]
         indexes = [
             models.Index(fields=["account", "livemode", "-id"], name="event_list_idx"),
             models.Index(fields=["account", "livemode", "type", "-id"], name="event_type_idx"),
             models.Index(fields=["account", "livemode", "created_at"], name="event_time_idx"),
-            models.Index(fields=["object_id"], name="event_object_idx"),
         ]
         permissions = [("redeliver_event", "Can redeliver an event")]
 
     def __str__(self) -> str:
         return f"{self.public_id} {self.type}"
+
+    @property
+    def data(self) -> dict:
+        """The object as it was when the event happened (the payload's `data`)."""
+        return json.loads(self.payload)["data"]
 
 
 LANE_KEYS = 1 << 28  # lane keys are 0 ≤ key < LANE_KEYS; lane n of N takes the n-th Nth of them

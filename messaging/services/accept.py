@@ -13,10 +13,10 @@ from billing.pricing import country_for
 from billing.selectors import message_quote
 from messaging import statuses
 from messaging.encoding import analyze
-from messaging.models import Message, MessageEvent, OptOut, Sender
+from messaging.models import Message, OptOut, Sender
 from messaging.representation import message_row
 from messaging.services.dispatch import dispatch_mark_request
-from messaging.services.transitions import webhook_event
+from messaging.services.transitions import message_event
 from mittis.accounts.models import Account
 from mittis.errors import DomainError
 from mittis.db import Statement, StatementGuard, StatementUndone, insert_select, quoted_table
@@ -98,11 +98,9 @@ def _insert_in_one_statement(message: Message, *, guard: StatementGuard | None =
     message_part = statement.add("m", *insert_select(
         message, where=condition + (f" AND EXISTS (SELECT 1 FROM {debit})" if debit and not debit_last else "")))
     representation = message_row(message, attempts=())
-    event = MessageEvent(type=statuses.EVENT_TYPES[message.status], status=message.status, sequence=1,
-                         data=representation)
-    statement.add("message_event", *insert_select(event, sql_values={"message_id": "m.id"}, source=message_part))
-    event.message = message
-    webhooks.events_publish(statement, [webhook_event(event)], only_if=f"EXISTS (SELECT 1 FROM {message_part})")
+    event = message_event(message, statuses.EVENT_TYPES[message.status], data=representation,
+                          created_at=message.created_at)
+    webhooks.events_publish(statement, [event], only_if=f"EXISTS (SELECT 1 FROM {message_part})")
     published = webhooks.published_deliveries(statement)
     if guard is not None:
         guard.record(statement, status=201, data=representation, source=message_part)

@@ -8,7 +8,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from messaging import exports, statuses
-from messaging.models import CarrierInbound, CarrierReport, Message, MessageEvent, SmppSubmission
+from messaging.models import CarrierInbound, CarrierReport, Message, SmppSubmission
 from mittis.accounts.models import Account
 from mittis.errors import DomainError
 from mittis.signals import object_redacted
@@ -16,8 +16,8 @@ from webhooks import services as webhooks
 
 
 def message_redact(*, message: Message) -> Message:
-    """Remove a final message's body everywhere we keep it: the message, its events, the webhook
-    payloads kept for retries, carrier reports, an inbound message as received, SMPP hand-overs, export
+    """Remove a final message's body everywhere we keep it: the message, its events' payloads (its timeline
+    and what webhooks retry), carrier reports, an inbound message as received, SMPP hand-overs, export
     files (re-written by a task once committed), and (through `object_redacted`) what other parts of
     Mittis kept, such as stored idempotent answers."""
     with transaction.atomic():
@@ -39,10 +39,6 @@ def _redact_locked(message: Message) -> list[int]:
     message.body, message.redacted_at = "", now
     message.save(update_fields=["body", "redacted_at", "updated_at"])
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    events = list(MessageEvent.objects.filter(message=message).only("pk", "data"))
-    for event in events:
-        event.data = {**event.data, "body": None, "redacted_at": stamp}
-    MessageEvent.objects.bulk_update(events, ["data"])
     webhooks.events_redact(object_id=message.public_id, redacted_at=stamp)
     reports = list(CarrierReport.objects.filter(message=message).only("pk", "raw"))
     for report in reports:

@@ -27,7 +27,7 @@ from billing.selectors import message_quote
 from messaging import statuses
 from messaging.encoding import analyze
 from messaging.errors import MESSAGE_ERRORS, retryable
-from messaging.models import CarrierInbound, CarrierReport, Message, MessageEvent, OptOut, SendAttempt, Sender
+from messaging.models import CarrierInbound, CarrierReport, Message, OptOut, SendAttempt, Sender
 from messaging.representation import MESSAGE_FIELDS, messages_json
 from mittis import crypto
 from mittis.accounts.models import Account
@@ -374,7 +374,7 @@ def _related(cursor, after: int, p: dict) -> None:
         f"WHEN '{column}' THEN m.{column}" for column in ["created_at", *statuses.TIME_FIELDS]) + " END"
     data = _message_json("m", status="step.status", at=at_case, stamped=lambda name: f"step.{name}", attempts=(
         f"CASE WHEN step.shows_attempt AND a.id IS NOT NULL THEN {attempts_json} ELSE '[]' END"))
-    event_table, hook_event = _table(MessageEvent), _table(Event)
+    hook_event = _table(Event)
     cursor.execute(f"SELECT coalesce(max(id), 0) FROM {hook_event}")
     after_event = cursor.fetchone()[0]
     cursor.execute(f"""
@@ -390,17 +390,13 @@ def _related(cursor, after: int, p: dict) -> None:
             JOIN {_steps_sql()} ON step.final = m.status
             LEFT JOIN {attempt} a ON a.message_id = m.id AND a.number = 1
             ORDER BY m.id, step.sequence
-        ), message_events AS (
-            INSERT INTO {event_table} (public_id, message_id, type, status, sequence, data, carrier_status,
-                created_at)
-            SELECT public_id, message_id, type, status, sequence, data::jsonb, carrier_status, at
-            FROM s
         )
-        INSERT INTO {hook_event} (public_id, account_id, livemode, type, object_id, sequence, payload, created_at)
+        INSERT INTO {hook_event} (public_id, account_id, livemode, type, object_id, sequence, payload, status,
+            carrier_status, created_at)
         SELECT public_id, account_id, livemode, type, object_id, sequence,
             '{{"object":"event","id":' || to_json(public_id)::text || ',"type":' || to_json(type)::text
             || ',"created_at":' || {_when("at")} || ',"livemode":' || livemode::text || ',"sequence":' || sequence
-            || ',"data":' || data || '}}', at
+            || ',"data":' || data || '}}', status, carrier_status, at
         FROM s
     """, p)
     delivery, delivery_attempt, endpoint = _table(Delivery), _table(DeliveryAttempt), _table(WebhookEndpoint)

@@ -10,11 +10,12 @@ from rest_framework.test import APIClient
 
 from billing.models import LedgerEntry
 from billing.services import balance_top_up
-from messaging.models import Message, MessageEvent
+from messaging.models import Message
 from mittis.api.models import IdempotencyRecord
 from mittis.api.tasks import purge_expired_idempotency_keys
 from tests.conftest import SEED
 from tests.factories import AccountFactory, SenderFactory, api_key_for
+from webhooks.models import Event
 
 
 def post(client, body=None, key="order-1042-reminder", path="/v1/messages", **headers):
@@ -46,7 +47,7 @@ def test_a_repeat_gets_the_first_answer_and_sends_and_charges_once(live_api, acc
     message = Message.objects.get()
     assert message.public_id == first.json()["id"]
     assert LedgerEntry.objects.filter(type="charge").count() == 1
-    assert MessageEvent.objects.filter(type="message.queued").count() == 1
+    assert Event.objects.filter(type="message.queued").count() == 1
     assert live_api.get("/v1/balance").json()["available"] == "0.992"
 
 

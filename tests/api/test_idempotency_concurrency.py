@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from billing.models import Balance, LedgerEntry
 from billing.services import balance_top_up
-from messaging.models import Message, MessageEvent
+from messaging.models import Message
 from mittis.api.idempotency import _lock_and_find
 from mittis.api.models import IdempotencyRecord
 from tests.conftest import SEED, drain_queued_tasks
@@ -54,7 +54,7 @@ def test_twenty_simultaneous_duplicates_send_once_and_charge_once():
     assert len(created) + len(replayed) + len(in_use) == COPIES
     assert LedgerEntry.objects.filter(account=account, type="charge").count() == 1
     assert Balance.objects.get(account=account, livemode=True).amount == Decimal("1") - message.price
-    assert MessageEvent.objects.filter(message=message, type="message.queued").count() == 1
+    assert message.events.filter(type="message.queued").count() == 1
     assert [task["task"] for task in drain_queued_tasks()] == ["messaging.dispatch"]
     assert IdempotencyRecord.objects.count() == 1
 

@@ -11,9 +11,10 @@ import pytest
 from billing.models import Balance, LedgerEntry
 from billing.services import balance_adjust, message_refund
 from messaging.carriers import sandbox
-from messaging.models import Message, MessageEvent
+from messaging.models import Message
 from messaging.services import message_send
 from tests.factories import AccountFactory, api_key_for
+from webhooks.models import Event
 
 
 def balance(account):
@@ -42,7 +43,7 @@ def test_without_enough_balance_the_send_is_refused_and_nothing_is_queued(
 
     error = first.json()["error"]
     assert (first.status_code, error["type"], error["code"]) == (402, "billing_error", "insufficient_funds")
-    assert (Message.objects.count(), MessageEvent.objects.count(), len(callbacks)) == (0, 0, 0)
+    assert (Message.objects.count(), Event.objects.count(), len(callbacks)) == (0, 0, 0)
     assert balance(account) == Decimal("0.015")
     assert send(client=live_api).status_code == 201  # one segment still fits
 

@@ -12,7 +12,7 @@ import pytest
 
 from messaging import statuses, tasks
 from messaging.carriers import sandbox
-from messaging.models import Carrier, Message, MessageEvent, Route, RouteCarrier, SendAttempt, Sender
+from messaging.models import Carrier, Message, Route, RouteCarrier, SendAttempt, Sender
 from messaging.services import dispatch_request, message_create, message_send, messages_dispatch
 from tests.conftest import drain_queued_tasks
 from tests.factories import AccountFactory, SenderFactory
@@ -214,5 +214,6 @@ def test_two_dispatchers_and_a_task_per_message_all_at_once_send_each_message_on
 
     assert sum(accepted) == 200
     assert SendAttempt.objects.filter(message_id__in=ids).count() == 200
-    assert MessageEvent.objects.filter(message_id__in=ids, type="message.sent").count() == 200
+    assert Event.objects.filter(object_id__in=Message.objects.filter(pk__in=ids).values("public_id"),
+                                type="message.sent").count() == 200
     assert set(Message.objects.filter(pk__in=ids).values_list("status", flat=True)) == {statuses.DELIVERED}

@@ -2,9 +2,7 @@
 `transition`, the one writer), keeps the earlier ones, and leaves the rest null; the events' data carry them."""
 
 from datetime import datetime, timedelta, timezone as dt_timezone
-import importlib
 
-from django.apps import apps
 
 from django.conf import settings
 import pytest
@@ -13,7 +11,7 @@ import time_machine
 from messaging import statuses
 from messaging.carriers import sandbox
 from messaging.carriers.base import DeliveryReport
-from messaging.models import Message, MessageEvent
+from messaging.models import Message
 from messaging.representation import message_row
 from messaging.services import (
     message_apply_delivery_report, message_cancel, message_create, message_expire, message_fail, message_send,
@@ -120,25 +118,3 @@ def test_no_caller_sets_a_status_time_of_its_own(account):
 
     with pytest.raises(ValueError, match="transition's to stamp"):
         transition(message, statuses.CANCELED, BatchWrites(), canceled_at=START)
-
-
-def test_the_migration_stamps_messages_already_final_from_their_event_of_that_status(account):
-    """0015 added undelivered_at, failed_at, canceled_at and expired_at to messages that had reached them already."""
-    migration = importlib.import_module("messaging.migrations.0015_message_status_times")
-    with time_machine.travel(START, tick=False) as clock:
-        failed = message_create(account=account, livemode=False, sender="+18045550142", to=sandbox.FAILS,
-                                body="Your technician is 15 minutes out.")
-        clock.shift(STEP)
-        send(failed)
-        clock.shift(STEP)
-        Message.objects.filter(pk=failed.pk).update(failed_at=None, updated_at=START + 2 * STEP)  # as before 0015
-        canceled = Message.objects.create(  # with no event of its status: its last change says when
-            account=account, livemode=False, status=statuses.CANCELED, from_number="+18045550142", to="+18045550199",
-            body="x", encoding="GSM-7", segments=1, price=0, currency="USD")
-
-    migration.stamp_messages_already_there(apps, None)
-
-    assert MessageEvent.objects.get(message=failed, status=statuses.FAILED).created_at == START + STEP
-    assert Message.objects.get(pk=failed.pk).failed_at == START + STEP
-    canceled.refresh_from_db()
-    assert canceled.canceled_at == canceled.updated_at == START + 2 * STEP

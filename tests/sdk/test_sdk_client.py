@@ -64,7 +64,7 @@ def test_every_resource_is_on_both_clients(sdk_key):
 
 # Each model against the schema's object of the same shape: the fields the API sends are the fields declared.
 MODEL_SCHEMAS = {
-    "Message": models.Message, "MessageEvent": models.Event, "Event": models.Event, "SendAttempt": models.SendAttempt,
+    "Message": models.Message, "Event": models.Event, "SendAttempt": models.SendAttempt,
     "MessagePreview": models.MessagePreview, "EndpointWithSecret": models.WebhookEndpoint,
     "EndpointDeleted": models.DeletedWebhookEndpoint, "DeliveryAttempt": models.WebhookDeliveryAttempt,
     "EventRedelivery": models.EventRedelivery, "WebhookRecovery": models.WebhookRecovery, "Export": models.Export,

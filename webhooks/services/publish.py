@@ -32,6 +32,8 @@ class NewEvent:
     data: dict
     created_at: datetime
     callback_url: str = ""
+    status: str = ""  # the object's, as the event reports it (Event.status)
+    carrier_status: str = ""
 
 
 def events_publish(statement: Statement, events: list[NewEvent], *, only_if: str = "") -> None:
@@ -79,6 +81,7 @@ _EVENT_RETURNING = "id, public_id, account_id, livemode, type, object_id"
 def _event_row(new: NewEvent) -> Event:
     return Event(public_id=new.event_id, account_id=new.account_id, livemode=new.livemode, type=new.type,
                  object_id=new.object_id, sequence=new.sequence, created_at=new.created_at,
+                 status=new.status, carrier_status=new.carrier_status,
                  payload=_payload(new.event_id, new.type, new.created_at, new.livemode, new.sequence, new.data))
 
 
