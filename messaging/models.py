@@ -164,6 +164,9 @@ class CarrierReport(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="reports")
 
+    # Partitioned by month of it (mittis/partitions.py): old months are dropped whole.
+    PARTITION_KEY = "received_at"
+
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["carrier", "carrier_message_id"], name="report_carrier_ref_idx")]

@@ -56,3 +56,4 @@ def _pattern_indexes(cursor, table: str, column: str) -> list[str]:
                    "WHERE i.indrelid = %s::regclass AND i.indnatts = 1 AND a.attname = %s "
                    "AND o.opcname IN ('varchar_pattern_ops', 'text_pattern_ops')", [table, column])
     return [name for (name,) in cursor.fetchall()]
+

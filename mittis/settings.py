@@ -336,6 +336,7 @@ MITTIS_TASK_QUEUES = {
     "messaging.close_stuck": "sweeps",
     "messaging.redact_past_retention": "sweeps",  # long: the sweeps pool has a second process for the rest
     "api.purge_expired_idempotency_keys": "sweeps",
+    "ops.maintain_partitions": "sweeps",
 }
 # Before every queue's name: empty in production. The tests give each run queues of its own on a shared broker.
 MITTIS_QUEUE_PREFIX = env.str("MITTIS_QUEUE_PREFIX", default="")
@@ -390,6 +391,13 @@ MITTIS_FORWARDED_FOR_HEADER = env.str("MITTIS_FORWARDED_FOR_HEADER", default="X-
 MITTIS_IDEMPOTENCY_KEY_HOURS = env.int("MITTIS_IDEMPOTENCY_KEY_HOURS", default=24)
 # A request transaction idle this long has lost its client: PostgreSQL ends it, releasing its key.
 MITTIS_ABANDONED_REQUEST_SECONDS = env.float("MITTIS_ABANDONED_REQUEST_SECONDS", default=10)
+# --- History ----------------------------------------------------------------------------------
+# The append-only tables (models with PARTITION_KEY: mittis/partitions.py) are partitioned by month. Whole months
+# older than this are dropped (a month's rows go at once, with no DELETE); the messages themselves, their status,
+# times and price stay. Partitions are made this many months ahead of the current one.
+MITTIS_HISTORY_MONTHS = env.int("MITTIS_HISTORY_MONTHS", default=13)
+MITTIS_PARTITIONS_AHEAD = env.int("MITTIS_PARTITIONS_AHEAD", default=3)
+CELERY_BEAT_SCHEDULE["maintain-partitions"] = {"task": "ops.maintain_partitions", "schedule": crontab(hour=2, minute=30)}
 CELERY_BEAT_SCHEDULE["purge-expired-idempotency-keys"] = {
     "task": "api.purge_expired_idempotency_keys",
     "schedule": 3600.0,

@@ -37,6 +37,8 @@ SWEEPS = {
     "messaging.scrub_exports": {"messaging_export": {"export_scrub_idx"}},
     "api.purge_expired_idempotency_keys": {"api_idempotencyrecord": {"api_idempotencyrecord_created_at_37e80017"}},
     "webhooks.sweep_deliveries": {"webhooks_delivery": {"delivery_due_idx"}},
+    # It reads the catalog (which months have partitions) and no table: with nothing to do, no plan reads a row.
+    "ops.maintain_partitions": {},
 }
 # Tasks whose plan at this test's scale may also read a whole small index, or take another index: only "no table read
 # whole" is held. redact_past_retention's lower bound (the account's oldest unredacted message, a MIN) went through
@@ -163,7 +165,7 @@ def test_a_sweep_with_nothing_to_do_reads_only_its_partial_index(history, db, ta
     found = scans(statements)
     used = {(table, index) for _node, table, index in found if index}
     expected = {(table, index) for table, indexes in SWEEPS[task].items() for index in indexes}
-    assert task in SCALE_BOUND or used & expected
+    assert task in SCALE_BOUND or used & expected or not (expected or found)
     assert task in SCALE_BOUND or used <= expected
     # A table is read only where its index pointed (a bitmap's heap scan), or written (a DELETE's rows): never whole.
     assert not {node for node, _table, _index in found} - {
@@ -195,8 +197,11 @@ UNIQUE_TEXT = [
     ("accounts_account", "public_id"), ("accounts_apikey", "public_id"), ("accounts_apikey", "hashed_secret"),
     ("messaging_message", "public_id"), ("messaging_optout", "public_id"),
     ("messaging_carrier", "name"), ("messaging_export", "public_id"), ("webhooks_webhookendpoint", "public_id"),
-    ("webhooks_event", "public_id"), ("webhooks_deliveryattempt", "public_id"), ("billing_ledgerentry", "public_id"),
+    ("webhooks_event", "public_id"), ("billing_ledgerentry", "public_id"),
 ]
+# Partitioned by month (mittis/partitions.py), which cannot hold a unique constraint without the month: their random
+# ids are indexed instead, and found through it.
+INDEXED_TEXT = [("webhooks_deliveryattempt", "public_id")]
 
 
 def test_no_pattern_index_is_left_on_our_tables(db):
@@ -216,6 +221,14 @@ def test_unique_text_columns_refuse_a_duplicate(db, table, column):
                        "AND c.conkey = ARRAY[a.attnum] WHERE c.conrelid = %s::regclass AND c.contype = 'u' "
                        "AND a.attname = %s", [table, column])
         assert cursor.fetchone() == (1,)
+
+
+@pytest.mark.parametrize("table, column", INDEXED_TEXT)
+def test_the_ids_of_a_partitioned_table_are_indexed(db, table, column):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexdef LIKE %s",
+                       [table, f"%({column})"])
+        assert [definition.split(" USING ")[1] for (definition,) in cursor.fetchall()] == [f"btree ({column})"]
 
 
 def test_a_duplicate_public_id_is_refused(account):

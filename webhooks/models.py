@@ -187,10 +187,17 @@ class DeliveryAttempt(models.Model):
     error = models.CharField(max_length=500, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
 
+    # Partitioned by month of it (mittis/partitions.py): old months are dropped whole.
+    PARTITION_KEY = "attempted_at"
+
     class Meta:
         ordering = ["-id"]
-        constraints = [models.UniqueConstraint(fields=["public_id"], name="delivery_attempt_public_id_unique")]
-        indexes = [models.Index(fields=["endpoint", "-id"], name="attempt_endpoint_idx")]
+        indexes = [
+            models.Index(fields=["endpoint", "-id"], name="attempt_endpoint_idx"),
+            # Not a unique constraint, which a partitioned table cannot hold without the month: the id is random
+            # (mittis/ids.py), and this finds it.
+            models.Index(fields=["public_id"], name="delivery_attempt_public_id_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.public_id} #{self.number} {self.response_status or self.error}"

@@ -32,6 +32,8 @@ from messaging.representation import MESSAGE_FIELDS, messages_json
 from mittis import crypto
 from mittis.accounts.models import Account
 from mittis.api.models import IdempotencyRecord
+from mittis.ops.tasks import partitioned_tables
+from mittis.partitions import month_of, next_month, partition_create
 from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 
 CHUNK = 1_000_000  # messages per statement: big enough that per-statement costs vanish, small enough to report progress
@@ -99,6 +101,12 @@ def history_preload(*, account: Account, messages: int, chunk: int = CHUNK, say=
         "redacted_before": now - timedelta(days=RETENTION_DAYS) - DUE_SPAN,
     }
     Account.objects.filter(pk__in=[a.pk for a, _ in accounts]).update(retention_days=RETENTION_DAYS)
+    # Each month of the history its partition, as the daily task had made them while it happened.
+    for partitioned in partitioned_tables():
+        month = month_of(now - HISTORY)
+        while month <= month_of(now):
+            partition_create(partitioned, month)
+            month = next_month(month)
     with connection.cursor() as cursor:
         cursor.execute("CREATE TEMPORARY TABLE preload_account (n int, account_id bigint, low float8, high float8, "
                        "sender text) ON COMMIT PRESERVE ROWS")
