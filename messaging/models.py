@@ -124,9 +124,9 @@ class Message(models.Model):
     @property
     def events(self) -> QuerySet[Event]:
         """The message's timeline: its events (`webhooks.Event`, one row an event, with the message as it was
-        then in the payload), oldest first."""
-        return Event.objects.filter(account_id=self.account_id, livemode=self.livemode,
-                                    object_id=self.public_id).order_by("sequence")
+        then in the payload), oldest first. None is older than the message: only the months since are read."""
+        return Event.objects.filter(account_id=self.account_id, livemode=self.livemode, object_id=self.public_id,
+                                    created_at__gte=self.created_at).order_by("sequence")
 
 
 class SendAttempt(models.Model):

@@ -17,6 +17,8 @@ import pytest
 
 from mittis.api.idempotency import redact_stored_answers
 from mittis.celery import app as celery_app
+from mittis.ops.tasks import partitioned_tables
+from mittis.partitions import month_of, next_month, partition_create
 from tests.factories import AccountFactory
 
 ROWS = 30_000  # enough that reading a table costs the planner more than any fitting index
@@ -36,7 +38,8 @@ SWEEPS = {
     "messaging.delete_expired_exports": {"messaging_export": {"export_expiry_idx"}},
     "messaging.scrub_exports": {"messaging_export": {"export_scrub_idx"}},
     "api.purge_expired_idempotency_keys": {"api_idempotencyrecord": {"api_idempotencyrecord_created_at_37e80017"}},
-    "webhooks.sweep_deliveries": {"webhooks_delivery": {"delivery_due_idx"}},
+    # Partitioned: in a month with few pending deliveries PostgreSQL may read its other index of pending ones alone.
+    "webhooks.sweep_deliveries": {"webhooks_delivery": {"delivery_due_idx", "delivery_pending_idx"}},
     # It reads the catalog (which months have partitions) and no table: with nothing to do, no plan reads a row.
     "ops.maintain_partitions": {},
 }
@@ -60,6 +63,9 @@ def history(django_db_setup, django_db_blocker):
 
 def _history():
     account = AccountFactory()
+    for partitioned in partitioned_tables():  # each month of the history its partition, as the daily task made them
+        for months in range(14):
+            partition_create(partitioned, next_month(month_of(timezone.now()), -months))
     with connection.cursor() as cursor:
         cursor.execute("""
             INSERT INTO messaging_message (public_id, livemode, direction, status, from_number, "to", body, encoding,
@@ -89,9 +95,10 @@ def _history():
             FROM messaging_message""")
         cursor.execute("""
             INSERT INTO webhooks_delivery (callback_url, status, attempts, next_attempt_at, created_at, updated_at,
-              event_id, lane_key)
+              event_id, event_created_at, lane_key)
             SELECT 'https://example.com/hook', CASE WHEN id % 1000 = 0 THEN 'pending' ELSE 'succeeded' END, 1,
-              CASE WHEN id % 1000 = 0 THEN now() + interval '1 hour' ELSE created_at END, created_at, created_at, id, 0
+              CASE WHEN id % 1000 = 0 THEN now() + interval '1 hour' ELSE created_at END, created_at, created_at, id,
+              created_at, 0
             FROM webhooks_event""")
         cursor.execute("""
             INSERT INTO api_idempotencyrecord (livemode, key, fingerprint, method, path, request_id, response_status,
@@ -136,11 +143,21 @@ def scans(statements) -> set[tuple[str, str, str | None]]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexname, tablename FROM pg_indexes WHERE schemaname = current_schema()")
         table_of = dict(cursor.fetchall())
+        # A partition's scan names the partition and its copy of the index: each stands for its table's, and index's.
+        cursor.execute("SELECT c.relname, p.relname, c.relpages = 0 AND c.relkind = 'r' FROM pg_inherits i "
+                       "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent")
+        partitions = cursor.fetchall()
+        parent_of = {partition: parent for partition, parent, _empty in partitions}
+        # A month ahead, empty: PostgreSQL reads its no pages rather than an index. It reads nothing.
+        empty = {partition for partition, _parent, is_empty in partitions if is_empty}
 
     def walk(node):
         table = node.get("Relation Name") or table_of.get(node.get("Index Name"))
+        if node["Node Type"] == "Seq Scan" and table in empty:
+            table = None
+        table, index = parent_of.get(table, table), parent_of.get(node.get("Index Name"), node.get("Index Name"))
         if table in GROWING:
-            found.add((node["Node Type"], table, node.get("Index Name")))
+            found.add((node["Node Type"], table, index))
         for child in node.get("Plans", []):
             walk(child)
 
@@ -197,11 +214,11 @@ UNIQUE_TEXT = [
     ("accounts_account", "public_id"), ("accounts_apikey", "public_id"), ("accounts_apikey", "hashed_secret"),
     ("messaging_message", "public_id"), ("messaging_optout", "public_id"),
     ("messaging_carrier", "name"), ("messaging_export", "public_id"), ("webhooks_webhookendpoint", "public_id"),
-    ("webhooks_event", "public_id"), ("billing_ledgerentry", "public_id"),
+    ("billing_ledgerentry", "public_id"),
 ]
 # Partitioned by month (mittis/partitions.py), which cannot hold a unique constraint without the month: their random
 # ids are indexed instead, and found through it.
-INDEXED_TEXT = [("webhooks_deliveryattempt", "public_id")]
+INDEXED_TEXT = [("webhooks_deliveryattempt", "public_id"), ("webhooks_event", "public_id")]
 
 
 def test_no_pattern_index_is_left_on_our_tables(db):

@@ -93,18 +93,21 @@ class Event(models.Model):
     carrier_status = models.CharField(max_length=64, blank=True, db_default="")
     created_at = models.DateTimeField()
 
+    # Partitioned by month of it (mittis/partitions.py), with its deliveries: old months are dropped whole.
+    PARTITION_KEY = "created_at"
+
     class Meta:
         ordering = ["-id"]
-        constraints = [
-            models.UniqueConstraint(fields=["public_id"], name="event_public_id_unique"),
-            # An object's events are numbered 1, 2, 3... under its row lock: never two with one number. It
-            # serves the timeline's lookup by object too.
-            models.UniqueConstraint(fields=["object_id", "sequence"], name="event_object_sequence_unique"),
-        ]
+        # No unique constraint: a partitioned table holds none without the month (mittis/partitions.py). The id is
+        # random (mittis/ids.py); an object's events are numbered 1, 2, 3... under its row lock, never two with
+        # one number (`Message.event_sequence`).
         indexes = [
             models.Index(fields=["account", "livemode", "-id"], name="event_list_idx"),
             models.Index(fields=["account", "livemode", "type", "-id"], name="event_type_idx"),
             models.Index(fields=["account", "livemode", "created_at"], name="event_time_idx"),
+            models.Index(fields=["public_id"], name="event_public_id_idx"),
+            # The object's timeline, and its redaction.
+            models.Index(fields=["object_id", "sequence"], name="event_object_sequence_idx"),
         ]
         permissions = [("redeliver_event", "Can redeliver an event")]
 
@@ -132,7 +135,10 @@ class Delivery(models.Model):
     PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
     STATUSES = [(PENDING, "pending"), (SUCCEEDED, "succeeded"), (FAILED, "failed")]
 
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    # No foreign key in the database: the event's primary key is (id, created_at), its table partitioned. The
+    # delivery lives in its event's month (its partition key is the event's), and goes with it.
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries", db_constraint=False)
+    event_created_at = models.DateTimeField()
     # No index of its own: delivery_endpoint_idx leads with it.
     endpoint = models.ForeignKey(WebhookEndpoint, null=True, blank=True, on_delete=models.CASCADE,
                                  related_name="deliveries", db_index=False)
@@ -147,6 +153,8 @@ class Delivery(models.Model):
     lane_key = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    PARTITION_KEY = "event_created_at"
 
     class Meta:
         ordering = ["-id"]
@@ -174,7 +182,8 @@ class DeliveryAttempt(models.Model):
     RESPONSE_BODY_LIMIT = 2048
 
     public_id = models.CharField(max_length=40, default=public_id_default("whd"), editable=False)  # unique: Meta (mittis/ids.py)
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_rows")
+    # No foreign key in the database: the delivery's table is partitioned (its primary key has the month in it).
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_rows", db_constraint=False)
     endpoint = models.ForeignKey(WebhookEndpoint, null=True, blank=True, on_delete=models.CASCADE,
                                  related_name="attempts", db_index=False)  # attempt_endpoint_idx leads with it
     number = models.PositiveSmallIntegerField()

@@ -39,7 +39,7 @@ def _redact_locked(message: Message) -> list[int]:
     message.body, message.redacted_at = "", now
     message.save(update_fields=["body", "redacted_at", "updated_at"])
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    webhooks.events_redact(object_id=message.public_id, redacted_at=stamp)
+    webhooks.events_redact(object_id=message.public_id, since=message.created_at, redacted_at=stamp)
     reports = list(CarrierReport.objects.filter(message=message).only("pk", "raw"))
     for report in reports:
         report.raw = {"report": report.raw.get("report", {}), "received": "redacted"}

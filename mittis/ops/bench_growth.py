@@ -40,11 +40,36 @@ def database_sizes() -> list[str]:
         cursor.execute("SELECT pg_database_size(current_database()), (SELECT count(*) FROM messaging_message)")
         size, messages = cursor.fetchone()
         lines = [f"database: {size / 2**30:.2f} GiB for {messages:,} messages, {size / messages:,.0f} bytes per message"]
-        cursor.execute("SELECT relname, pg_total_relation_size(oid), pg_relation_size(oid) FROM pg_class "
-                       "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY 2 DESC LIMIT 8")
+        # A partitioned table's (and index's) months added up under its own name.
+        cursor.execute("SELECT coalesce(p.relname, c.relname), sum(pg_total_relation_size(c.oid)), "
+                       "sum(pg_relation_size(c.oid)) FROM pg_class c LEFT JOIN pg_inherits i ON i.inhrelid = c.oid "
+                       "LEFT JOIN pg_class p ON p.oid = i.inhparent WHERE c.relkind = 'r' "
+                       "AND c.relnamespace = 'public'::regnamespace GROUP BY 1 ORDER BY 2 DESC LIMIT 8")
         lines += [f"  table {name}: {total / 2**20:,.0f} MiB with its indexes and TOAST ({heap / 2**20:,.0f} MiB heap), "
                   f"{total / messages:,.0f} bytes per message" for name, total, heap in cursor.fetchall()]
-        cursor.execute("SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relkind = 'i' "
-                       "AND relnamespace = 'public'::regnamespace ORDER BY 2 DESC LIMIT 8")
+        cursor.execute("SELECT coalesce(p.relname, c.relname), sum(pg_relation_size(c.oid)) FROM pg_class c "
+                       "LEFT JOIN pg_inherits i ON i.inhrelid = c.oid LEFT JOIN pg_class p ON p.oid = i.inhparent "
+                       "WHERE c.relkind = 'i' AND c.relnamespace = 'public'::regnamespace GROUP BY 1 "
+                       "ORDER BY 2 DESC LIMIT 8")
         lines += [f"  index {name}: {total / 2**20:,.0f} MiB" for name, total in cursor.fetchall()]
     return lines
+
+
+def month_freed() -> tuple[float, str, str]:
+    """Drop the oldest month of every partitioned table, as the daily task does once it ages out:
+    (seconds, "s", what it held)."""
+    from mittis.ops.tasks import partitioned_tables
+    from mittis.partitions import next_month, partitions, partitions_drop_before
+
+    tables = partitioned_tables()
+    oldest = min(min(partitions(p.table)) for p in tables)
+    names = [partitions(p.table).get(oldest) for p in tables]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(sum(reltuples), 0), coalesce(sum(pg_total_relation_size(oid)), 0) "
+                       "FROM pg_class WHERE relname = ANY(%s)", [[name for name in names if name]])
+        rows, size = cursor.fetchone()
+    started = time.monotonic()
+    for partitioned in tables:
+        partitions_drop_before(partitioned, next_month(oldest))
+    seconds = time.monotonic() - started
+    return seconds, "s", f"{oldest:%Y-%m}: {rows:,.0f} rows, {size / 2**20:,.0f} MiB, in {len(tables)} tables"

@@ -412,9 +412,9 @@ def _related(cursor, after: int, p: dict) -> None:
     after_delivery = cursor.fetchone()[0]
     # The receiver took each on the first attempt, as the bench's does (204).
     cursor.execute(f"""
-        INSERT INTO {delivery} (event_id, endpoint_id, callback_url, status, attempts, next_attempt_at, locked_until,
-            lane_key, created_at, updated_at)
-        SELECT e.id, w.id, '', 'succeeded', 1, e.created_at, NULL, ('x' || substr(md5(e.object_id), 1, 7))::bit(28)::int,
+        INSERT INTO {delivery} (event_id, event_created_at, endpoint_id, callback_url, status, attempts, next_attempt_at,
+            locked_until, lane_key, created_at, updated_at)
+        SELECT e.id, e.created_at, w.id, '', 'succeeded', 1, e.created_at, NULL, ('x' || substr(md5(e.object_id), 1, 7))::bit(28)::int,
             e.created_at, e.created_at + interval '0.2 seconds'
         FROM {hook_event} e JOIN {endpoint} w ON w.account_id = e.account_id AND w.livemode = e.livemode
             AND w.status = 'enabled'

@@ -152,9 +152,10 @@ def _claim_in_one_statement(due, *, endpoint: WebhookEndpoint, locked_until: dat
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH claimed AS (UPDATE {deliveries} SET locked_until = %s WHERE id IN ({due_sql}) "
-            "RETURNING id, event_id, attempts, next_attempt_at, callback_url) "
+            "RETURNING id, event_id, event_created_at, attempts, next_attempt_at, callback_url) "
             "SELECT claimed.id, claimed.event_id, claimed.attempts, claimed.next_attempt_at, claimed.callback_url, "
             f"event.public_id, event.payload FROM claimed JOIN {events} event ON event.id = claimed.event_id "
+            "AND event.created_at = claimed.event_created_at "  # the event's partition alone
             "ORDER BY claimed.id", [locked_until, *due_params])
         rows = cursor.fetchall()
     return [Delivery(id=id, event=Event(id=event_id, public_id=event_public_id, payload=payload),

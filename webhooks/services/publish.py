@@ -49,7 +49,8 @@ def events_publish(statement: Statement, events: list[NewEvent], *, only_if: str
     endpoints = quoted_table(WebhookEndpoint)
     statement.add("endpoint_deliveries", *insert_select(
         Delivery(next_attempt_at=now),
-        sql_values={"event_id": "event.id", "endpoint_id": "endpoint.id", "lane_key": "lane.key"},
+        sql_values={"event_id": "event.id", "event_created_at": "event.created_at", "endpoint_id": "endpoint.id",
+                    "lane_key": "lane.key"},
         source=f"event JOIN {endpoints} endpoint "
                "ON endpoint.account_id = event.account_id AND endpoint.livemode = event.livemode "
                f"JOIN {lanes} ON lane.event_id = event.public_id",
@@ -64,7 +65,7 @@ def events_publish(statement: Statement, events: list[NewEvent], *, only_if: str
         urls, urls_params = rows_source("callback", [("event_id", "varchar"), ("url", "varchar")], callbacks)
         statement.add("callback_deliveries", *insert_select(
             Delivery(next_attempt_at=now),
-            sql_values={"event_id": "event.id", "callback_url": "callback.url"},
+            sql_values={"event_id": "event.id", "event_created_at": "event.created_at", "callback_url": "callback.url"},
             source=f"event JOIN {urls} ON callback.event_id = event.public_id", source_params=urls_params))
 
 
@@ -75,7 +76,7 @@ def _payload(event_id: str, type: str, created_at: datetime, livemode: bool, seq
     })
 
 
-_EVENT_RETURNING = "id, public_id, account_id, livemode, type, object_id"
+_EVENT_RETURNING = "id, public_id, account_id, livemode, type, object_id, created_at"
 
 
 def _event_row(new: NewEvent) -> Event:

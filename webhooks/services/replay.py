@@ -27,8 +27,8 @@ def event_redeliver(*, event: Event, endpoint: WebhookEndpoint | None = None) ->
             if e.subscribes_to(event.type)]
     with transaction.atomic():
         deliveries = Delivery.objects.bulk_create(
-            [Delivery(event=event, endpoint=e, next_attempt_at=timezone.now(), lane_key=lane_key(event.object_id))
-             for e in endpoints])
+            [Delivery(event=event, event_created_at=event.created_at, endpoint=e, next_attempt_at=timezone.now(),
+                      lane_key=lane_key(event.object_id)) for e in endpoints])
         schedule(deliveries)
     return deliveries
 
@@ -41,7 +41,7 @@ def endpoint_recover(*, endpoint_id: int, since: datetime, until: datetime) -> i
     endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
     if endpoint.status != WebhookEndpoint.ENABLED:
         return 0
-    to_endpoint = Delivery.objects.filter(event=OuterRef("pk"), endpoint=endpoint)
+    to_endpoint = Delivery.objects.filter(event=OuterRef("pk"), event_created_at=OuterRef("created_at"), endpoint=endpoint)
     events = (Event.objects.filter(account_id=endpoint.account_id, livemode=endpoint.livemode,
                                    created_at__gte=since, created_at__lt=until)
               .filter(Exists(to_endpoint.filter(status=Delivery.FAILED)))
@@ -50,8 +50,8 @@ def endpoint_recover(*, endpoint_id: int, since: datetime, until: datetime) -> i
     recovered = 0
     for event in events.iterator(chunk_size=500):
         with transaction.atomic():
-            schedule([Delivery.objects.create(event=event, endpoint=endpoint, next_attempt_at=timezone.now(),
-                                               lane_key=lane_key(event.object_id))])
+            schedule([Delivery.objects.create(event=event, event_created_at=event.created_at, endpoint=endpoint,
+                                               next_attempt_at=timezone.now(), lane_key=lane_key(event.object_id))])
         recovered += 1
     return recovered
 
@@ -62,11 +62,12 @@ def endpoint_recover_request(*, endpoint_id: int, since: datetime, until: dateti
                                           args=(endpoint_id, since.isoformat(), until.isoformat())))
 
 
-def events_redact(*, object_id: str, redacted_at: str) -> int:
+def events_redact(*, object_id: str, since: datetime, redacted_at: str) -> int:
     """Remove the message body from the stored payloads of an object's events (kept for retries
-    and `GET /v1/events`). Called by the redaction of that object."""
+    and `GET /v1/events`). Called by the redaction of that object; `since`, its creation: none of its events is
+    older, so only the months since are read."""
     redacted = []
-    for event in Event.objects.filter(object_id=object_id).only("pk", "payload"):
+    for event in Event.objects.filter(object_id=object_id, created_at__gte=since).only("pk", "payload"):
         payload = json.loads(event.payload)
         if isinstance(payload.get("data"), dict):
             payload["data"].update(body=None, redacted_at=redacted_at)

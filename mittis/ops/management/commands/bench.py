@@ -33,7 +33,7 @@ from mittis.accounts.models import Account
 from mittis.accounts.services import api_key_create
 from mittis.celery import app as celery_app, queue_of, queues
 from mittis.ops.localhost import free_port, stop_group, wait_for_http, web_command
-from mittis.ops.bench_growth import claim_rolled_back, database_sizes, hours_or_minutes, median_ms
+from mittis.ops.bench_growth import claim_rolled_back, database_sizes, hours_or_minutes, median_ms, month_freed
 from mittis.ops.bench_receiver import BenchReceiver
 from mittis.ops.preload import history_preload
 from mittis.redis import redis_client
@@ -324,6 +324,7 @@ class Command(BaseCommand):
         self.growth = [(name, value, grown[name]) for name, value in empty.items()]
         self.growth.append(("Retention: a night over the month due", None, self._retention_night(
             result.due, retention_minutes)))
+        self.growth.append(("History: the oldest month freed (its partitions dropped)", None, month_freed()))
 
     def _growth_figures(self, base, account, secret, duration, connections) -> dict:
         """name: (figure, unit, the figure relative to R1 of the same moment or None)."""
@@ -372,10 +373,10 @@ class Command(BaseCommand):
 
     def _print_growth(self):
         rows = [("measurement", "empty", "preloaded", "ratio")]
-        for name, (value, unit, relative), (grown, _, grown_relative) in (
+        for name, (value, unit, relative), (grown, _unit, grown_relative) in (
                 (name, empty or (0, "", None), grown) for name, empty, grown in self.growth):
-            if isinstance(grown_relative, str):  # retention: a note, not a ratio
-                rows.append((name, "", f"{grown:,.1f} {self.growth[-1][2][1]}", grown_relative))
+            if isinstance(grown_relative, str):  # retention, the month freed: a note, not a ratio
+                rows.append((name, "", f"{grown:,.1f} {_unit}", grown_relative))
                 continue
             if relative is not None:
                 rows.append((name, f"{value:,.0f} {unit} ({relative:.3f} x R1)",
