@@ -1,5 +1,8 @@
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
+from django.utils import timezone
 
 from messaging import statuses
 from mittis.accounts.models import Account
@@ -377,9 +380,17 @@ class Export(models.Model):
     status = models.CharField(max_length=10, default=PENDING, choices=[
         (s, s) for s in (PENDING, RUNNING, SUCCEEDED, FAILED)])
     progress = models.PositiveSmallIntegerField(default=0)
-    row_count = models.PositiveIntegerField(default=0)
-    file_name = models.CharField(max_length=300, blank=True)
+    row_count = models.PositiveIntegerField(default=0)  # written so far: moves at each slice's checkpoint
+    # The file, in the `exports` storage: its parts in order, one per slice of the run (messaging.exports), served
+    # as one file; a re-write (`export_scrub`) makes it one part again. The list is the file's version.
+    file_parts = ArrayField(models.CharField(max_length=300), default=list, blank=True)
     file_size = models.PositiveBigIntegerField(default=0)
+    # The run's checkpoint, written with each part once the part is in storage: the key (id) of the last row in the
+    # file, the rows counted when it started (progress's denominator), and when it last moved, created or claimed
+    # or a part written (a pending or running export that has not moved for a while lost its task).
+    last_key = models.BigIntegerField(default=0, db_default=0)
+    row_total = models.PositiveIntegerField(default=0, db_default=0)
+    moved_at = models.DateTimeField(default=timezone.now, db_default=Now())
     error = models.CharField(max_length=300, blank=True)
     created_by = models.CharField(max_length=150, blank=True, help_text="The staff user, for exports started in the admin.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -401,7 +412,10 @@ class Export(models.Model):
             # The beat's two sweeps of files: those to delete once expired, and those to re-write after a redaction.
             # Export rows are kept for ever; each index holds only the files still there.
             models.Index(fields=["expires_at"], name="export_expiry_idx",
-                         condition=Q(file_deleted_at__isnull=True) & ~Q(file_name="")),
+                         condition=Q(file_deleted_at__isnull=True) & ~Q(file_parts=[])),
+            # The sweep of exports whose task was lost (messaging.resume_exports): only those not finished.
+            models.Index(fields=["moved_at"], name="export_unfinished_idx",
+                         condition=Q(status__in=["pending", "running"])),
             models.Index(fields=["id"], name="export_scrub_idx", condition=Q(
                 redactions_pending__gt=0, status="succeeded", file_deleted_at__isnull=True)),
         ]

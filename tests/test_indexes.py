@@ -35,6 +35,7 @@ SWEEPS = {
     "messaging.redact_past_retention": {"messaging_message": {"message_retention_idx"}},
     "messaging.delete_expired_exports": {"messaging_export": {"export_expiry_idx"}},
     "messaging.scrub_exports": {"messaging_export": {"export_scrub_idx"}},
+    "messaging.resume_exports": {"messaging_export": {"export_unfinished_idx"}},
     "api.purge_expired_idempotency_keys": {"api_idempotencyrecord": {"api_idempotencyrecord_created_at_37e80017"}},
     "webhooks.sweep_deliveries": {"webhooks_delivery": {"delivery_due_idx"}},
 }
@@ -99,10 +100,10 @@ def _history():
             FROM generate_series(1, %(rows)s) i""", {"account": account.pk, "rows": ROWS})
         cursor.execute("""
             INSERT INTO messaging_export (public_id, livemode, type, format, start, "end", filters, status, progress,
-              row_count, file_name, file_size, error, created_by, created_at, completed_at, expires_at, file_deleted_at,
+              row_count, file_parts, file_size, error, created_by, created_at, completed_at, expires_at, file_deleted_at,
               account_id, csv_safe, redactions_pending)
             SELECT 'exp_h' || i, false, 'messages', 'csv', c - interval '30 days', c, '{}', 'succeeded', 100, 1,
-              'exports/' || i || '.csv', 1, '', '', c, c, c + interval '7 days',
+              ARRAY['exports/' || i || '.csv'], 1, '', '', c, c, c + interval '7 days',
               CASE WHEN c < now() - interval '7 days' THEN c + interval '7 days' END, %(account)s, false, 0
             FROM (SELECT i, now() - interval '395 days' * (1 - i::float / %(rows)s) AS c
                   FROM generate_series(1, %(rows)s) i) s""", {"account": account.pk, "rows": ROWS})
@@ -185,6 +186,28 @@ def test_redaction_of_an_old_message_does_not_look_for_stored_answers(history, d
         changes={"body": None}))
 
     assert statements == []
+
+
+def test_an_exports_chunks_each_read_the_rows_after_their_key(history, db):
+    """An export reads its rows a chunk at a time, each chunk a query from the key where the one before ended. Prepared
+    (DATABASE_PREPARE_THRESHOLD), PostgreSQL would soon plan that query once for any key and range, guess the range
+    narrow, and read and sort all of it for every chunk (messaging.exports._planned_for_its_values)."""
+    from messaging import exports
+    from messaging.models import Export
+
+    export = Export(account=history, livemode=False, type=Export.MESSAGES, format=Export.CSV, filters={},
+                    start=timezone.now() - timedelta(days=400), end=timezone.now() + timedelta(days=1))
+    statements = statements_of(lambda: sum(1 for _ in exports._rows(export, after=0)))
+
+    chunks = [(sql, params) for sql, params in statements if 'FROM "messaging_message"' in sql]
+    assert len(chunks) > 10  # enough for PostgreSQL to try a generic plan
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                       "WHERE statement LIKE %s", ['%FROM "messaging_message" WHERE%"id" > $%'])
+        plans = cursor.fetchall()
+    assert plans and all(generic == 0 for generic, _custom in plans)
+    assert scans(chunks) <= {("Index Scan", "messaging_message", "messaging_message_pkey"),
+                             ("Index Scan", "messaging_message", "message_list_idx")}
 
 
 # --- Unique text columns: no pattern (LIKE) index beside them, uniqueness kept ------------------------------------------
