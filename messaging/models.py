@@ -124,6 +124,22 @@ class Message(models.Model):
         return self.public_id
 
 
+class RetentionMark(models.Model):
+    """How far the nightly redaction past retention (`messages_redact_past_retention`) has got in an account's
+    messages: every one created before `redacted_before` is redacted. Its candidates are read from there up to the
+    cutoff, a bounded range of message_retention_idx, instead of from a MIN whose plan PostgreSQL may take through
+    message_created_idx from the table's oldest row. A message not final yet (scheduled weeks ahead) holds it
+    where it is until it is redacted. An account without one has had nothing redacted by the job: none of its
+    messages is older than the account (the API stamps both), so the range starts at the account's creation."""
+
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, primary_key=True,
+                                   related_name="retention_mark")
+    redacted_before = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: redacted before {self.redacted_before:%Y-%m-%d %H:%M}"
+
+
 class MessageEvent(models.Model):
     """One step of a message's timeline, with the message as it was at that moment (frozen)."""
 
