@@ -1,8 +1,11 @@
-"""Bulk exports of messages and events, in bounded memory.
+"""Bulk exports of messages and events, in bounded memory and, task by task, bounded time.
 
-Rows are read with a server-side cursor (`QuerySet.iterator`), built by the API's own builder
+Rows are read in key order, a chunk at a time (`_rows`), built by the API's own builder
 (`messaging.representation`), and written line by line to a temporary file that the `exports` storage
-then takes in chunks: memory stays flat whatever the size.
+then takes in chunks: memory stays flat whatever the size. A task writes for at most
+`MITTIS_EXPORT_SLICE_SECONDS`, stores what it wrote as the next part of the file, checkpoints (the last key
+written) and enqueues the next slice (`export_slice`): time stays bounded whatever the size too. The parts are
+served one after the other, byte for byte the file one task would have written; no step copies them into one.
 
 CSV columns are the API object's fields in the API's order. Cells: null is empty, booleans are
 `true`/`false`, objects and lists (`metadata`, `attempts`, an event's `data`) are JSON. NDJSON lines
@@ -23,13 +26,15 @@ import itertools
 import json
 import logging
 import operator
+import os
 import tempfile
+import time
 import zlib
 
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import storages
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -44,13 +49,17 @@ from webhooks.models import Event
 
 logger = logging.getLogger(__name__)
 
-CHUNK_ROWS = 2000  # rows per database round trip
+CHUNK_ROWS = 2000  # rows per query
 PROGRESS_EVERY = 10_000  # rows between progress writes
 
 MESSAGE_COLUMNS = list(MessageSerializer().get_fields())
 EVENT_COLUMNS = ["object", "id", "type", "created_at", "livemode", "sequence", "data"]
 # OWASP's CSV injection list: a cell beginning with one of these is a formula to a spreadsheet.
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# An export pending or running that has not moved for this long lost its task: longer than Redis takes to give back
+# a killed worker's task (the visibility timeout, 5 min) and than a slice waits behind a few others' on the exports
+# queue. A copy enqueued early costs nothing: whichever of the two runs second finds its slice written.
+STALLED_AFTER = timedelta(minutes=15)
 BUSY_RETRY_AFTER = 30  # seconds to wait for a free export slot: about what an export of a busy day takes
 SCRUB_ROUNDS = 3  # re-writes of one file in one go, when redactions keep arriving while it is re-written
 
@@ -91,79 +100,165 @@ def _lock_exports_of(account_id: int, livemode: bool) -> None:
                        [int.from_bytes(hashlib.sha256(material).digest()[:8], "big", signed=True)])
 
 
-def _rows(export: Export) -> tuple[int, Iterator[dict | str]]:
-    """The row count and the rows: message objects (dicts) or event payloads (JSON text)."""
+def _source(export: Export):
+    """The export's rows in key order: messages, or events."""
     if export.type == Export.MESSAGES:
-        messages = selectors.message_list(
+        return selectors.message_list(
             account=export.account, livemode=export.livemode, status=export.filters.get("status"),
             direction=export.filters.get("direction"), created_gte=export.start, created_lt=export.end,
         ).order_by("pk")
-        total = messages.count()
-        rows = _message_rows(messages)
-        return total, rows
     events = Event.objects.filter(account=export.account, livemode=export.livemode, created_at__gte=export.start,
                                   created_at__lt=export.end)
     if export.filters.get("event_type"):
         events = events.filter(type=export.filters["event_type"])
-    events = events.order_by("pk")
-    return events.count(), (payload for payload in events.values_list("payload", flat=True).iterator(chunk_size=CHUNK_ROWS))
+    return events.order_by("pk")
 
 
-def _message_rows(messages) -> Iterator[dict]:
-    """Rows as plain values, a chunk at a time (a server-side cursor), with each chunk's attempts in one
-    query: no model instances, which are most of an ORM read's cost at this volume."""
-    chunk = []
-    for values in messages.values(*MESSAGE_FIELDS).iterator(chunk_size=CHUNK_ROWS):
-        chunk.append(values)
-        if len(chunk) == CHUNK_ROWS:
-            yield from messages_json(chunk)
-            chunk = []
-    yield from messages_json(chunk)
+def _rows(export: Export, *, after: int) -> Iterator[tuple[int, dict | str]]:
+    """(key, row) of the rows after key `after`: message objects (dicts) or event payloads (JSON text). Read a chunk
+    at a time, each chunk a query of its own from the key where the one before ended (keyset pagination), an index
+    range: no cursor is held, as a server-side cursor outside a transaction is WITH HOLD, which PostgreSQL fills
+    with every remaining row before it gives the first, each slice again. As plain values, with each chunk's
+    attempts in one query: no model instances, which are most of an ORM read's cost at this volume."""
+    source = _source(export)
+    while True:
+        after_key = source.filter(pk__gt=after)
+        if export.type == Export.MESSAGES:
+            chunk = _planned_for_its_values(after_key.values(*MESSAGE_FIELDS)[:CHUNK_ROWS])
+            keys = [values["id"] for values in chunk]
+            yield from zip(keys, messages_json(chunk))
+        else:
+            chunk = _planned_for_its_values(after_key.values_list("pk", "payload")[:CHUNK_ROWS])
+            keys = [key for key, _ in chunk]
+            yield from chunk
+        if len(chunk) < CHUNK_ROWS:
+            return
+        after = keys[-1]
 
 
-def export_run(*, export_id: int) -> Export | None:
-    """Write the export's file. Claimed pending -> running, so a duplicate task does nothing.
+def _planned_for_its_values(query) -> list:
+    """The rows of `query`, planned for its own values. Prepared (DATABASE_PREPARE_THRESHOLD), a statement is soon
+    planned once for any values, and for a `created_at` range it cannot see PostgreSQL guesses a narrow one: it reads
+    the whole range through message_created_idx and sorts it, for every chunk (180 ms a chunk at 300,000 messages,
+    against 1 ms for the key's index range)."""
+    alias = query.db  # the replica or the primary, as the router says now
+    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_custom_plan")  # until the transaction's end
+        return list(query.using(alias))
 
-    The claim forgets redactions marked while the export was pending (its rows are read after they committed:
-    the claim waits for a marking's transaction); one marked while it runs is applied to the file at the end."""
-    if not Export.objects.filter(pk=export_id, status=Export.PENDING).update(status=Export.RUNNING,
-                                                                              redactions_pending=0):
-        return None
-    export = Export.objects.select_related("account").get(pk=export_id)
-    try:
-        # From the replica once it has replayed the claim: the rows then reflect every redaction the claim forgot.
-        with replica_reads(after=primary_position()), tempfile.TemporaryFile(mode="w+b") as spool:
-            total, rows = _rows(export)
-            text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
-            written = _write(export, rows, text, total)
-            text.flush()
-            spool.seek(0)
-            name = export_storage().save(f"{export.account.public_id}/{export.public_id}.{export.format}", File(spool))
-            size = export_storage().size(name)
-            text.detach()
-    except Exception as failure:
-        logger.exception("export %s failed", export.public_id)
-        Export.objects.filter(pk=export_id).update(status=Export.FAILED, error=str(failure)[:300],
-                                                   completed_at=timezone.now())
-        return Export.objects.get(pk=export_id)
-    now = timezone.now()
-    Export.objects.filter(pk=export_id).update(
-        status=Export.SUCCEEDED, progress=100, row_count=written, file_name=name, file_size=size, completed_at=now,
-        expires_at=now + timedelta(days=settings.MITTIS_EXPORT_DAYS))
-    export = Export.objects.get(pk=export_id)
-    if export.redactions_pending:  # a message in its range was redacted while its rows were read
-        return export_scrub(export_id=export_id)
+
+def export_run(*, export_id: int, after: int = 0) -> Export | None:
+    """Write the export's next slice, the rows after key `after` (`run_export`'s task), and enqueue the slice after
+    it; the slice that reaches the end marks the export succeeded. Returns the export, or None when this slice was
+    not this task's to write (see `export_slice`)."""
+    export, more = export_slice(export_id=export_id, after=after)
+    if more:
+        enqueue("messaging.run_export", args=(export_id, export.last_key))
     return export
 
 
-def _write(export: Export, rows, out, total: int) -> int:
+def export_slice(*, export_id: int, after: int = 0) -> tuple[Export | None, bool]:
+    """Write the rows after key `after` for at most `MITTIS_EXPORT_SLICE_SECONDS` as the next part of the export's
+    file, then checkpoint: (the export, whether rows remain). Its task fits the worker's time limit however large
+    the export; each slice goes to the back of the exports queue, so a large export never holds up a small one.
+
+    The first slice claims the export, pending -> running. A slice is written only when the checkpoint is still at
+    `after`, and the checkpoint (last key, rows, part, bytes) is written only after the part is in storage, by a
+    conditional update on `after`: a task delivered twice (acks_late after a worker was killed, or the sweep's copy)
+    writes at most one part of that slice, and a worker killed mid-slice leaves the checkpoint where it was, to be
+    resumed from there, without a row lost or written twice. None when the export has finished, failed, or moved
+    past `after` (a duplicate task).
+
+    The claim forgets redactions marked while the export was pending (its rows are read after they committed:
+    the claim waits for a marking's transaction); one marked while it runs is applied to the file at the end."""
+    deadline = time.monotonic() + settings.MITTIS_EXPORT_SLICE_SECONDS
+    if after == 0:
+        Export.objects.filter(pk=export_id, status=Export.PENDING).update(status=Export.RUNNING, redactions_pending=0,
+                                                                         moved_at=timezone.now())
+    export = Export.objects.select_related("account").filter(pk=export_id).first()
+    if export is None or export.status != Export.RUNNING or export.last_key != after:
+        return None, False
+    first, part, size = not export.file_parts, None, 0
+    try:
+        # From the replica once it has replayed the claim: the rows then reflect every redaction the claim forgot.
+        with replica_reads(after=primary_position()), tempfile.TemporaryFile(mode="w+b") as spool:
+            total = _source(export).count() if first else export.row_total
+            text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+            written, last_key, more = _write(export, _rows(export, after=after), text, total=total, header=first,
+                                             before=export.row_count, deadline=deadline)
+            text.flush()
+            if written or first:  # an empty export is its header (CSV) or nothing, as a file all the same
+                spool.seek(0)
+                part = export_storage().save(_part_name(export, len(export.file_parts)), File(spool))
+                _make_durable(part)
+                size = export_storage().size(part)
+            text.detach()
+    except Exception as failure:
+        logger.exception("export %s failed", export.public_id)
+        _fail(export_id, failure, part)
+        return Export.objects.get(pk=export_id), False
+    now = timezone.now()
+    rows = export.row_count + written
+    checkpoint = {"last_key": last_key or after, "row_count": rows, "row_total": total, "moved_at": now,
+                  "file_parts": [*export.file_parts, part] if part else export.file_parts,
+                  "file_size": export.file_size + size,
+                  "progress": min(99, rows * 100 // total) if total else 0}
+    if not more:
+        checkpoint.update(status=Export.SUCCEEDED, progress=100, completed_at=now,
+                          expires_at=now + timedelta(days=settings.MITTIS_EXPORT_DAYS))
+    if not Export.objects.filter(pk=export_id, status=Export.RUNNING, last_key=after).update(**checkpoint):
+        if part:  # another task wrote this slice meanwhile (a duplicate): its part is the file's
+            export_storage().delete(part)
+        return None, False
+    export = Export.objects.get(pk=export_id)
+    if not more and export.redactions_pending:  # a message in its range was redacted while its rows were read
+        return export_scrub(export_id=export_id), False
+    return export, more
+
+
+def _part_name(export: Export, index: int) -> str:
+    suffix = f".part{index}" if index else ""
+    return f"{export.account.public_id}/{export.public_id}{suffix}.{export.format}"
+
+
+def _make_durable(name: str) -> None:
+    """A local file's bytes on disk before its checkpoint commits (a remote storage's upload has returned)."""
+    try:
+        path = export_storage().path(name)
+    except NotImplementedError:
+        return
+    for target, flags in ((path, os.O_RDONLY), (os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)):
+        descriptor = os.open(target, flags)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _fail(export_id: int, failure: Exception, part: str | None) -> None:
+    """Mark the export failed and delete its parts. A failure of a duplicate task fails the export too: whatever
+    failed (the storage, the database) is the export's."""
+    with transaction.atomic():
+        export = Export.objects.select_for_update().filter(pk=export_id, status=Export.RUNNING).first()
+        if export:
+            Export.objects.filter(pk=export_id).update(status=Export.FAILED, error=str(failure)[:300],
+                                                       completed_at=timezone.now(), file_parts=[], file_size=0)
+    for name in {*(export.file_parts if export else []), *([part] if part else [])}:
+        export_storage().delete(name)
+
+
+def _write(export: Export, rows, out, *, total: int, header: bool, before: int,
+           deadline: float) -> tuple[int, int | None, bool]:
+    """Write `rows` ((key, row) pairs) to `out` until they end or `deadline` (time.monotonic()) passes, after at
+    least one row: (rows written, the last one's key, whether rows may remain). `before`: rows in earlier slices."""
     columns = MESSAGE_COLUMNS if export.type == Export.MESSAGES else EVENT_COLUMNS
     writer = csv.writer(out) if export.format == Export.CSV else None
     if writer:
-        writer.writerow(columns)
+        if header:
+            writer.writerow(columns)
         cells_of = operator.itemgetter(*columns)
-    written = 0
-    for row in rows:
+    written, key, clock = 0, None, time.monotonic
+    for key, row in rows:
         if export.format == Export.NDJSON:
             out.write(row if isinstance(row, str) else _compact_json(row))
             out.write("\n")
@@ -174,8 +269,10 @@ def _write(export: Export, rows, out, total: int) -> int:
             writer.writerow([spreadsheet_safe(cell) for cell in cells] if export.csv_safe else cells)
         written += 1
         if written % PROGRESS_EVERY == 0 and total:
-            Export.objects.filter(pk=export.pk).update(progress=min(99, written * 100 // total), row_count=written)
-    return written
+            Export.objects.filter(pk=export.pk).update(progress=min(99, (before + written) * 100 // total))
+        if clock() >= deadline:
+            return written, key, True
+    return written, key, False
 
 
 def csv_cell(value) -> str:
@@ -201,11 +298,12 @@ _compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).enco
 
 
 def export_file_chunks(export: Export, *, gzip: bool, chunk_size: int = 64 * 1024) -> Iterator[bytes]:
-    """The file, streamed from storage; gzipped on the fly when asked."""
+    """The file, its parts one after the other, streamed from storage; gzipped on the fly when asked."""
     compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if gzip else None  # wbits 31: the gzip container
-    with export_storage().open(export.file_name, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            yield compressor.compress(chunk) if compressor else chunk
+    for part in export.file_parts:
+        with export_storage().open(part, "rb") as handle:
+            while chunk := handle.read(chunk_size):
+                yield compressor.compress(chunk) if compressor else chunk
     if compressor:
         yield compressor.flush()
 
@@ -214,11 +312,26 @@ def exports_delete_expired() -> int:
     """Delete the files of exports past `expires_at` (a beat task); the export objects stay, marked."""
     deleted = 0
     now = timezone.now()
-    for export in Export.objects.filter(expires_at__lte=now, file_deleted_at__isnull=True).exclude(file_name=""):
-        export_storage().delete(export.file_name)
+    for export in Export.objects.filter(expires_at__lte=now, file_deleted_at__isnull=True).exclude(file_parts=[]):
+        for part in export.file_parts:
+            export_storage().delete(part)
         Export.objects.filter(pk=export.pk).update(file_deleted_at=now)
         deleted += 1
     return deleted
+
+
+def exports_resume_stalled() -> list[int]:
+    """Enqueue again the next slice of every export pending or running that has not moved for STALLED_AFTER (a
+    beat task): its task was published while the broker was down. Each is stamped as moved, so that one waiting
+    long in the queue gains at most one copy per STALLED_AFTER. Returns their ids."""
+    now = timezone.now()
+    stalled = Export.objects.filter(status__in=[Export.PENDING, Export.RUNNING], moved_at__lt=now - STALLED_AFTER)
+    resumed = []
+    for export_id, last_key, moved_at in stalled.values_list("pk", "last_key", "moved_at"):
+        if Export.objects.filter(pk=export_id, last_key=last_key, moved_at=moved_at).update(moved_at=now):
+            enqueue("messaging.run_export", args=(export_id, last_key))
+            resumed.append(export_id)
+    return resumed
 
 
 # --- Redaction: bodies removed from the files that hold them ------------------------------------------------------
@@ -257,21 +370,22 @@ def export_scrub(*, export_id: int) -> Export:
     export would show them (`body` null, `redacted_at` set); every other byte as it was. The export keeps its id,
     its download URL and its `created_at`; `rewritten_at` says when.
 
-    Without locks: the re-written file replaces the old one only if no other re-write replaced it meanwhile (the
-    file's name is its version), and the redactions it applied are subtracted from the count, so one marked
+    Without locks: the re-written file, one part, replaces the old one only if no other re-write replaced it
+    meanwhile (the list of the file's parts is its version), and the redactions it applied are subtracted from the count, so one marked
     meanwhile leaves it above zero and goes round again."""
     for _ in range(SCRUB_ROUNDS):
         export = Export.objects.select_related("account").get(pk=export_id)
         if not export.redactions_pending or export.status != Export.SUCCEEDED or export.file_deleted_at:
             return export
-        seen, old_name = export.redactions_pending, export.file_name
+        seen, old_parts = export.redactions_pending, export.file_parts
         rewritten = _scrubbed_file(export)
         updates = {"redactions_pending": F("redactions_pending") - seen}
         if rewritten:
-            updates.update(file_name=rewritten[0], file_size=rewritten[1], rewritten_at=timezone.now())
-        if Export.objects.filter(pk=export_id, file_name=old_name, file_deleted_at__isnull=True).update(**updates):
+            updates.update(file_parts=[rewritten[0]], file_size=rewritten[1], rewritten_at=timezone.now())
+        if Export.objects.filter(pk=export_id, file_parts=old_parts, file_deleted_at__isnull=True).update(**updates):
             if rewritten:
-                export_storage().delete(old_name)
+                for part in old_parts:
+                    export_storage().delete(part)
         elif rewritten:
             export_storage().delete(rewritten[0])
     return Export.objects.get(pk=export_id)
@@ -290,7 +404,7 @@ def _scrubbed_file(export: Export) -> tuple[str, int] | None:
         if not changed:
             return None
         spool.seek(0)
-        name = export_storage().save(f"{export.account.public_id}/{export.public_id}.{export.format}", File(spool))
+        name = export_storage().save(_part_name(export, 0), File(spool))
         out.detach()
         source.detach()
         return name, export_storage().size(name)

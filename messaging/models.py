@@ -1,5 +1,8 @@
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Now
+from django.utils import timezone
 
 from messaging import statuses
 from mittis.accounts.models import Account
@@ -127,6 +130,22 @@ class Message(models.Model):
         then in the payload), oldest first. None is older than the message: only the months since are read."""
         return Event.objects.filter(account_id=self.account_id, livemode=self.livemode, object_id=self.public_id,
                                     created_at__gte=self.created_at).order_by("sequence")
+
+
+class RetentionMark(models.Model):
+    """How far the nightly redaction past retention (`messages_redact_past_retention`) has got in an account's
+    messages: every one created before `redacted_before` is redacted. Its candidates are read from there up to the
+    cutoff, a bounded range of message_retention_idx, instead of from a MIN whose plan PostgreSQL may take through
+    message_created_idx from the table's oldest row. A message not final yet (scheduled weeks ahead) holds it
+    where it is until it is redacted. An account without one has had nothing redacted by the job: none of its
+    messages is older than the account (the API stamps both), so the range starts at the account's creation."""
+
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, primary_key=True,
+                                   related_name="retention_mark")
+    redacted_before = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: redacted before {self.redacted_before:%Y-%m-%d %H:%M}"
 
 
 class SendAttempt(models.Model):
@@ -365,9 +384,17 @@ class Export(models.Model):
     status = models.CharField(max_length=10, default=PENDING, choices=[
         (s, s) for s in (PENDING, RUNNING, SUCCEEDED, FAILED)])
     progress = models.PositiveSmallIntegerField(default=0)
-    row_count = models.PositiveIntegerField(default=0)
-    file_name = models.CharField(max_length=300, blank=True)
+    row_count = models.PositiveIntegerField(default=0)  # written so far: moves at each slice's checkpoint
+    # The file, in the `exports` storage: its parts in order, one per slice of the run (messaging.exports), served
+    # as one file; a re-write (`export_scrub`) makes it one part again. The list is the file's version.
+    file_parts = ArrayField(models.CharField(max_length=300), default=list, blank=True)
     file_size = models.PositiveBigIntegerField(default=0)
+    # The run's checkpoint, written with each part once the part is in storage: the key (id) of the last row in the
+    # file, the rows counted when it started (progress's denominator), and when it last moved, created or claimed
+    # or a part written (a pending or running export that has not moved for a while lost its task).
+    last_key = models.BigIntegerField(default=0, db_default=0)
+    row_total = models.PositiveIntegerField(default=0, db_default=0)
+    moved_at = models.DateTimeField(default=timezone.now, db_default=Now())
     error = models.CharField(max_length=300, blank=True)
     created_by = models.CharField(max_length=150, blank=True, help_text="The staff user, for exports started in the admin.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -389,7 +416,10 @@ class Export(models.Model):
             # The beat's two sweeps of files: those to delete once expired, and those to re-write after a redaction.
             # Export rows are kept for ever; each index holds only the files still there.
             models.Index(fields=["expires_at"], name="export_expiry_idx",
-                         condition=Q(file_deleted_at__isnull=True) & ~Q(file_name="")),
+                         condition=Q(file_deleted_at__isnull=True) & ~Q(file_parts=[])),
+            # The sweep of exports whose task was lost (messaging.resume_exports): only those not finished.
+            models.Index(fields=["moved_at"], name="export_unfinished_idx",
+                         condition=Q(status__in=["pending", "running"])),
             models.Index(fields=["id"], name="export_scrub_idx", condition=Q(
                 redactions_pending__gt=0, status="succeeded", file_deleted_at__isnull=True)),
         ]

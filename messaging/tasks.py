@@ -7,7 +7,9 @@ from celery import shared_task
 
 from messaging import services
 from messaging.carriers.base import DeliveryReport
-from messaging.exports import export_run, export_scrub, exports_delete_expired, exports_scrub_pending
+from messaging.exports import (
+    export_run, export_scrub, exports_delete_expired, exports_resume_stalled, exports_scrub_pending,
+)
 
 # A queued message whose task has not run by then is presumed lost and enqueued again.
 STALE_QUEUED_AFTER = timedelta(minutes=2)
@@ -69,8 +71,13 @@ def redact_past_retention() -> int:
 
 
 @shared_task(name="messaging.run_export", acks_late=True)
-def run_export(export_id: int) -> None:
-    export_run(export_id=export_id)
+def run_export(export_id: int, after: int = 0) -> None:
+    export_run(export_id=export_id, after=after)  # one slice; it enqueues the next
+
+
+@shared_task(name="messaging.resume_exports")
+def resume_exports() -> int:
+    return len(exports_resume_stalled())
 
 
 @shared_task(name="messaging.delete_expired_exports")

@@ -6,6 +6,7 @@ import os
 from celery import Celery
 from celery.signals import worker_init
 from django.conf import settings
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mittis.settings")
 
@@ -45,6 +46,17 @@ def queues() -> list[str]:
     """The queue of every concern (settings.MITTIS_TASK_QUEUES), in the table's order: what a worker for all
     of them consumes (`make run`'s, the tests', the bench's)."""
     return [queue_of(concern) for concern in dict.fromkeys(settings.MITTIS_TASK_QUEUES.values())]
+
+
+@app.on_after_configure.connect
+def consume_every_queue_by_default(sender, **_):
+    """Celery's `task_queues`: the queues a worker started without `-Q` consumes (`celery -A mittis worker`, as
+    Celery's docs start one), here every concern's and Celery's default queue, which nothing is routed to; it
+    would otherwise consume that one alone and run nothing. `-Q sends` still selects one (the Procfile's pools).
+    Each declared as Celery declares a queue it was not told of (`Queues.new_missing`), so that a queue made by
+    a publish before and this one are the same."""
+    sender.conf.task_queues = [Queue(name, Exchange(name), routing_key=name)
+                               for name in [*queues(), sender.conf.task_default_queue]]
 
 
 def route_by_concern(name, args, kwargs, options, task=None, **_) -> dict | None:

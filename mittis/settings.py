@@ -212,6 +212,9 @@ STORAGES = {
 MITTIS_EXPORT_DAYS = env.int("MITTIS_EXPORT_DAYS", default=7)
 # Exports an account may have pending or running at once, in each mode; beyond that POST /v1/exports is a 429.
 MITTIS_EXPORTS_AT_ONCE = env.int("MITTIS_EXPORTS_AT_ONCE", default=3)
+# Seconds an export task writes rows before it checkpoints and leaves the rest to its next task: under the soft time
+# limit (CELERY_TASK_SOFT_TIME_LIMIT, 60 s), with room for the first slice's count and the part's upload.
+MITTIS_EXPORT_SLICE_SECONDS = env.float("MITTIS_EXPORT_SLICE_SECONDS", default=40.0)
 # Serve static files straight from the apps, so `make run` needs no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
@@ -300,6 +303,8 @@ CELERY_BEAT_SCHEDULE = {
     "delete-expired-exports": {"task": "messaging.delete_expired_exports", "schedule": 3600.0},
     # Export files re-written after a redaction, whose task was lost (they are not served until then).
     "scrub-redacted-exports": {"task": "messaging.scrub_exports", "schedule": 300.0},
+    # Exports whose next slice's task was lost (published while the broker was down).
+    "resume-stalled-exports": {"task": "messaging.resume_exports", "schedule": 300.0},
 }
 
 # --- Queues -----------------------------------------------------------------------------------
@@ -330,6 +335,7 @@ MITTIS_TASK_QUEUES = {
     # in short batches: none of them must wait behind a receiver or an export.
     "webhooks.sweep_deliveries": "sweeps",
     "messaging.scrub_exports": "sweeps",
+    "messaging.resume_exports": "sweeps",
     "messaging.requeue_stale_messages": "sweeps",
     "messaging.recover_interrupted_sends": "sweeps",
     "messaging.expire_overdue": "sweeps",

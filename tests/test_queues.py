@@ -1,15 +1,25 @@
 """Queues by concern: every task has a route (settings.MITTIS_TASK_QUEUES), a task published by name lands on
 its concern's queue on the real broker, and production runs a worker pool per concern while `make run` runs one
-worker for them all. The separation under load is tests/test_queue_separation.py."""
+worker for them all, as does a worker started without `-Q`. The separation under load is
+tests/test_queue_separation.py."""
 
+from datetime import timedelta
 import queue as queue_module
 import shlex
+import socket
+import sys
+import uuid
 
 from django.conf import settings
+from django.utils import timezone
 import pytest
 
+from messaging.models import Export, Message
 from mittis.celery import app as celery_app, enqueue, queue_of, queues
 from mittis.ops.localhost import ROOT, procfile_command
+from tests.conftest import SEED, drain_queued_tasks
+from tests.faults.conftest import process_env, running, wait_until
+from tests.webhooks.conftest import receiver  # noqa: F401 (a fixture)
 
 CONCERNS = ["sends", "reports", "webhooks", "exports", "sweeps"]
 
@@ -46,8 +56,6 @@ def _taken(name: str) -> list[str]:
 
 
 def test_a_task_published_by_name_lands_on_its_concerns_queue_on_the_broker():
-    from tests.conftest import drain_queued_tasks
-
     drain_queued_tasks()  # what earlier tests left
     for name in settings.MITTIS_TASK_QUEUES:
         assert enqueue(name, args=(0,))  # never run: no worker consumes these queues here
@@ -88,3 +96,46 @@ def test_make_run_runs_one_worker_for_every_queue():
     command = shlex.split(line.removeprefix("worker:"))
     assert sorted(_option(command, "-Q").split(",")) == sorted(CONCERNS)
     assert _option(command, "--concurrency") == "2"  # a 2-core laptop
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_started_without_queues_runs_the_tasks_of_every_concern(api, receiver):
+    """`celery -A mittis worker` with no `-Q`, as Celery's docs start one, consumes every concern's queue: a message is
+    sent (sends), delivered (reports) and called back (webhooks), an export is written (exports) and a sweep expires
+    an overdue message (sweeps). Without `task_queues` it would consume Celery's default queue alone, and do nothing."""
+    drain_queued_tasks()
+    overdue = api.post("/v1/messages", {**SEED, "send_at": (timezone.now() + timedelta(days=1)).isoformat()},
+                       format="json").json()
+    Message.objects.filter(public_id=overdue["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    bare = [sys.executable, "-m", "celery", "-A", "mittis", "worker", "-n", f"bare-{uuid.uuid4().hex[:8]}@%h",
+            "--pool", "solo", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"]
+    env = process_env(MITTIS_WEBHOOK_ALLOWED_PRIVATE="127.0.0.1", MITTIS_SANDBOX_REPORT_DELAY="0.2")
+
+    with running(bare, env):
+        sent = api.post("/v1/messages", {**SEED, "status_callback": receiver.url}, format="json").json()
+        export = api.post("/v1/exports", {"type": "messages", "start": "2020-01-01T00:00:00Z",
+                                          "end": "2099-01-01T00:00:00Z"}, format="json").json()
+        enqueue("messaging.expire_overdue")
+
+        status_of = lambda public_id: Message.objects.get(public_id=public_id).status  # noqa: E731
+        wait_until(lambda: status_of(sent["id"]) == "delivered", timeout=60, what="the message delivered")
+        receiver.wait_for(1)
+        wait_until(lambda: Export.objects.get(public_id=export["id"]).status == "succeeded", timeout=60,
+                   what="the export written")
+        wait_until(lambda: status_of(overdue["id"]) == "expired", timeout=60, what="the overdue message expired")
+    assert Message.objects.get(public_id=sent["id"]).sent_at is not None
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_started_with_queues_consumes_those_alone():
+    """`-Q` still picks a concern, as the Procfile's pools do: the worker says which queues it consumes."""
+    name = f"pool-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+    command = [sys.executable, "-m", "celery", "-A", "mittis", "worker", "-Q", queue_of("exports"), "-n", name,
+               "--pool", "solo", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"]
+
+    with running(command, process_env()):
+        answer = wait_until(lambda: celery_app.control.inspect(destination=[name], timeout=1).active_queues(),
+                            timeout=60, what="the worker answering")
+    assert [queue["name"] for queue in answer[name]] == [queue_of("exports")]

@@ -27,7 +27,7 @@ from billing.selectors import message_quote
 from messaging import statuses
 from messaging.encoding import analyze
 from messaging.errors import MESSAGE_ERRORS, retryable
-from messaging.models import CarrierInbound, CarrierReport, Message, OptOut, SendAttempt, Sender
+from messaging.models import CarrierInbound, CarrierReport, Message, OptOut, RetentionMark, SendAttempt, Sender
 from messaging.representation import MESSAGE_FIELDS, messages_json
 from mittis import crypto
 from mittis.accounts.models import Account
@@ -124,6 +124,10 @@ def history_preload(*, account: Account, messages: int, chunk: int = CHUNK, say=
             say(f"  preload: {written:,} of {messages:,} messages and their rows "
                 f"({last - first + 1:,} in {time.monotonic() - t0:.0f} s)")
         cursor.execute("DROP TABLE preload_account")
+    # Earlier nights' redaction got this far: its next night starts there (RetentionMark), as in production.
+    RetentionMark.objects.bulk_create([RetentionMark(account=a, redacted_before=params["redacted_before"])
+                                       for a, _ in accounts], update_conflicts=True, unique_fields=["account"],
+                                      update_fields=["redacted_before"])
     _opt_outs(accounts, messages)
     _ledger_close(accounts, now)
     _idempotency_records(account, now)

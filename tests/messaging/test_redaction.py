@@ -14,8 +14,10 @@ import time_machine
 from billing.services import balance_top_up
 from messaging import tasks
 from messaging.carriers.base import DeliveryReport, InboundSms
-from messaging.models import Message
-from messaging.services import message_apply_delivery_report, message_receive, message_send
+from messaging.models import Message, RetentionMark
+from messaging.services import (
+    message_apply_delivery_report, message_receive, message_send, messages_redact_past_retention,
+)
 from tests.conftest import SEED
 from tests.factories import api_key_for
 
@@ -145,6 +147,7 @@ def deliver(public_id: str) -> None:
 
 def test_retention_redacts_old_messages_nightly_and_usage_still_adds_up(live_api, account):
     account.retention_days = 7
+    account.created_at = START  # before its messages, as always outside time travel: redaction starts there
     account.save()
     with time_machine.travel(START, tick=False) as clock:
         old = live_api.post("/v1/messages", {**SEED, "body": SECRET_BODY}, format="json").json()
@@ -166,3 +169,83 @@ def test_retention_redacts_old_messages_nightly_and_usage_still_adds_up(live_api
         assert sum(Decimal(row["amount"]) for row in usage["data"]) == Decimal("0.016")
         # What still holds the body belongs to the recent message alone.
         assert rows_mentioning(SECRET_BODY) == rows_mentioning(SECRET_BODY + " again") != []
+
+
+# --- The nightly job reads from where it left off (RetentionMark), whatever the retention becomes -----------------------
+def message_on(api, day: float, **fields) -> str:
+    """A message created `day` days after START (the account's creation), delivered unless `fields` say otherwise."""
+    with time_machine.travel(START + timedelta(days=day), tick=False):
+        created = api.post("/v1/messages", {**SEED, "body": f"{SECRET_BODY} (day {day})", **fields},
+                           format="json").json()
+    if "send_at" not in fields:
+        Message.objects.filter(public_id=created["id"]).update(status="delivered")
+    return created["id"]
+
+
+def night(day: float, **options) -> int:
+    with time_machine.travel(START + timedelta(days=day, hours=3), tick=False):
+        return messages_redact_past_retention(**options)
+
+
+def redacted(*public_ids: str) -> list[bool]:
+    return [Message.objects.get(public_id=public_id).redacted_at is not None for public_id in public_ids]
+
+
+@pytest.fixture
+def since_start(account):
+    """The account created at START, before its messages, as the API always has it."""
+    account.created_at = START
+    account.save()
+    return account
+
+
+def set_retention(account, days: int) -> None:
+    account.retention_days = days
+    account.save()
+
+
+def test_a_retention_made_shorter_redacts_at_once_what_falls_due(api, since_start):
+    set_retention(since_start, 30)
+    early, middle, late = message_on(api, 0), message_on(api, 10), message_on(api, 20)
+    assert night(31) == 1 and redacted(early, middle, late) == [True, False, False]
+
+    set_retention(since_start, 7)
+
+    assert night(32) == 2 and redacted(early, middle, late) == [True, True, True]
+
+
+def test_a_retention_made_longer_keeps_what_was_redacted_and_waits_for_the_new_cutoff(api, since_start):
+    set_retention(since_start, 7)
+    early, later = message_on(api, 0), message_on(api, 5)
+    assert night(8) == 1 and redacted(early, later) == [True, False]
+    mark = RetentionMark.objects.get(account=since_start).redacted_before
+
+    set_retention(since_start, 30)
+
+    assert night(9) == 0 and redacted(early, later) == [True, False]  # not due for 30 days
+    assert RetentionMark.objects.get(account=since_start).redacted_before == mark  # it never moves down
+    assert night(34) == 0 and redacted(later) == [False]
+    assert night(36) == 1 and redacted(early, later) == [True, True]
+
+
+def test_a_message_not_final_on_the_night_is_redacted_the_night_after_it_ends(api, since_start):
+    set_retention(since_start, 7)
+    scheduled = message_on(api, 0, send_at=(START + timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    after_it = message_on(api, 1)
+    assert night(9) == 1 and redacted(scheduled, after_it) == [False, True]  # passed, and what follows it done
+
+    Message.objects.filter(public_id=scheduled).update(status="delivered")  # sent on day 10, then delivered
+
+    assert night(11) == 1 and redacted(scheduled) == [True]
+
+
+def test_messages_not_final_that_fill_batches_at_one_instant_are_passed(api, since_start):
+    """Ties of `created_at` (a batch request stamps its messages alike): the job moves past those it read."""
+    set_retention(since_start, 7)
+    waiting = [message_on(api, 0, send_at=(START + timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+               for _ in range(5)]
+    Message.objects.filter(public_id__in=waiting).update(created_at=START + timedelta(days=1))
+    done = message_on(api, 1)
+    Message.objects.filter(public_id=done).update(created_at=START + timedelta(days=1))
+
+    assert night(9, batch=2) == 1 and redacted(done, *waiting) == [True] + [False] * 5
