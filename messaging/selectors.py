@@ -87,12 +87,20 @@ def _messages_values(using: str, sql: str, params) -> list[tuple[dict, list[dict
     return found
 
 
+# The order a filtered list pages in (paginate's `leading`): the filter's status first (see `message_list`).
+LIST_ORDER = {"status": ("status",)}
+
+
 def message_list(*, account: Account, livemode: bool, status: str | None = None, to: str | None = None,
                  sender: str | None = None, direction: str | None = None, created_gte: datetime | None = None,
                  created_lt: datetime | None = None) -> QuerySet[Message]:
     messages = message_scope(account=account, livemode=livemode)
     if status:
-        messages = messages.filter(status=status)
+        # A range of one value, not an equality: ordered by status then id (LIST_ORDER), only message_status_idx
+        # gives a page in order. With `status = %s` the order is the id's alone, and PostgreSQL, taking a status
+        # for spread evenly, may walk the primary key backward and filter out every newer message of another
+        # status (all of a queued burst, for `?status=delivered`).
+        messages = messages.filter(status__range=(status, status))
     if to:
         messages = messages.filter(to=_as_e164(to))
     if sender:
