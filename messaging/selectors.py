@@ -87,8 +87,10 @@ def _messages_values(using: str, sql: str, params) -> list[tuple[dict, list[dict
     return found
 
 
-# The order a filtered list pages in (paginate's `leading`): the filter's status first (see `message_list`).
-LIST_ORDER = {"status": ("status",)}
+def message_list_order(*, status: str | None) -> tuple[str, ...]:
+    """What a page of `message_list` is ordered by before the id (paginate's `leading`): the status it is filtered by,
+    if any (`message_list` says why)."""
+    return ("status",) if status else ()
 
 
 def message_list(*, account: Account, livemode: bool, status: str | None = None, to: str | None = None,
@@ -96,10 +98,10 @@ def message_list(*, account: Account, livemode: bool, status: str | None = None,
                  created_lt: datetime | None = None) -> QuerySet[Message]:
     messages = message_scope(account=account, livemode=livemode)
     if status:
-        # A range of one value, not an equality: ordered by status then id (LIST_ORDER), only message_status_idx
-        # gives a page in order. With `status = %s` the order is the id's alone, and PostgreSQL, taking a status
-        # for spread evenly, may walk the primary key backward and filter out every newer message of another
-        # status (all of a queued burst, for `?status=delivered`).
+        # A range of one value, not an equality: a page ordered by status then id (`message_list_order`) comes in
+        # order from message_status_idx alone. With `status = %s` the order is the id's alone, and PostgreSQL,
+        # taking a status for spread evenly, may walk the primary key backward and filter out every newer message
+        # of another status (all of a queued burst, for `?status=delivered`).
         messages = messages.filter(status__range=(status, status))
     if to:
         messages = messages.filter(to=_as_e164(to))

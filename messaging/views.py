@@ -101,8 +101,7 @@ class MessagesView(APIView):
         page = paginate(messages.values_list("pk", flat=True), scope=scope, limit=query["limit"],
                         starting_after=query.get("starting_after"), ending_before=query.get("ending_before"),
                         read=selectors.message_page_values,
-                        leading=tuple(field for name, fields in selectors.LIST_ORDER.items() if query.get(name)
-                                      for field in fields))
+                        leading=selectors.message_list_order(status=query.get("status")))
         return list_envelope(request, page, MessageSerializer, represent_page=_messages_json)
 
 
