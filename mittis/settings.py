@@ -234,6 +234,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["mittis.api.renderers.VersionedJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["mittis.api.parsers.ApiJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "mittis.api.negotiation.ApiContentNegotiation",
     "EXCEPTION_HANDLER": "mittis.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",

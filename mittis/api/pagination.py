@@ -1,5 +1,6 @@
 """Stripe-style lists: newest first, `limit`, `starting_after` / `ending_before` object ids."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import DEFAULT_DB_ALIAS
@@ -38,19 +39,24 @@ class Page:
 
 
 def paginate(queryset: QuerySet, *, scope: QuerySet, limit: int, starting_after: str | None = None,
-             ending_before: str | None = None) -> Page:
+             ending_before: str | None = None, read: Callable[[QuerySet], list] = list,
+             leading: tuple[str, ...] = ()) -> Page:
     """One page of `queryset`, newest first by internal id.
 
     Cursor ids are looked up in `scope`, the caller's objects before any filter, so a cursor stays
-    valid when filters change and another account's id is simply unknown.
+    valid when filters change and another account's id is simply unknown. `read` turns the page's slice of
+    `queryset` into its items, in the slice's order: `list` by default; a list whose items are read in a statement
+    of its own passes its reader (the messages: `selectors.message_page_values`). `leading`: fields that
+    `queryset` holds to one value each, ordered by before the id, so that only the index that leads with them
+    gives the page in order (`selectors.message_list` says why).
     """
     if starting_after:
         queryset = queryset.filter(pk__lt=_cursor_pk(scope, starting_after, "starting_after"))
     if ending_before:
         cursor = _cursor_pk(scope, ending_before, "ending_before")
-        rows = list(queryset.filter(pk__gt=cursor).order_by("pk")[: limit + 1])
+        rows = read(queryset.filter(pk__gt=cursor).order_by(*(f"-{name}" for name in leading), "pk")[: limit + 1])
         return Page(items=list(reversed(rows[:limit])), has_more=len(rows) > limit)
-    rows = list(queryset.order_by("-pk")[: limit + 1])
+    rows = read(queryset.order_by(*leading, "-pk")[: limit + 1])
     return Page(items=rows[:limit], has_more=len(rows) > limit)
 
 

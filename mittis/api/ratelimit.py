@@ -47,12 +47,17 @@ class Decision:
 
     def headers(self) -> dict[str, str]:
         return {
-            "RateLimit-Policy": http_sf.ser([(POLICY_NAME, {"q": self.policy.limit, "w": self.policy.window})]),
+            "RateLimit-Policy": _policy_header(self.policy.limit, self.policy.window),
             "RateLimit": http_sf.ser([(POLICY_NAME, {"r": self.remaining, "t": self.reset_in})]),
             "X-RateLimit-Limit": str(self.policy.limit),
             "X-RateLimit-Remaining": str(self.remaining),
             "X-RateLimit-Reset": str(self.reset_at),
         }
+
+
+@functools.lru_cache(maxsize=1024)  # a few policies, the same header on every answer
+def _policy_header(limit: int, window: int) -> str:
+    return http_sf.ser([(POLICY_NAME, {"q": limit, "w": window})])
 
 
 def policy_for(account) -> Policy:
