@@ -166,7 +166,12 @@ def _backlog(account, url: str) -> None:
             object_id=new_public_id("msg"), sequence=1, data={"note": f"backlog {n}"}, created_at=now)
             for n in range(PENDING_DELIVERIES)])
         endpoint_ids, callbacks = statement.run("SELECT " + published_deliveries(statement))
-        Delivery.objects.filter(endpoint=endpoint).update(next_attempt_at=now - timedelta(minutes=1))
+        # Overdue, the newest most: the sweep takes the most overdue first and a flush lane its oldest by id, so
+        # each gets deliveries of its own (with one time for all, both took the lowest ids, and a sweep's
+        # deliveries, already held by the flushes, went nowhere).
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {Delivery._meta.db_table} SET next_attempt_at = %s - (id * interval '1 millisecond') "
+                           "WHERE endpoint_id = %s", [now - timedelta(minutes=1), endpoint.pk])
         deliveries_scheduled(endpoint_ids, callbacks)
     assert Delivery.objects.filter(endpoint=endpoint, status=Delivery.PENDING).count() == PENDING_DELIVERIES
     assert enqueue("webhooks.sweep_deliveries")  # as beat does every 30 s
