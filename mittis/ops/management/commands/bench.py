@@ -322,8 +322,18 @@ class Command(BaseCommand):
                               f"(the empty column: the bench's own {empty_messages:,} messages)", *database_sizes()]
         grown = self._growth_figures(base, account, secret, duration, connections)
         self.growth = [(name, value, grown[name]) for name, value in empty.items()]
+        during = {}
+
+        def send_meanwhile():  # the API's figures while the night runs, against the grown ones before it
+            r1 = _wrk(base + "/bench/r1", "", duration, connections)["rps"]
+            during["send"] = self._send_rps(base, secret, duration, connections) / r1
+            self._purge()
+
         self.growth.append(("Retention: a night over the month due", None, self._retention_night(
-            result.due, retention_minutes)))
+            result.due, retention_minutes, meanwhile=send_meanwhile)))
+        before = grown["POST /v1/messages"][2]
+        self.growth.append(("POST /v1/messages while retention runs", None, (
+            during["send"], "x R1", f"{during['send'] / before:.2f} of its figure before the night")))
         self.growth.append(("History: the oldest month freed (its partitions dropped)", None, month_freed()))
 
     def _growth_figures(self, base, account, secret, duration, connections) -> dict:
@@ -331,8 +341,7 @@ class Command(BaseCommand):
         auth = f'wrk.headers["Authorization"] = "Bearer {secret}"'
         r1 = _wrk(base + "/bench/r1", "", duration, connections)["rps"]
         figures = {"R1 bare Django JSON view": (r1, "req/s", None)}
-        send = _wrk(base + "/v1/messages", POST_LUA % {"body": json.dumps(SEED), "extra": auth} + IDEMPOTENT_LUA,
-                    duration, connections)["rps"]
+        send = self._send_rps(base, secret, duration, connections)
         self._purge()  # what it accepted would otherwise be claimed and swept below
         _vacuum()
         figures["POST /v1/messages"] = (send, "req/s", send / r1)
@@ -352,17 +361,26 @@ class Command(BaseCommand):
                 figures[f"Sweep {entry} (nothing to do)"] = (median_ms(celery_app.tasks[task].run), "ms", None)
         return figures
 
-    def _retention_night(self, due: int, minutes: float):
+    def _send_rps(self, base, secret, duration, connections) -> float:
+        auth = f'wrk.headers["Authorization"] = "Bearer {secret}"'
+        return _wrk(base + "/v1/messages", POST_LUA % {"body": json.dumps(SEED), "extra": auth} + IDEMPOTENT_LUA,
+                    duration, connections)["rps"]
+
+    def _retention_night(self, due: int, minutes: float, meanwhile=None):
         """The nightly retention job (its task, in a process of its own) over the `due` messages, for at most
-        `minutes`: (messages/s, "msg/s", the projected hours for them all)."""
+        `minutes`, with `meanwhile()` run once it is under way: (messages/s, "msg/s", the projected hours for them
+        all)."""
         started_at = timezone.now()
         started = time.monotonic()
         job = subprocess.Popen([sys.executable, "manage.py", "shell", "--no-imports", "-c",
                                 f"from mittis.celery import app; app.loader.import_default_modules(); "
                                 f"app.tasks[{RETENTION_TASK!r}].run()"], cwd=ROOT,
                                start_new_session=True)
+        if meanwhile is not None:
+            time.sleep(5)  # the job has started and is redacting
+            meanwhile()
         try:
-            job.wait(timeout=minutes * 60)
+            job.wait(timeout=max(0.0, minutes * 60 - (time.monotonic() - started)))
         except subprocess.TimeoutExpired:
             stop_group(job)
         elapsed = time.monotonic() - started
@@ -376,7 +394,7 @@ class Command(BaseCommand):
         for name, (value, unit, relative), (grown, _unit, grown_relative) in (
                 (name, empty or (0, "", None), grown) for name, empty, grown in self.growth):
             if isinstance(grown_relative, str):  # retention, the month freed: a note, not a ratio
-                rows.append((name, "", f"{grown:,.1f} {_unit}", grown_relative))
+                rows.append((name, "", f"{grown:,.{3 if _unit == 'x R1' else 1}f} {_unit}", grown_relative))
                 continue
             if relative is not None:
                 rows.append((name, f"{value:,.0f} {unit} ({relative:.3f} x R1)",
