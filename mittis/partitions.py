@@ -91,6 +91,16 @@ def partition_create(partitioned: Partitioned, month: date) -> bool:
     return True
 
 
+def partitions_create(partitioned: Partitioned, first: date, last: date) -> list[str]:
+    """Every month from `first` to `last` its partition (`partition_create`); returns those made."""
+    made, month = [], first
+    while month <= last:
+        if partition_create(partitioned, month):
+            made.append(partition_name(partitioned.table, month))
+        month = next_month(month)
+    return made
+
+
 def partitions_drop_before(partitioned: Partitioned, month: date) -> list[str]:
     """Drop every month's partition of the table that ends by `month`'s start: its rows go with it."""
     quote = connection.ops.quote_name
@@ -111,10 +121,7 @@ def partitions_maintain(tables: list[Partitioned], *, today: date, ahead: int, k
     this_month = month_of(today)
     done = {"created": [], "dropped": []}
     for partitioned in tables:
-        for months in range(ahead + 1):
-            month = next_month(this_month, months)
-            if partition_create(partitioned, month):
-                done["created"].append(partition_name(partitioned.table, month))
+        done["created"] += partitions_create(partitioned, this_month, next_month(this_month, ahead))
         done["dropped"] += partitions_drop_before(partitioned, next_month(this_month, -keep))
     return done
 
@@ -168,10 +175,8 @@ def partition_by_month(app_label: str, model_name: str, key: str, *, unique_to_i
             cursor.execute(f"SELECT min({quote(key)}) FROM {quote(old)}")
             oldest = cursor.fetchone()[0]
         this_month = month_of(timezone.now())
-        month = min(month_of(oldest), this_month) if oldest else this_month
-        while month <= next_month(this_month, 3):
-            partition_create(Partitioned(table, key), month)
-            month = next_month(month)
+        partitions_create(Partitioned(table, key), min(month_of(oldest), this_month) if oldest else this_month,
+                          next_month(this_month, 3))
         with schema_editor.connection.cursor() as cursor:
             cursor.execute(f"INSERT INTO {quote(table)} SELECT * FROM {quote(old)}")
             cursor.execute(f"SELECT setval(pg_get_serial_sequence(%s, 'id'), coalesce(max(id), 0) + 1, false) "

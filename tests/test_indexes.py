@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from mittis.api.idempotency import redact_stored_answers
 from mittis.celery import app as celery_app
 from mittis.ops.tasks import partitioned_tables
-from mittis.partitions import month_of, next_month, partition_create
+from mittis.partitions import month_of, next_month, partitions_create
 from tests.factories import AccountFactory, api_key_for
 
 ROWS = 30_000  # enough that reading a table costs the planner more than any fitting index
@@ -65,9 +65,9 @@ def history(django_db_setup, django_db_blocker):
 
 def _history():
     account = AccountFactory()
+    this_month = month_of(timezone.now())
     for partitioned in partitioned_tables():  # each month of the history its partition, as the daily task made them
-        for months in range(14):
-            partition_create(partitioned, next_month(month_of(timezone.now()), -months))
+        partitions_create(partitioned, next_month(this_month, -13), this_month)
     with connection.cursor() as cursor:
         cursor.execute("""
             INSERT INTO messaging_message (public_id, livemode, direction, status, from_number, "to", body, encoding,

@@ -26,14 +26,16 @@ from billing.models import Balance, LedgerEntry
 from billing.selectors import message_quote
 from messaging import statuses
 from messaging.encoding import analyze
-from messaging.errors import MESSAGE_ERRORS, retryable
+from messaging.errors import MESSAGE_ERRORS
 from messaging.models import CarrierInbound, CarrierReport, Message, OptOut, RetentionMark, SendAttempt, Sender
 from messaging.representation import MESSAGE_FIELDS, messages_json
 from mittis import crypto
 from mittis.accounts.models import Account
 from mittis.api.models import IdempotencyRecord
+from mittis.db import quoted_table
+from mittis.ops.preload_sql import sql_id, sql_message_json, sql_status_case, sql_text, sql_when
 from mittis.ops.tasks import partitioned_tables
-from mittis.partitions import month_of, next_month, partition_create
+from mittis.partitions import month_of, partitions_create
 from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 
 CHUNK = 1_000_000  # messages per statement: big enough that per-statement costs vanish, small enough to report progress
@@ -103,10 +105,7 @@ def history_preload(*, account: Account, messages: int, chunk: int = CHUNK, say=
     Account.objects.filter(pk__in=[a.pk for a, _ in accounts]).update(retention_days=RETENTION_DAYS)
     # Each month of the history its partition, as the daily task had made them while it happened.
     for partitioned in partitioned_tables():
-        month = month_of(now - HISTORY)
-        while month <= month_of(now):
-            partition_create(partitioned, month)
-            month = next_month(month)
+        partitions_create(partitioned, month_of(now - HISTORY), month_of(now))
     with connection.cursor() as cursor:
         cursor.execute("CREATE TEMPORARY TABLE preload_account (n int, account_id bigint, low float8, high float8, "
                        "sender text) ON COMMIT PRESERVE ROWS")
@@ -150,64 +149,10 @@ def _other_account(name: str) -> Account:
     return other
 
 
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
-def _id(prefix: str, seed_sql: str) -> str:
-    """A public id in SQL, unique per seed: 18 bytes of sha256(salt, seed) in base64 are 24 characters, `+` and
-    `/` mapped into base62 (a new_public_id's shape; collisions as unlikely as between random ids)."""
-    return (f"'{prefix}_' || translate(encode(substr(sha256(convert_to(%(salt)s || {seed_sql}, 'UTF8')), 1, 18), "
-            "'base64'), '+/', 'Xz')")
-
-
-def _when(sql: str) -> str:
-    """`representation._when` in SQL: the JSON text of a time, or null."""
-    return f"coalesce(to_json(to_char({sql} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))::text, 'null')"
-
-
-def _text(sql: str) -> str:
-    return f"coalesce(to_json({sql})::text, 'null')"
-
-
-def _status_case(column: str, mapping: dict[str, str], default: str = "NULL") -> str:
-    whens = " ".join(f"WHEN '{status}' THEN {value}" for status, value in mapping.items())
-    return f"CASE {column} {whens} ELSE {default} END"
-
-
-def _message_json(m: str, *, status: str, at: str, attempts: str, stamped) -> str:
-    """The message object's JSON text (`message_json`'s keys in its order) of message row `m` as it was at one
-    step of its timeline: `status` then, the time `at` (its updated_at), its `attempts` (JSON text), and
-    `stamped(name)`, an SQL condition for each `<status>_at` field shown by then."""
-    retryable_codes = [code for code in MESSAGE_ERRORS if retryable(code)]
-    times = {name: f"CASE WHEN {stamped(name)} THEN {m}.{name} END" for name in statuses.TIME_FIELDS}
-    failed = f"{status} IN ('failed', 'undelivered', 'expired')"
-    error = f"CASE WHEN {failed} THEN nullif({m}.error_code, '') END"
-    error_message = f"CASE WHEN {failed} THEN nullif({m}.error_message, '') END"
-    parts = [
-        ('"object":"message","id":', _text(f"{m}.public_id")), ('"status":', _text(status)),
-        ('"direction":', _text(f"{m}.direction")), ('"from":', _text(f"{m}.from_number")),
-        ('"to":', _text(f"{m}.to")),
-        ('"body":', f"CASE WHEN {m}.redacted_at IS NULL THEN to_json({m}.body)::text ELSE 'null' END"),
-        ('"encoding":', _text(f"{m}.encoding")), ('"segments":', f"{m}.segments::text"),
-        ('"price":', f"to_json(trim_scale({m}.price)::text)::text"), ('"currency":', _text(f"{m}.currency")),
-        ('"metadata":', f"{m}.metadata_text"), ('"status_callback":', "'null'"),
-        ('"error_code":', _text(error)), ('"error_message":', _text(error_message)),
-        ('"retryable":', f"CASE WHEN {failed} THEN CASE WHEN {m}.error_code = ANY(ARRAY{retryable_codes}::text[]) "
-                         "THEN 'true' ELSE 'false' END ELSE 'null' END"),
-        ('"attempts":', attempts),
-        ('"send_at":', _when(f"{m}.send_at")), ('"expires_at":', _when(f"{m}.expires_at")),
-        ('"redacted_at":', _when(f"{m}.redacted_at")), ('"created_at":', _when(f"{m}.created_at")),
-        ('"updated_at":', _when(at)), ('"livemode":', f"{m}.livemode::text"),
-        *((f'"{name}":', _when(times[name])) for name in statuses.TIME_FIELDS),
-    ]
-    return "'{' || " + " || ',' || ".join(f"'{key}' || {value}" for key, value in parts) + " || '}'"
-
-
 def _chunk(cursor, first: int, last: int, params: dict) -> None:
     """Messages `first`..`last` of the history, then every row they leave behind."""
     p = {**params, "first": first, "last": last}
-    cursor.execute(f"SELECT coalesce(max(id), 0) FROM {_table(Message)}")
+    cursor.execute(f"SELECT coalesce(max(id), 0) FROM {quoted_table(Message)}")
     after = cursor.fetchone()[0]
     bodies = [(body, *_encoding(body)) for body in BODIES]
     inbound = [(body, *_encoding(body)) for body in INBOUND_BODIES]
@@ -224,13 +169,13 @@ def _chunk(cursor, first: int, last: int, params: dict) -> None:
         f"WHEN {_literal(b)} THEN {s}" for b, (_, s) in encodings.items()) + " END"
     price_case = "CASE WHEN direction = 'inbound' THEN 0 " + " ".join(
         f"WHEN segments = {s} THEN {q.amount}" for s, q in quotes.items()) + " END"
-    error_case = _status_case("status", {st: f"(ARRAY{codes}::text[])[1 + g %% {len(codes)}]"
+    error_case = sql_status_case("status", {st: f"(ARRAY{codes}::text[])[1 + g %% {len(codes)}]"
                                          for st, codes in ERRORS.items()}, "''")
     error_message_case = "CASE error_code " + " ".join(
         f"WHEN '{code}' THEN {_literal(error.message)}" for code, error in MESSAGE_ERRORS.items()) + " ELSE '' END"
     # created_at: the older messages evenly over 13 months less a day, the `recent` newest over the last day.
     cursor.execute(f"""
-        INSERT INTO {_table(Message)} (public_id, account_id, livemode, direction, status, from_number, "to", body,
+        INSERT INTO {quoted_table(Message)} (public_id, account_id, livemode, direction, status, from_number, "to", body,
             encoding, segments, country, price, currency, metadata, status_callback, carrier, carrier_message_id,
             send_attempts, dispatch_after, error_code, error_message, event_sequence, send_at, expires_at,
             redacted_at, created_at, updated_at, sent_at, delivered_at, undelivered_at, failed_at, canceled_at,
@@ -280,7 +225,7 @@ def _chunk(cursor, first: int, last: int, params: dict) -> None:
                             CASE WHEN t.status = 'expired' THEN t.created_at + interval '4 hours' END AS expired_at
                         FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g,
                         LATERAL (
-                            SELECT {_id('msg', "'m' || g")} AS public_id, a.account_id,
+                            SELECT {sql_id('msg', "'m' || g")} AS public_id, a.account_id,
                                 (abs(hashtext(g::text)) %% 1000) >= {int(TEST_MODE_SHARE * 1000)} AS livemode,
                                 {status} AS status,
                                 '+1540' || lpad((200 + (g * 7919) %% 700)::text, 3, '0')
@@ -365,7 +310,7 @@ def _steps_sql() -> str:
 
 def _related(cursor, after: int, p: dict) -> None:
     """Every row the messages with ids above `after` leave behind."""
-    message, attempt = _table(Message), _table(SendAttempt)
+    message, attempt = quoted_table(Message), quoted_table(SendAttempt)
     p = {**p, "after": after}
     cursor.execute(f"""
         INSERT INTO {attempt} (message_id, number, carrier, started_at, latency_ms, outcome, carrier_message_id,
@@ -377,23 +322,23 @@ def _related(cursor, after: int, p: dict) -> None:
             CASE WHEN status = 'failed' THEN error_message ELSE '' END
         FROM {message} WHERE id > %(after)s AND send_attempts > 0 ORDER BY id
     """, p)
-    attempts_json = ("'[{\"carrier\":\"sandbox\",\"attempted_at\":' || " + _when("a.started_at")
+    attempts_json = ("'[{\"carrier\":\"sandbox\",\"attempted_at\":' || " + sql_when("a.started_at")
                      + " || ',\"latency_ms\":' || a.latency_ms || ',\"outcome\":' || to_json(a.outcome)::text "
-                     "|| ',\"carrier_message_id\":' || " + _text("nullif(a.carrier_message_id, '')")
-                     + " || ',\"raw_code\":' || " + _text("nullif(a.raw_code, '')")
-                     + " || ',\"error_code\":' || " + _text("nullif(a.error_code, '')") + " || '}]'")
+                     "|| ',\"carrier_message_id\":' || " + sql_text("nullif(a.carrier_message_id, '')")
+                     + " || ',\"raw_code\":' || " + sql_text("nullif(a.raw_code, '')")
+                     + " || ',\"error_code\":' || " + sql_text("nullif(a.error_code, '')") + " || '}]'")
     at_case = "CASE step.at_column " + " ".join(
         f"WHEN '{column}' THEN m.{column}" for column in ["created_at", *statuses.TIME_FIELDS]) + " END"
-    data = _message_json("m", status="step.status", at=at_case, stamped=lambda name: f"step.{name}", attempts=(
+    data = sql_message_json("m", status="step.status", at=at_case, stamped=lambda name: f"step.{name}", attempts=(
         f"CASE WHEN step.shows_attempt AND a.id IS NOT NULL THEN {attempts_json} ELSE '[]' END"))
-    hook_event = _table(Event)
+    hook_event = quoted_table(Event)
     cursor.execute(f"SELECT coalesce(max(id), 0) FROM {hook_event}")
     after_event = cursor.fetchone()[0]
     cursor.execute(f"""
         WITH s AS MATERIALIZED (
             SELECT m.id AS message_id, m.account_id, m.livemode, m.public_id AS object_id, m.redacted_at,
                 step.sequence, step.type, step.carrier_status,
-                {_id('evt', "'e' || m.id || '.' || step.sequence")} AS public_id,
+                {sql_id('evt', "'e' || m.id || '.' || step.sequence")} AS public_id,
                 {at_case} AS at,
                 step.status, {data} AS data
             FROM (SELECT *, CASE WHEN metadata = '{{}}'::jsonb THEN '{{}}' ELSE
@@ -407,11 +352,11 @@ def _related(cursor, after: int, p: dict) -> None:
             carrier_status, created_at)
         SELECT public_id, account_id, livemode, type, object_id, sequence,
             '{{"object":"event","id":' || to_json(public_id)::text || ',"type":' || to_json(type)::text
-            || ',"created_at":' || {_when("at")} || ',"livemode":' || livemode::text || ',"sequence":' || sequence
+            || ',"created_at":' || {sql_when("at")} || ',"livemode":' || livemode::text || ',"sequence":' || sequence
             || ',"data":' || data || '}}', status, carrier_status, at
         FROM s
     """, p)
-    delivery, delivery_attempt, endpoint = _table(Delivery), _table(DeliveryAttempt), _table(WebhookEndpoint)
+    delivery, delivery_attempt, endpoint = quoted_table(Delivery), quoted_table(DeliveryAttempt), quoted_table(WebhookEndpoint)
     cursor.execute(f"SELECT coalesce(max(id), 0) FROM {delivery}")
     after_delivery = cursor.fetchone()[0]
     # The receiver took each on the first attempt, as the bench's does (204).
@@ -427,12 +372,12 @@ def _related(cursor, after: int, p: dict) -> None:
     cursor.execute(f"""
         INSERT INTO {delivery_attempt} (public_id, delivery_id, endpoint_id, number, url, attempted_at, succeeded,
             response_status, response_body, latency_ms, error, next_attempt_at)
-        SELECT {_id('whd', "'d' || d.id")}, d.id, d.endpoint_id, 1, w.url, d.created_at + interval '0.1 seconds',
+        SELECT {sql_id('whd', "'d' || d.id")}, d.id, d.endpoint_id, 1, w.url, d.created_at + interval '0.1 seconds',
             true, 204, '', 20 + d.id %% 180, '', NULL
         FROM {delivery} d JOIN {endpoint} w ON w.id = d.endpoint_id WHERE d.id > %(after)s ORDER BY d.id
     """, {"after": after_delivery, "salt": p["salt"]})
     cursor.execute(f"""
-        INSERT INTO {_table(CarrierReport)} (carrier, carrier_message_id, status, raw, received_at, message_id)
+        INSERT INTO {quoted_table(CarrierReport)} (carrier, carrier_message_id, status, raw, received_at, message_id)
         SELECT 'sandbox', carrier_message_id, status, jsonb_build_object('report', jsonb_build_object(
                 'status', status, 'reference', '', 'error_code', error_code, 'error_message', '',
                 'carrier_status', CASE status WHEN 'delivered' THEN 'DELIVRD' ELSE 'UNDELIV' END,
@@ -442,22 +387,22 @@ def _related(cursor, after: int, p: dict) -> None:
         FROM {message} WHERE id > %(after)s AND status IN ('delivered', 'undelivered') ORDER BY id
     """, p)
     cursor.execute(f"""
-        INSERT INTO {_table(CarrierInbound)} (carrier, from_number, "to", body, raw, received_at, message_id)
+        INSERT INTO {quoted_table(CarrierInbound)} (carrier, from_number, "to", body, raw, received_at, message_id)
         SELECT 'sandbox', from_number, "to", body, CASE WHEN redacted_at IS NULL THEN jsonb_build_object(
                 'from', from_number, 'to', "to", 'body', body, 'id', carrier_message_id) ELSE '"redacted"' END,
             created_at, id
         FROM {message} WHERE id > %(after)s AND direction = 'inbound' ORDER BY id
     """, p)
-    ledger = _table(LedgerEntry)
+    ledger = quoted_table(LedgerEntry)
     # A charge for every live outbound message with a price; a refund for what no carrier took.
     cursor.execute(f"""
         INSERT INTO {ledger} (public_id, account_id, livemode, type, amount, currency, message_id, reason,
             created_by_id, created_at)
-        SELECT {_id('txn', "'c' || id")}, account_id, true, 'charge', -price, currency, public_id, '', NULL::integer,
+        SELECT {sql_id('txn', "'c' || id")}, account_id, true, 'charge', -price, currency, public_id, '', NULL::integer,
             created_at
         FROM {message} WHERE id > %(after)s AND livemode AND direction = 'outbound' AND price > 0
         UNION ALL
-        SELECT {_id('txn', "'r' || id")}, account_id, true, 'refund', price, currency, public_id,
+        SELECT {sql_id('txn', "'r' || id")}, account_id, true, 'refund', price, currency, public_id,
             CASE status WHEN 'canceled' THEN 'canceled' ELSE error_code END, NULL,
             coalesce(failed_at, expired_at, canceled_at)
         FROM {message} WHERE id > %(after)s AND livemode AND status IN ('failed', 'expired', 'canceled') AND price > 0
@@ -478,19 +423,19 @@ def _opt_outs(accounts, messages: int) -> None:
 def _ledger_close(accounts, now) -> None:
     """A top-up at the start of each month covering it, then every live balance set to its ledger's sum (the
     invariant billing keeps: `billing.services`)."""
-    ledger = _table(LedgerEntry)
+    ledger = quoted_table(LedgerEntry)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"""
             INSERT INTO {ledger} (public_id, account_id, livemode, type, amount, currency, message_id, reason,
                 created_by_id, created_at)
-            SELECT {_id('txn', "'t' || account_id || '.' || month")}, account_id, true, 'top_up',
+            SELECT {sql_id('txn', "'t' || account_id || '.' || month")}, account_id, true, 'top_up',
                 ceil(-sum(amount) / 100) * 100 + 100, 'USD', '', 'Monthly top-up', NULL, month
             FROM (SELECT account_id, amount, date_trunc('month', created_at) AS month FROM {ledger}
                   WHERE account_id = ANY(%(accounts)s) AND type IN ('charge', 'refund')) AS entries
             GROUP BY account_id, month
         """, {"accounts": [a.pk for a, _ in accounts], "salt": secrets.token_hex(8)})
         cursor.execute(f"""
-            UPDATE {_table(Balance)} b SET amount = total.amount, updated_at = %(now)s
+            UPDATE {quoted_table(Balance)} b SET amount = total.amount, updated_at = %(now)s
             FROM (SELECT account_id, livemode, sum(amount) AS amount FROM {ledger} GROUP BY account_id, livemode) total
             WHERE b.account_id = total.account_id AND b.livemode = total.livemode AND b.account_id = ANY(%(accounts)s)
         """, {"accounts": [a.pk for a, _ in accounts], "now": now})
