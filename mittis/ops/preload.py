@@ -36,9 +36,11 @@ from mittis.db import quoted_table
 from mittis.ops.preload_sql import sql_id, sql_message_json, sql_status_case, sql_text, sql_when
 from mittis.ops.tasks import partitioned_tables
 from mittis.partitions import month_of, partitions_create
+from webhooks.compression import compress
 from webhooks.models import Delivery, DeliveryAttempt, Event, WebhookEndpoint
 
 CHUNK = 1_000_000  # messages per statement: big enough that per-statement costs vanish, small enough to report progress
+EVENTS_MESSAGES_AT_ONCE = 20_000  # the events of this many messages in memory at once (about 60 MB)
 HISTORY = timedelta(days=395)  # 13 months
 # The last day's messages, at least this many (a small preload still has a day of traffic with every status in
 # it): the only ones still in flight, and those with idempotency records.
@@ -334,7 +336,7 @@ def _related(cursor, after: int, p: dict) -> None:
     hook_event = quoted_table(Event)
     cursor.execute(f"SELECT coalesce(max(id), 0) FROM {hook_event}")
     after_event = cursor.fetchone()[0]
-    cursor.execute(f"""
+    events_sql = f"""
         WITH s AS MATERIALIZED (
             SELECT m.id AS message_id, m.account_id, m.livemode, m.public_id AS object_id, m.redacted_at,
                 step.sequence, step.type, step.carrier_status,
@@ -343,19 +345,28 @@ def _related(cursor, after: int, p: dict) -> None:
                 step.status, {data} AS data
             FROM (SELECT *, CASE WHEN metadata = '{{}}'::jsonb THEN '{{}}' ELSE
                              '{{"ref":' || to_json(metadata->>'ref')::text || '}}' END AS metadata_text
-                  FROM {message} WHERE id > %(after)s) AS m
+                  FROM {message} WHERE id > %(low)s AND id <= %(high)s) AS m
             JOIN {_steps_sql()} ON step.final = m.status
             LEFT JOIN {attempt} a ON a.message_id = m.id AND a.number = 1
             ORDER BY m.id, step.sequence
         )
-        INSERT INTO {hook_event} (public_id, account_id, livemode, type, object_id, sequence, payload, status,
-            carrier_status, created_at)
         SELECT public_id, account_id, livemode, type, object_id, sequence,
             '{{"object":"event","id":' || to_json(public_id)::text || ',"type":' || to_json(type)::text
             || ',"created_at":' || {sql_when("at")} || ',"livemode":' || livemode::text || ',"sequence":' || sequence
             || ',"data":' || data || '}}', status, carrier_status, at
         FROM s
-    """, p)
+    """
+    # Compressed as publishing compresses them (webhooks/compression.py), which SQL cannot: each range's events are
+    # read, compressed here and copied in, in id order.
+    cursor.execute(f"SELECT coalesce(max(id), 0) FROM {message}")
+    newest = cursor.fetchone()[0]
+    for low in range(after, newest, EVENTS_MESSAGES_AT_ONCE):
+        cursor.execute(events_sql, {**p, "low": low, "high": low + EVENTS_MESSAGES_AT_ONCE})
+        rows = cursor.fetchall()
+        with cursor.cursor.copy(f"COPY {hook_event} (public_id, account_id, livemode, type, object_id, sequence, "
+                                "payload, status, carrier_status, created_at) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row((*row[:6], compress(row[6]), *row[7:]))
     delivery, delivery_attempt, endpoint = quoted_table(Delivery), quoted_table(DeliveryAttempt), quoted_table(WebhookEndpoint)
     cursor.execute(f"SELECT coalesce(max(id), 0) FROM {delivery}")
     after_delivery = cursor.fetchone()[0]

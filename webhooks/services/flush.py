@@ -19,6 +19,7 @@ from mittis.celery import enqueue
 from mittis.db import Statement, insert_rows, quoted_table
 from mittis.redis import MarkRequest, mark_clear, marks_take
 from webhooks import transport
+from webhooks.compression import decompress
 from webhooks.models import LANE_KEYS, Delivery, DeliveryAttempt, Event, WebhookEndpoint
 from webhooks.services.attempts import note_endpoint_health, record_attempt
 from webhooks.services.endpoints import signing_secrets
@@ -158,7 +159,7 @@ def _claim_in_one_statement(due, *, endpoint: WebhookEndpoint, locked_until: dat
             "AND event.created_at = claimed.event_created_at "  # the event's partition alone
             "ORDER BY claimed.id", [locked_until, *due_params])
         rows = cursor.fetchall()
-    return [Delivery(id=id, event=Event(id=event_id, public_id=event_public_id, payload=payload),
+    return [Delivery(id=id, event=Event(id=event_id, public_id=event_public_id, payload=decompress(payload)),
                      endpoint=endpoint, callback_url=callback_url, status=Delivery.PENDING, attempts=attempts,
                      next_attempt_at=next_attempt_at, locked_until=locked_until)
             for id, event_id, attempts, next_attempt_at, callback_url, event_public_id, payload in rows]
