@@ -314,7 +314,7 @@ def test_unique_text_columns_refuse_a_duplicate(db, table, column):
 
 @pytest.mark.parametrize("table, column", INDEXED_TEXT)
 def test_the_ids_of_a_partitioned_table_are_indexed(db, table, column):
-    """By hash: an id is only ever looked up whole, and a hash index of it is a third of a B-tree's bytes."""
+    """By hash: an id is only ever looked up whole, and a hash index keeps 4 bytes of it a row, not the id."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexdef LIKE %s",
                        [table, f"%({column})"])

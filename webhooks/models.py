@@ -108,8 +108,9 @@ class Event(models.Model):
             models.Index(fields=["account", "livemode", "-id"], name="event_list_idx"),
             models.Index(fields=["account", "livemode", "type", "-id"], name="event_type_idx"),
             models.Index(fields=["account", "livemode", "created_at"], name="event_time_idx"),
-            # Hash indexes where a query only ever asks "equal to": a third of a B-tree's bytes for ids this long,
-            # three events a message (an object's few events are sorted by sequence once found).
+            # Hash indexes where a query only ever asks "equal to": a 4-byte hash a row, not the 28-character id
+            # (15 MiB against 18 and 22 for B-trees at 100,000 messages); an object's few events are sorted by
+            # sequence once found.
             HashIndex(fields=["public_id"], name="event_public_id_idx"),
             # The object's timeline, and its redaction.
             HashIndex(fields=["object_id"], name="event_object_idx"),
