@@ -73,3 +73,24 @@ def month_freed() -> tuple[float, str, str]:
         partitions_drop_before(partitioned, next_month(oldest))
     seconds = time.monotonic() - started
     return seconds, "s", f"{oldest:%Y-%m}: {rows:,.0f} rows, {size / 2**20:,.0f} MiB, in {len(tables)} tables"
+
+
+def growth_table(growth: list[tuple]) -> list[str]:
+    """The lines of the preload's table: (name, the empty figure or None, the grown figure) rows, each figure
+    (value, unit, its ratio to R1 or None, or a note in its place for the rows measured once)."""
+    rows = [("measurement", "empty", "preloaded", "ratio")]
+    for name, (value, unit, relative), (grown, grown_unit, grown_relative) in (
+            (name, empty or (0, "", None), grown) for name, empty, grown in growth):
+        if isinstance(grown_relative, str):  # retention, the month freed: a note, not a ratio
+            rows.append((name, "", f"{grown:,.{3 if grown_unit == 'x R1' else 1}f} {grown_unit}", grown_relative))
+        elif relative is not None:
+            rows.append((name, f"{value:,.0f} {unit} ({relative:.3f} x R1)",
+                         f"{grown:,.0f} {grown_unit} ({grown_relative:.3f} x R1)",
+                         f"{grown_relative / relative:.2f} (x R1)"))
+        else:
+            precision = 0 if unit == "req/s" else 2
+            rows.append((name, f"{value:,.{precision}f} {unit}", f"{grown:,.{precision}f} {unit}",
+                         f"{grown / value:.2f}" if value else ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    return [lines[0], "-" * (sum(widths) + 9), *lines[1:]]
