@@ -148,8 +148,16 @@ class RetentionMark(models.Model):
         return f"{self.account_id}: redacted before {self.redacted_before:%Y-%m-%d %H:%M}"
 
 
+class SendAttemptQuerySet(models.QuerySet):
+    def of(self, message_ids, *, since) -> "SendAttemptQuerySet":
+        """The attempts of the messages `message_ids`, the oldest of which was created at `since`. None is older
+        than its message (its writers see to that), so PostgreSQL reads only the months since (the partitions)."""
+        return self.filter(message_id__in=message_ids, started_at__gte=since)
+
+
 class SendAttempt(models.Model):
-    """One try of one carrier for one message: what the API shows as the message's `attempts`."""
+    """One try of one carrier for one message: what the API shows as the message's `attempts`. None is older than its
+    message: read a message's through `SendAttempt.objects.of`, which starts there."""
 
     ACCEPTED, TEMPORARY_ERROR, REJECTED, UNKNOWN, SKIPPED = (
         "accepted", "temporary_error", "rejected", "unknown", "skipped")
@@ -166,6 +174,8 @@ class SendAttempt(models.Model):
     raw_code = models.CharField(max_length=64, blank=True, help_text="What the carrier said, verbatim.")
     error_code = models.CharField(max_length=64, blank=True, help_text="Our normalised code.")
     error_message = models.CharField(max_length=500, blank=True)
+
+    objects = SendAttemptQuerySet.as_manager()
 
     class Meta:
         ordering = ["message_id", "number"]

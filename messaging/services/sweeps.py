@@ -62,7 +62,7 @@ def messages_recover_interrupted(*, older_than: timedelta, limit: int = SWEEP_LI
             message = Message.objects.select_for_update().get(pk=message_id)
             if message.status != statuses.SENDING or message.updated_at >= cutoff:
                 continue
-            attempts = SendAttempt.objects.filter(message_id=message_id)
+            attempts = SendAttempt.objects.of([message_id], since=message.created_at)
             latest = attempts.order_by("-number").first()
             interrupted = not attempts.filter(started_at__gte=message.updated_at).exists()  # nothing since the claim
             accepted = (latest is not None and latest.outcome == SendAttempt.ACCEPTED
@@ -72,10 +72,10 @@ def messages_recover_interrupted(*, older_than: timedelta, limit: int = SWEEP_LI
             recovered.append(message_id)
             if interrupted:
                 # Numbered and failed under the row lock, in one transaction: a second run of the sweep finds
-                # the message failed, and numbers nothing.
+                # the message failed, and numbers nothing. Not before the message (SendAttempt.objects.of).
                 SendAttempt.objects.create(
                     message_id=message_id, number=(latest.number + 1) if latest else 1,
-                    carrier=latest.carrier if latest else "", started_at=message.updated_at,
+                    carrier=latest.carrier if latest else "", started_at=max(message.updated_at, message.created_at),
                     outcome=SendAttempt.UNKNOWN, error_code="carrier_no_answer",
                     error_message="The send was interrupted (its worker stopped); the carrier may or may not have it.")
                 message_fail(message_id=message_id, error_code="carrier_no_answer",
