@@ -6,6 +6,7 @@ from django.utils.html import format_html, format_html_join
 
 from billing.models import LedgerEntry
 from billing.pricing import format_amount
+from messaging.models import SendAttempt
 from webhooks.models import DeliveryAttempt
 
 
@@ -17,7 +18,7 @@ def render_timeline(message, *, request=None) -> str:
         rows.append((event.created_at, 0, "event", format_html(
             "<strong>{}</strong> (#{}) {}", event.type, event.sequence,
             f"carrier said {event.carrier_status}" if event.carrier_status else ""), event.public_id))
-    for attempt in message.attempts.all():
+    for attempt in SendAttempt.objects.of([message.pk], since=message.created_at):
         detail = f"{attempt.outcome}, {attempt.latency_ms} ms"
         if attempt.carrier_message_id:
             detail += f", carrier id {attempt.carrier_message_id}"

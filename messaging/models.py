@@ -148,15 +148,23 @@ class RetentionMark(models.Model):
         return f"{self.account_id}: redacted before {self.redacted_before:%Y-%m-%d %H:%M}"
 
 
+class SendAttemptQuerySet(models.QuerySet):
+    def of(self, message_ids, *, since) -> "SendAttemptQuerySet":
+        """The attempts of the messages `message_ids`, the oldest of which was created at `since`. None is older
+        than its message (its writers see to that), so PostgreSQL reads only the months since (the partitions)."""
+        return self.filter(message_id__in=message_ids, started_at__gte=since)
+
+
 class SendAttempt(models.Model):
-    """One try of one carrier for one message: what the API shows as the message's `attempts`."""
+    """One try of one carrier for one message: what the API shows as the message's `attempts`. None is older than its
+    message: read a message's through `SendAttempt.objects.of`, which starts there."""
 
     ACCEPTED, TEMPORARY_ERROR, REJECTED, UNKNOWN, SKIPPED = (
         "accepted", "temporary_error", "rejected", "unknown", "skipped")
     OUTCOMES = [(o, o) for o in (ACCEPTED, TEMPORARY_ERROR, REJECTED, UNKNOWN, SKIPPED)]
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attempts",
-                                db_index=False)  # attempt_number_unique leads with it
+                                db_index=False)  # attempt_number_idx leads with it
     number = models.PositiveSmallIntegerField(help_text="1, 2, 3... across carriers and retries.")
     carrier = models.CharField(max_length=32)
     started_at = models.DateTimeField()
@@ -167,9 +175,21 @@ class SendAttempt(models.Model):
     error_code = models.CharField(max_length=64, blank=True, help_text="Our normalised code.")
     error_message = models.CharField(max_length=500, blank=True)
 
+    # Partitioned by month of it (mittis/partitions.py): old months are dropped whole. Never before the message's
+    # `created_at`, which bounds every read of a message's attempts.
+    PARTITION_KEY = "started_at"
+
+    objects = SendAttemptQuerySet.as_manager()
+
     class Meta:
         ordering = ["message_id", "number"]
-        constraints = [models.UniqueConstraint(fields=["message", "number"], name="attempt_number_unique")]
+        # An index, not a unique constraint (partitioned: mittis/partitions.py). A message's numbers stay unique as
+        # one writer at a time numbers them: a send holding the attempt's claim (the conditional UPDATE of
+        # `send_attempts`: services/send.py claim_attempt, services/dispatch.py _claim_batch), which counts the rows
+        # of the attempts before, all written before their retry was scheduled; or the interrupted-send sweep
+        # (services/sweeps.py), under the row lock once the claim is older than any send lives, failing the message
+        # in that transaction.
+        indexes = [models.Index(fields=["message", "number"], name="attempt_number_idx")]
 
 
 class CarrierReport(models.Model):

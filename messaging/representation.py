@@ -66,11 +66,12 @@ _attempt_values = attrgetter(*ATTEMPT_FIELDS)
 
 
 def message_row(message: Message, *, attempts: Iterable[SendAttempt] | None = None) -> dict:
-    """The message object of a model instance. `attempts` stands in for `message.attempts.all()` (a message
-    not yet inserted has none, and no related manager)."""
+    """The message object of a model instance. `attempts`: its attempts in order when the caller has them (a message
+    not yet inserted has none); read otherwise."""
+    if attempts is None:
+        attempts = SendAttempt.objects.of([message.pk], since=message.created_at)
     return message_json(dict(zip(MESSAGE_FIELDS, _message_values(message))), [
-        dict(zip(ATTEMPT_FIELDS, _attempt_values(a)))
-        for a in (message.attempts.all() if attempts is None else attempts)])
+        dict(zip(ATTEMPT_FIELDS, _attempt_values(a))) for a in attempts])
 
 
 def messages_json(rows: list[Mapping]) -> Iterator[dict]:
@@ -80,7 +81,7 @@ def messages_json(rows: list[Mapping]) -> Iterator[dict]:
     attempts: dict[int, list] = {}
     # One array parameter, not one per message: the same statement each time.
     ids = RawSQL("SELECT unnest(%s::bigint[])", [[row["id"] for row in rows]])
-    for values in (SendAttempt.objects.filter(message_id__in=ids)
+    for values in (SendAttempt.objects.of(ids, since=min(row["created_at"] for row in rows))
                    .order_by("message_id", "number").values(*ATTEMPT_FIELDS)):
         attempts.setdefault(values["message_id"], []).append(values)
     for values in rows:

@@ -10,7 +10,9 @@ What partitioning costs in constraints: PostgreSQL enforces a unique index on a 
 the partition key, so these tables hold none besides their primary key (id, key). Nothing that money or
 idempotency relies on is among them: the ledger's one charge per message, the idempotency keys and the messages' own
 ids are on tables that are not partitioned. A partitioned row's `public_id` is unique because it is 24 random
-base-62 characters (mittis/ids.py), as unique as a key's; it is indexed, not constrained.
+base-62 characters (mittis/ids.py), as unique as a key's; it is indexed, not constrained. A send attempt's
+(message, number) is indexed too, and unique as one writer at a time numbers a message's attempts (SendAttempt's
+Meta says which); reads bound a message's attempts by its creation, so they read only the months since.
 """
 
 from dataclasses import dataclass

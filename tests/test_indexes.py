@@ -8,7 +8,7 @@ what the planner would pick if no fitting index existed. The time each takes at 
 docs/operations.md (Measurements).
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 import json
 
 from django.conf import settings
@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from mittis.api.idempotency import redact_stored_answers
 from mittis.celery import app as celery_app
 from mittis.ops.tasks import partitioned_tables
-from mittis.partitions import month_of, next_month, partitions_create
+from mittis.partitions import month_of, next_month, partitions, partitions_create
 from tests.factories import AccountFactory, api_key_for
 
 ROWS = 30_000  # enough that reading a table costs the planner more than any fitting index
@@ -49,7 +49,8 @@ SWEEPS = {
 # Tasks whose plan at this test's scale may also read a whole small index, or take another index: only "no table read
 # whole" is held.
 SCALE_BOUND = {"messaging.requeue_stale_messages"}
-GROWING = {"messaging_message", "messaging_export", "api_idempotencyrecord", "webhooks_event", "webhooks_delivery"}
+GROWING = {"messaging_message", "messaging_export", "api_idempotencyrecord", "webhooks_event", "webhooks_delivery",
+           "messaging_sendattempt"}
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +92,11 @@ def _history():
               '', now() + interval '3 days', CASE WHEN st = 'scheduled' THEN now() + interval '2 days' END
             FROM (SELECT i, (ARRAY['queued', 'sending', 'sent', 'scheduled'])[least(1 + i %% 13, 4)] AS st
                   FROM generate_series(1, 520) i) s""", {"account": account.pk})
+        cursor.execute("""
+            INSERT INTO messaging_sendattempt (message_id, number, carrier, started_at, latency_ms, outcome,
+              carrier_message_id, raw_code, error_code, error_message)
+            SELECT id, 1, 'sandbox', created_at + interval '0.3 seconds', 40, 'accepted', carrier_message_id, '', '', ''
+            FROM messaging_message WHERE status = 'delivered'""")
         cursor.execute("""
             INSERT INTO webhooks_event (public_id, livemode, type, object_id, sequence, payload, created_at, account_id)
             SELECT 'evt_h' || id, false, 'message.delivered', public_id, 3, '{}', created_at, account_id
@@ -266,6 +272,36 @@ def test_a_list_page_reads_only_the_messages_it_shows(history, db, query):
                                                           "message_public_id_unique"}  # its ids; rows by id; a cursor
         assert LIST_PAGES[query] in {node["Index Name"] for node in nodes}
     assert sum(node.get("Rows Removed by Filter", 0) for node in nodes) == 0, nodes
+
+
+# --- A message's attempts: read from the months since the message was created ------------------------------------------
+ATTEMPT_READS = {
+    "retrieve": "/v1/messages/msg_h29990",  # some three hours old
+    "list page": "/v1/messages?limit=100&status=delivered",  # the newest delivered: a day and a half
+}
+
+
+@pytest.mark.parametrize("read", ATTEMPT_READS)
+def test_a_recent_messages_attempts_are_read_from_the_months_since_it_was_created_alone(history, db, read):
+    """The attempts' partitions PostgreSQL ran are those of the months since the oldest message shown was created (and
+    the default one): each message's probe skips the months before (`a.started_at >= m.created_at`), PostgreSQL's
+    pruning as it runs, so the plan lists them all and EXPLAIN ANALYZE shows them never executed."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_for(history)}")
+    client.get("/v1/messages?limit=1")  # the key looked up and touched: what remains is the read's
+
+    statements = statements_of(lambda: client.get(ATTEMPT_READS[read]))
+
+    shown = client.get(ATTEMPT_READS[read]).json()
+    shown = shown.get("data", [shown])
+    assert shown and all(len(message["attempts"]) == 1 for message in shown)
+    since = month_of(min(datetime.fromisoformat(message["created_at"]) for message in shown))
+    months = {name: month for month, name in partitions("messaging_sendattempt").items()}
+    ran = {node["Relation Name"] for sql, params in statements if sql.lstrip().upper().startswith("SELECT")
+           for node in analysed(sql, params)
+           if node.get("Actual Loops") and node.get("Relation Name", "").startswith("messaging_sendattempt_p")}
+    assert min(months.values()) < since  # the history's older months are there to be skipped
+    assert ran and all(months.get(name, since) >= since for name in ran), ran  # the default one has no month
 
 
 def analysed(sql: str, params) -> list[dict]:

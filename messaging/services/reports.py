@@ -85,7 +85,7 @@ def _apply(carrier: str, incoming: list[_Incoming], attempts: dict) -> list[Mess
         for item, message in zip(incoming, found):
             if message is not None and item.report.carrier_message_id in attempts:
                 writes.know_attempts(message.pk, attempts[item.report.carrier_message_id])
-        writes.load_attempts({message.pk for message in found if message is not None})
+        writes.load_attempts([message for message in found if message is not None])
         records, matched_kept = [], []
         for item, message in zip(incoming, found):
             report = item.report

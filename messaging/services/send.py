@@ -108,7 +108,7 @@ def send_claimed(message: Message, carriers: list, attempt: int, *, made: list |
     sms = OutboundSms(reference=message.public_id, sender=message.from_number, to=message.to,
                       body=message.body, livemode=message.livemode, attempt=attempt,
                       validity_seconds=_remaining_validity(message))
-    number = 1 if attempt == 1 else SendAttempt.objects.filter(message_id=message_id).count() + 1
+    number = 1 if attempt == 1 else SendAttempt.objects.of([message_id], since=message.created_at).count() + 1
     last_error, paused = None, 0
     refusals = []  # final for their carrier, not for the message (`fail_over`)
     for carrier in carriers:
@@ -116,7 +116,9 @@ def send_claimed(message: Message, carriers: list, attempt: int, *, made: list |
         if row is not None and row.breaker_state == row.OPEN and not breaker_take_probe(row):
             paused += 1
             continue  # another send is probing it, or its cool-down is not over
-        started_at, started = timezone.now(), time.monotonic()
+        # Never before the message, which bounds its attempts' reads (SendAttempt.objects.of): the clock of the web
+        # process that stamped `created_at` may run ahead of this one.
+        started_at, started = max(timezone.now(), message.created_at), time.monotonic()
 
         def record(**outcome):
             attempt_row = _attempt_row(message, carrier.name, started_at, started, number=number, **outcome)
@@ -164,7 +166,7 @@ def send_claimed(message: Message, carriers: list, attempt: int, *, made: list |
         _retry_later(message_id, attempt)
         return SendOutcome(retry=True)
     # A carrier left out of `carriers` (carriers_for) or skipped here is paused by its breaker, or disabled.
-    _fail_exhausted(message_id, made=number - 1, last_error=last_error, none_tried=paused == len(carriers))
+    _fail_exhausted(message, made=number - 1, last_error=last_error, none_tried=paused == len(carriers))
     return SendOutcome()
 
 
@@ -174,11 +176,13 @@ def _breaker_answered(row, name: str) -> None:
         breaker_record(name, ok=True)
 
 
-def _fail_exhausted(message_id: int, *, made: int, last_error: tuple | None, none_tried: bool) -> None:
+def _fail_exhausted(message: Message, *, made: int, last_error: tuple | None, none_tried: bool) -> None:
     """Fail a message out of attempts, with the code and words of the last carrier's answer. `made`: its attempts
     (SendAttempt rows), which a retry that found no carrier to try did not add to; `none_tried`: the last one."""
+    message_id = message.pk
     if last_error is None:  # the answer of the last carrier tried, on an earlier attempt
-        tried = SendAttempt.objects.filter(message_id=message_id).exclude(error_code="").order_by("-number").first()
+        tried = (SendAttempt.objects.of([message_id], since=message.created_at).exclude(error_code="")
+                 .order_by("-number").first())
         last_error = (tried.carrier, CarrierError(tried.error_code, tried.error_message,
                                                   carrier_status=tried.raw_code)) if tried else None
     carrier_name, error = last_error or ("", None)
@@ -257,7 +261,7 @@ def carriers_accepted(accepted: list[Accepted]) -> None:
             message = item.message = locked[item.message.pk]
             if item.attempts is not None:
                 writes.know_attempts(message.pk, item.attempts)
-        writes.load_attempts(locked)
+        writes.load_attempts(locked.values())
         for item in accepted:
             message = item.message
             message.carrier, message.carrier_message_id = item.carrier, item.result.carrier_message_id

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from messaging import statuses
@@ -54,23 +54,34 @@ def messages_recover_interrupted(*, older_than: timedelta, limit: int = SWEEP_LI
     and is left alone.
     """
     cutoff = timezone.now() - older_than
-    since_claim = SendAttempt.objects.filter(message=OuterRef("pk"), started_at__gte=OuterRef("updated_at"))
     candidates = list(Message.objects.filter(status=statuses.SENDING, updated_at__lt=cutoff)
                       .order_by("updated_at").values_list("pk", flat=True)[:limit])  # as in messages_requeue_stale
     recovered = []
     for message_id in candidates:
-        latest = SendAttempt.objects.filter(message_id=message_id).order_by("-number").first()
         with transaction.atomic():
             message = Message.objects.select_for_update().get(pk=message_id)
             if message.status != statuses.SENDING or message.updated_at >= cutoff:
                 continue
-            interrupted = not Message.objects.filter(pk=message_id).filter(Exists(since_claim)).exists()
+            attempts = SendAttempt.objects.of([message_id], since=message.created_at)
+            latest = attempts.order_by("-number").first()
+            interrupted = not attempts.filter(started_at__gte=message.updated_at).exists()  # nothing since the claim
             accepted = (latest is not None and latest.outcome == SendAttempt.ACCEPTED
                         and not message.carrier_message_id)
             if not interrupted and not accepted:
                 continue  # waiting for its retry or its report
             recovered.append(message_id)
-        if accepted and not interrupted:
+            if interrupted:
+                # Numbered and failed under the row lock, in one transaction: a second run of the sweep finds
+                # the message failed, and numbers nothing. Not before the message (SendAttempt.objects.of).
+                SendAttempt.objects.create(
+                    message_id=message_id, number=(latest.number + 1) if latest else 1,
+                    carrier=latest.carrier if latest else "", started_at=max(message.updated_at, message.created_at),
+                    outcome=SendAttempt.UNKNOWN, error_code="carrier_no_answer",
+                    error_message="The send was interrupted (its worker stopped); the carrier may or may not have it.")
+                message_fail(message_id=message_id, error_code="carrier_no_answer",
+                             error_message=MESSAGE_ERRORS["carrier_no_answer"].message)
+                continue
+        if accepted:
             # The report the dead worker would have scheduled is lost with it: asked again where the carrier
             # answers (the sandbox); elsewhere the carrier's own callback brings it.
             try:
@@ -80,13 +91,6 @@ def messages_recover_interrupted(*, older_than: timedelta, limit: int = SWEEP_LI
                 report = None
             carriers_accepted([Accepted(message, latest.carrier, SendResult(
                 carrier_message_id=latest.carrier_message_id, scheduled_report=report), attempt=None, attempts=None)])
-            continue
-        SendAttempt.objects.create(
-            message_id=message_id, number=(latest.number + 1) if latest else 1, carrier=latest.carrier if latest else "",
-            started_at=message.updated_at, outcome=SendAttempt.UNKNOWN, error_code="carrier_no_answer",
-            error_message="The send was interrupted (its worker stopped); the carrier may or may not have it.")
-        message_fail(message_id=message_id, error_code="carrier_no_answer",
-                     error_message=MESSAGE_ERRORS["carrier_no_answer"].message)
     return recovered
 
 

@@ -35,14 +35,15 @@ class BatchWrites:
         """All of a message's attempts, which the caller holds already (a send that just made them)."""
         self.attempts[message_id] = attempts
 
-    def load_attempts(self, message_ids) -> None:
+    def load_attempts(self, messages) -> None:
         """Read the attempts of the messages whose events are to be written, in one query, for those not known."""
-        missing = [pk for pk in message_ids if pk not in self.attempts]
+        missing = {message.pk: message for message in messages if message.pk not in self.attempts}
         if not missing:
             return
         for pk in missing:
             self.attempts[pk] = []
-        for attempt in SendAttempt.objects.filter(message_id__in=missing).order_by("message_id", "number"):
+        oldest = min(message.created_at for message in missing.values())
+        for attempt in SendAttempt.objects.of(list(missing), since=oldest).order_by("message_id", "number"):
             self.attempts[attempt.message_id].append(attempt)
 
     def changed(self, message: Message, fields: list[str]) -> None:
@@ -59,7 +60,7 @@ class BatchWrites:
         if sequence is None:
             message.event_sequence += 1
             self.changed(message, ["event_sequence"])
-        self.load_attempts([message.pk])
+        self.load_attempts([message])
         self.events.append(message_event(message, event_type, data=message_row(message, attempts=self.attempts[message.pk]),
                                          carrier_status=carrier_status, created_at=timezone.now()))
 

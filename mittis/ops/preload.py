@@ -347,7 +347,7 @@ def _related(cursor, after: int, p: dict) -> None:
                              '{{"ref":' || to_json(metadata->>'ref')::text || '}}' END AS metadata_text
                   FROM {message} WHERE id > %(low)s AND id <= %(high)s) AS m
             JOIN {_steps_sql()} ON step.final = m.status
-            LEFT JOIN {attempt} a ON a.message_id = m.id AND a.number = 1
+            LEFT JOIN {attempt} a ON a.message_id = m.id AND a.number = 1 AND a.started_at >= m.created_at
             ORDER BY m.id, step.sequence
         )
         SELECT public_id, account_id, livemode, type, object_id, sequence,

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+import time_machine
 
 from messaging import statuses
 from messaging.carriers import sandbox
@@ -183,3 +184,25 @@ def test_a_send_whose_worker_died_after_the_carrier_took_it_is_settled_with_the_
     assert (message.status, message.carrier_message_id) == (ends, result.carrier_message_id)
     assert [t for _, t, _ in timeline(message)][:2] == ["message.queued", "message.sent"]
     assert message.attempts.count() == 1  # never sent again
+
+
+# --- An attempt is never older than its message: every read of a message's attempts starts at its creation -----------
+def test_a_worker_whose_clock_runs_behind_the_webs_stamps_its_attempt_no_earlier_than_the_message(create, api):
+    message = create()
+
+    with time_machine.travel(message.created_at - timedelta(seconds=5), tick=False):
+        message_send(message_id=message.pk)
+
+    assert SendAttempt.objects.get(message=message).started_at == message.created_at
+    assert [a["outcome"] for a in api.get(f"/v1/messages/{message.public_id}").json()["attempts"]] == ["accepted"]
+
+
+def test_an_interrupted_send_claimed_by_a_clock_behind_the_webs_is_recorded_no_earlier_than_the_message(create, api):
+    message = create()
+    Message.objects.filter(pk=message.pk).update(status="sending", send_attempts=1,
+                                                 updated_at=message.created_at - timedelta(seconds=5))
+
+    assert messages_recover_interrupted(older_than=timedelta(0)) == [message.pk]
+
+    assert SendAttempt.objects.get(message=message).started_at == message.created_at
+    assert [a["outcome"] for a in api.get(f"/v1/messages/{message.public_id}").json()["attempts"]] == ["unknown"]

@@ -74,11 +74,11 @@ def store(account, *, status: str, direction: str, attempts: bool, redacted: boo
         # A whole second: Python's isoformat leaves the fraction out, unlike the other timestamps'.
         send_at=now.replace(microsecond=0) + timedelta(hours=1) if status == statuses.SCHEDULED else None,
         expires_at=now + timedelta(hours=4) if outbound else None, redacted_at=now if redacted else None, **times)
-    if attempts:
+    if attempts:  # never before the message (SendAttempt.objects.of)
         SendAttempt.objects.bulk_create([
-            SendAttempt(message=message, number=1, carrier="sandbox", started_at=now, latency_ms=2_000,
+            SendAttempt(message=message, number=1, carrier="sandbox", started_at=message.created_at, latency_ms=2_000,
                         outcome=SendAttempt.TEMPORARY_ERROR, raw_code="503", error_code="carrier_unavailable"),
-            SendAttempt(message=message, number=2, carrier="sandbox", started_at=now, latency_ms=12,
+            SendAttempt(message=message, number=2, carrier="sandbox", started_at=message.created_at, latency_ms=12,
                         outcome=SendAttempt.ACCEPTED, carrier_message_id="sbx_1"),
         ])
     return message
